@@ -1,0 +1,44 @@
+# One command to set up and test (`make test`), one to run the main job (`make demo`).
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+DEMO_STORE ?= demo.duckdb
+FASHION_MNIST_DIR ?= $(wildcard ../shared/data/fashion-mnist)
+export FASHION_MNIST_DIR
+
+.PHONY: install test lint typecheck pytest demo bench clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ".[dev,keras,plot]"
+	touch $(STAMP)
+
+lint: install
+	$(BIN)/ruff check hpostore analysis tests examples benchmarks
+	$(BIN)/ruff format --check hpostore analysis tests examples benchmarks
+
+typecheck: install
+	$(BIN)/mypy
+
+pytest: install
+	$(BIN)/python -m pytest -q
+
+test: lint typecheck pytest
+
+# The main job: LeNet on Fashion-MNIST, random search on a short budget,
+# logged to $(DEMO_STORE); then the trials as the log holds them.
+demo: install
+	$(BIN)/python examples/lenet_fashion_mnist.py --store $(DEMO_STORE) --study demo-random \
+		--trials 4 --epochs 1 --train-subset 12000
+	$(BIN)/hpostore trials $(DEMO_STORE) demo-random
+
+bench: install
+	$(BIN)/python -m pip install --quiet -e ".[bench]"
+	$(BIN)/python benchmarks/overhead.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,68 @@
+"""hpostore: hyperparameter optimization whose memory is an append-only event log.
+
+The textbook API (d2l.ai, "Hyperparameter Optimization"), made durable and resumable::
+
+    from scipy import stats
+    from hpostore import BasicScheduler, HPOTuner, RandomSearcher, open_store
+
+    searcher = RandomSearcher({"x": stats.uniform(-1, 2)}, seed=0)
+    tuner = HPOTuner(BasicScheduler(searcher), lambda x: x * x,
+                     store=open_store("runs.duckdb"), study="quadratic")
+    tuner.run(number_of_trials=20)
+"""
+
+__version__ = "0.1.0"
+
+from ._hyper import HyperParameters, add_to_class  # noqa: E402
+from .errors import (  # noqa: E402
+    ConfigSpaceError,
+    CorruptLogError,
+    FormatVersionError,
+    HPOStoreError,
+    InvalidArgument,
+    ObjectiveSignatureError,
+    ReadOnlyStoreError,
+    ReplayDivergence,
+    StoreLocked,
+    StudyMismatch,
+    TooManyFailures,
+)
+from .events import FORMAT_VERSION, Event, Kind  # noqa: E402
+from .schedulers import BasicScheduler, HPOScheduler  # noqa: E402
+from .searchers import HPOSearcher, RandomSearcher  # noqa: E402
+from .space import ConfigSpace  # noqa: E402
+from .store import EventLog, open_store  # noqa: E402
+from .study import StudyState, TrialStatus, replay, replay_table  # noqa: E402
+from .tuner import HPOTuner  # noqa: E402
+
+__all__ = [
+    "FORMAT_VERSION",
+    "BasicScheduler",
+    "ConfigSpace",
+    "ConfigSpaceError",
+    "CorruptLogError",
+    "Event",
+    "EventLog",
+    "FormatVersionError",
+    "HPOScheduler",
+    "HPOSearcher",
+    "HPOStoreError",
+    "HPOTuner",
+    "HyperParameters",
+    "InvalidArgument",
+    "Kind",
+    "ObjectiveSignatureError",
+    "RandomSearcher",
+    "ReadOnlyStoreError",
+    "ReplayDivergence",
+    "StoreLocked",
+    "StudyMismatch",
+    "StudyState",
+    "TooManyFailures",
+    "TrialStatus",
+    "__version__",
+    "add_to_class",
+    "open_store",
+    "replay",
+    "replay_table",
+]

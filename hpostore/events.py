@@ -1,0 +1,165 @@
+"""The event record: kinds, the Arrow schema, the tail (JSON lines) encoding, the format version.
+
+This module is the one contract between the write path (``hpostore``) and the read path
+(``analysis``); see DESIGN.md, "The event log".
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import pyarrow as pa
+
+#: Major format version written into every ``study`` event. A reader refuses a larger one.
+FORMAT_VERSION = 1
+
+
+class Kind(str, enum.Enum):
+    """Event kinds. Extend, never repurpose."""
+
+    STUDY = "study"
+    SESSION = "session"
+    SUGGEST = "suggest"
+    START = "start"
+    REPORT = "report"
+    EVALUATE = "evaluate"
+    FAIL = "fail"
+    #: the trial in flight when a session was interrupted (Ctrl-C); it is re-run on resume
+    INTERRUPT = "interrupt"
+    STOP = "stop"
+    PROMOTE = "promote"
+    PAUSE = "pause"
+    UPDATE = "update"
+    END = "end"
+
+
+KINDS: frozenset[str] = frozenset(k.value for k in Kind)
+
+#: Arrow schema of the ``events`` table; DuckDB and Parquet hold the same columns.
+SCHEMA = pa.schema(
+    [
+        pa.field("study", pa.string(), nullable=False),
+        pa.field("seq", pa.int64(), nullable=False),
+        pa.field("ts", pa.timestamp("us", tz="UTC"), nullable=False),
+        pa.field("elapsed", pa.float64(), nullable=False),
+        pa.field("session", pa.string(), nullable=False),
+        pa.field("kind", pa.string(), nullable=False),
+        pa.field("trial", pa.int64()),
+        pa.field("config", pa.string()),
+        pa.field("resource", pa.float64()),
+        pa.field("error", pa.float64()),
+        pa.field("runtime", pa.float64()),
+        pa.field("worker", pa.string()),
+        pa.field("payload", pa.string()),
+    ]
+)
+COLUMNS: tuple[str, ...] = tuple(SCHEMA.names)
+
+#: A row in column order; ``ts`` is an int (microseconds since the Unix epoch, UTC).
+Row = tuple[
+    str, int, int, float, str, str, "int | None", "str | None", "float | None",
+    "float | None", "float | None", "str | None", "str | None",
+]  # fmt: skip
+
+DUCKDB_DDL = """
+CREATE TABLE IF NOT EXISTS events (
+    study    VARCHAR     NOT NULL,
+    seq      BIGINT      NOT NULL,
+    ts       TIMESTAMPTZ NOT NULL,
+    elapsed  DOUBLE      NOT NULL,
+    session  VARCHAR     NOT NULL,
+    kind     VARCHAR     NOT NULL,
+    trial    BIGINT,
+    config   VARCHAR,
+    resource DOUBLE,
+    error    DOUBLE,
+    runtime  DOUBLE,
+    worker   VARCHAR,
+    payload  VARCHAR,
+    PRIMARY KEY (study, seq)
+)
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """One logged step. ``config`` and ``payload`` are JSON text; ``ts`` is µs since the epoch (UTC)."""
+
+    study: str
+    seq: int
+    ts: int
+    elapsed: float
+    session: str
+    kind: str
+    trial: int | None = None
+    config: str | None = None
+    resource: float | None = None
+    error: float | None = None
+    runtime: float | None = None
+    worker: str | None = None
+    payload: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.seq < 1:
+            raise ValueError(f"`seq >= 1` must hold, but got seq={self.seq}")
+        if not isinstance(self.kind, str) or not self.kind:
+            raise ValueError(f"event kind must be a non-empty string, got {self.kind!r}")
+
+    def to_row(self) -> Row:
+        return (
+            self.study, self.seq, self.ts, self.elapsed, self.session, self.kind, self.trial,
+            self.config, self.resource, self.error, self.runtime, self.worker, self.payload,
+        )  # fmt: skip
+
+    @classmethod
+    def from_row(cls, row: Row | list[Any]) -> Event:
+        return cls(*row)
+
+    def config_dict(self) -> dict[str, Any] | None:
+        return None if self.config is None else json.loads(self.config)
+
+    def payload_dict(self) -> dict[str, Any]:
+        return {} if self.payload is None else json.loads(self.payload)
+
+
+def encode_line(row: Row) -> bytes:
+    """One tail line: a JSON array in column order, newline-terminated."""
+    return (json.dumps(row, separators=(",", ":"), allow_nan=True) + "\n").encode()
+
+
+def decode_line(line: bytes) -> Row:
+    """Inverse of :func:`encode_line`; raises ``ValueError`` on anything malformed."""
+    value = json.loads(line)
+    if not isinstance(value, list) or len(value) != len(COLUMNS):
+        raise ValueError(f"expected a JSON array of {len(COLUMNS)} columns")
+    if not isinstance(value[0], str) or not isinstance(value[1], int):
+        raise ValueError("study must be a string and seq an integer")
+    return tuple(value)  # type: ignore[return-value]
+
+
+def rows_to_table(rows: list[Row]) -> pa.Table:
+    """Column-wise Arrow table of ``rows`` with :data:`SCHEMA`."""
+    columns = list(zip(*rows)) if rows else [()] * len(COLUMNS)
+    arrays = [pa.array(col, type=field.type) for col, field in zip(columns, SCHEMA)]
+    return pa.Table.from_arrays(arrays, schema=SCHEMA)
+
+
+def table_to_events(table: pa.Table) -> list[Event]:
+    """Events of an Arrow table with the events schema (``ts`` becomes µs since the epoch)."""
+    table = table.select(list(COLUMNS))
+    cols = [table.column(i) for i in range(len(COLUMNS))]
+    cols[2] = cols[2].cast(pa.int64())
+    return [Event(*r) for r in zip(*(c.to_pylist() for c in cols))]
+
+
+def dumps(value: Any) -> str:
+    """Canonical JSON for configs and payloads (plain JSON types only, no NaN)."""
+    return json.dumps(value, separators=(",", ":"), sort_keys=True, allow_nan=False)
+
+
+def is_finite_number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)

@@ -1,0 +1,72 @@
+"""The searcher interface (textbook ``HPOSearcher``) and seeded per-trial randomness."""
+
+from __future__ import annotations
+
+import hashlib
+from abc import ABC, abstractmethod
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from .._hyper import HyperParameters
+from ..errors import InvalidArgument
+
+if TYPE_CHECKING:
+    from ..study import StudyState
+
+
+def check_seed(seed: Any) -> int | None:
+    """``seed`` as a non-negative int (or None); raises :class:`InvalidArgument` otherwise."""
+    if seed is None:
+        return None
+    if isinstance(seed, np.integer):
+        seed = int(seed)
+    if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
+        raise InvalidArgument(f"seed must be a non-negative int or None, got {seed!r}")
+    return seed
+
+
+def trial_uniforms(seed: int, index: int, n: int) -> list[float]:
+    """``n`` uniforms in (0, 1) for sample ``index`` of a searcher seeded with ``seed``.
+
+    Counter-based (BLAKE2b of ``seed:index:block``): no hidden RNG stream to restore, any index
+    computable on its own (resume, parallel workers), and ~1 µs instead of the ~40 µs it takes
+    to seed a numpy Generator.
+    """
+    out: list[float] = []
+    block = 0
+    while len(out) < n:
+        digest = hashlib.blake2b(f"{seed}:{index}:{block}".encode(), digest_size=64).digest()
+        for j in range(0, 64, 8):
+            out.append(((int.from_bytes(digest[j : j + 8], "little") >> 11) + 0.5) / 9007199254740992.0)
+        block += 1
+    return out[:n]
+
+
+def trial_rng(seed: int, index: int) -> np.random.Generator:
+    """A numpy Generator for sample ``index``: ``default_rng([seed, index])`` (DESIGN.md)."""
+    return np.random.default_rng([seed, index])
+
+
+class HPOSearcher(HyperParameters, ABC):
+    """Proposes configurations (textbook API).
+
+    Subclasses implement :meth:`sample_configuration` and may implement :meth:`update`.
+    Built-in searchers also implement :meth:`restore` (rebuild from the log in one pass);
+    a searcher without it is resumed by re-executing its calls and checking each proposal
+    against the log.
+    """
+
+    @abstractmethod
+    def sample_configuration(self) -> dict[str, Any]:
+        """The next configuration to evaluate."""
+
+    def update(self, config: dict[str, Any], error: float, additional_info: Any = None) -> None:
+        """Observe the error of ``config`` (default: nothing to learn)."""
+
+    def bind_seed(self, seed: int) -> None:
+        """Adopt the study's logged seed (built-in searchers); default: no seed used."""
+
+    def restore(self, state: StudyState) -> None:
+        """Rebuild internal state from a replayed study; ``NotImplementedError`` means re-execute."""
+        raise NotImplementedError

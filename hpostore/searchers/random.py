@@ -1,0 +1,69 @@
+"""Random search with randomness derived from the logged seed, one sample at a time."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from ..errors import StudyMismatch
+from ..space import ConfigSpace
+from .base import HPOSearcher, check_seed, trial_uniforms
+
+if TYPE_CHECKING:
+    from ..study import StudyState
+
+
+class RandomSearcher(HPOSearcher):
+    """Samples each hyperparameter independently from its domain (textbook ``RandomSearcher``).
+
+    Sample ``k`` is a pure function of ``(seed, k)``, so a resumed study proposes exactly what an
+    uninterrupted one would. ``seed=None`` draws a seed once and the study logs it; a resume
+    then continues with the logged seed.
+
+    >>> from scipy import stats
+    >>> s = RandomSearcher({"lr": stats.loguniform(1e-3, 1)}, initial_config={"lr": 0.1}, seed=0)
+    >>> s.sample_configuration()
+    {'lr': 0.1}
+    >>> 1e-3 <= s.sample_configuration()["lr"] <= 1
+    True
+    """
+
+    def __init__(
+        self,
+        config_space: Mapping[str, Any],
+        initial_config: Mapping[str, Any] | None = None,
+        seed: int | None = None,
+    ) -> None:
+        self.save_hyperparameters()
+        self.space = ConfigSpace(config_space)
+        self.seed: int | None = check_seed(seed)
+        self._initial = (
+            None if initial_config is None else self.space.check_config(initial_config, what="initial_config")
+        )
+        self._n_sampled = 0
+
+    def bind_seed(self, seed: int) -> None:
+        if self.seed is None:
+            self.seed = seed
+        elif self.seed != seed:
+            raise StudyMismatch(
+                f"RandomSearcher(seed={self.seed}) cannot continue a study that was started with "
+                f"seed={seed}; pass seed={seed} (or seed=None) to resume it, or use a new study name"
+            )
+        self._hparams["seed"] = self.seed
+
+    def sample_configuration(self) -> dict[str, Any]:
+        if self.seed is None:
+            self.bind_seed(secrets.randbits(63))
+        assert self.seed is not None
+        index = self._n_sampled
+        self._n_sampled += 1
+        if index == 0 and self._initial is not None:
+            return dict(self._initial)
+        return self.space.sample(trial_uniforms(self.seed, index, self.space.n_random))
+
+    def restore(self, state: StudyState) -> None:
+        if type(self).sample_configuration is not RandomSearcher.sample_configuration:
+            raise NotImplementedError  # a subclass may sample differently: re-execute it
+        self._n_sampled = len(state.trials)

@@ -1,0 +1,286 @@
+"""Replay: the state of a study is a pure fold over its events.
+
+``StudyState`` is built only by :meth:`StudyState.apply` (one event at a time, live in the tuner)
+or :func:`replay` / :func:`replay_table` (a whole log, on resume or for analysis). Both run the
+same ``_apply``: no I/O, no randomness, so the same events give the same state bit for bit.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import pyarrow as pa
+
+from .errors import CorruptLogError, FormatVersionError
+from .events import FORMAT_VERSION, Event, Kind
+
+_SUGGEST, _UPDATE = 0, 1
+
+
+class TrialStatus(str, enum.Enum):
+    SUGGESTED = "suggested"  # proposed, not yet dispatched
+    RUNNING = "running"  # dispatched in the current session
+    INTERRUPTED = "interrupted"  # was in flight when its session ended or died; re-run on resume
+    FINISHED = "finished"  # the objective returned an error
+    FAILED = "failed"  # the objective raised or returned something unusable
+
+
+#: statuses of trials that must be (re-)run to finish
+UNFINISHED = (TrialStatus.SUGGESTED, TrialStatus.RUNNING, TrialStatus.INTERRUPTED)
+
+
+@dataclass(slots=True)
+class TrialState:
+    """One trial as the log tells it (mutated only by the fold)."""
+
+    trial: int
+    config_json: str
+    status: TrialStatus = TrialStatus.SUGGESTED
+    error: float | None = None
+    runtime: float | None = None
+    resource: float | None = None
+    attempts: int = 0
+    updated: bool = False
+    worker: str | None = None
+    session: str | None = None
+    suggested_at: float = 0.0
+    started_at: float | None = None
+    finished_at: float | None = None
+    message: str | None = None
+    _config: dict[str, Any] | None = None
+
+    @property
+    def config(self) -> dict[str, Any]:
+        if self._config is None:
+            self._config = json.loads(self.config_json)
+        return dict(self._config)
+
+
+class StudyState:
+    """What a study's events say: trials, incumbent, trajectory, elapsed time."""
+
+    def __init__(self, study: str) -> None:
+        self.study = study
+        self.seq = 0
+        self.elapsed = 0.0
+        self.spec: dict[str, Any] | None = None
+        self.trials: dict[int, TrialState] = {}
+        #: (0 = suggest | 1 = update, trial) in log order: the calls re-execution replays
+        self.calls: list[tuple[int, int]] = []
+        self.finished: list[int] = []  # trial ids in the order their results arrived
+        self.trajectory: list[float] = []  # best error after each finished trial
+        self.finished_elapsed: list[float] = []  # elapsed at each finished trial
+        self.incumbent_trial: int | None = None
+        self.n_failed = 0
+        self.sessions = 0
+        self.session_open = False
+        self.last_kind: str | None = None
+        self.decisions: list[tuple[int, str, int | None, str | None]] = []
+
+    # --- the fold ---------------------------------------------------------------------------
+    def apply(self, event: Event) -> StudyState:
+        self._apply(
+            event.seq, event.kind, event.trial, event.config, event.resource, event.error,
+            event.runtime, event.elapsed, event.session, event.worker, event.payload,
+        )  # fmt: skip
+        return self
+
+    def apply_row(self, row: tuple[Any, ...]) -> None:
+        """Apply a row in the events column order (as returned by ``EventLog.append``)."""
+        self._apply(row[1], row[5], row[6], row[7], row[8], row[9], row[10], row[3], row[4], row[11], row[12])
+
+    def _apply(
+        self,
+        seq: int,
+        kind: str,
+        trial: int | None,
+        config: str | None,
+        resource: float | None,
+        error: float | None,
+        runtime: float | None,
+        elapsed: float,
+        session: str,
+        worker: str | None,
+        payload: str | None,
+    ) -> None:
+        if seq != self.seq + 1:
+            raise CorruptLogError(f"study {self.study!r}: expected seq {self.seq + 1} after {self.seq}, got {seq}")
+        self.seq = seq
+        self.elapsed = elapsed
+        self.last_kind = kind
+        if kind == "suggest":
+            if trial is None or config is None or trial in self.trials:
+                raise CorruptLogError(f"study {self.study!r} seq {seq}: suggest needs a new trial id and a config")
+            self.trials[trial] = TrialState(trial, config, suggested_at=elapsed, session=session)
+            self.calls.append((_SUGGEST, trial))
+            return
+        if kind == "study":
+            self._apply_study(seq, payload)
+            return
+        if kind == "session":
+            self.sessions += 1
+            self.session_open = True
+            for t in self.trials.values():
+                if t.status is TrialStatus.RUNNING:
+                    t.status = TrialStatus.INTERRUPTED
+            return
+        if kind == "end":
+            self.session_open = False
+            for t in self.trials.values():
+                if t.status is TrialStatus.RUNNING:
+                    t.status = TrialStatus.INTERRUPTED
+            return
+        t = self._trial(seq, kind, trial) if trial is not None else None
+        if t is None:
+            return  # a kind without a trial that this version does not know: skipped
+        if kind == "start":
+            t.status = TrialStatus.RUNNING
+            t.attempts += 1
+            t.worker = worker
+            t.session = session
+            t.started_at = elapsed
+        elif kind == "evaluate":
+            if error is None:
+                raise CorruptLogError(f"study {self.study!r} seq {seq}: evaluate without an error")
+            t.status = TrialStatus.FINISHED
+            t.error, t.runtime, t.finished_at = error, runtime, elapsed
+            if resource is not None:
+                t.resource = resource
+            self.finished.append(t.trial)
+            best = self.trials[self.incumbent_trial].error if self.incumbent_trial is not None else None
+            if best is None or error < best:
+                self.incumbent_trial = t.trial
+                best = error
+            self.trajectory.append(best)
+            self.finished_elapsed.append(elapsed)
+        elif kind == "fail":
+            t.status = TrialStatus.FAILED
+            t.runtime, t.finished_at = runtime, elapsed
+            t.message = json.loads(payload).get("message") if payload else None
+            self.n_failed += 1
+        elif kind == "interrupt":
+            t.status = TrialStatus.INTERRUPTED
+        elif kind == "update":
+            t.updated = True
+            self.calls.append((_UPDATE, t.trial))
+        elif kind == "report":
+            if resource is not None:
+                t.resource = resource if t.resource is None else max(t.resource, resource)
+        elif kind in ("stop", "promote", "pause"):
+            self.decisions.append((seq, kind, t.trial, payload))
+
+    def _trial(self, seq: int, kind: str, trial: int) -> TrialState:
+        t = self.trials.get(trial)
+        if t is None:
+            raise CorruptLogError(f"study {self.study!r} seq {seq}: {kind} of trial {trial}, which was never suggested")
+        return t
+
+    def _apply_study(self, seq: int, payload: str | None) -> None:
+        if seq != 1 or payload is None:
+            raise CorruptLogError(f"study {self.study!r}: the study event must come first (seq 1) with a spec")
+        spec = json.loads(payload)
+        version = spec.get("format_version")
+        if not isinstance(version, int) or version > FORMAT_VERSION:
+            raise FormatVersionError(
+                f"study {self.study!r} was written in event-log format version {version} "
+                f"(hpostore {spec.get('hpostore_version', '?')}); this hpostore reads versions up to "
+                f"{FORMAT_VERSION}. Upgrade hpostore (pip install -U hpostore) to read it."
+            )
+        self.spec = spec
+
+    # --- views ------------------------------------------------------------------------------
+    @property
+    def n_finished(self) -> int:
+        return len(self.finished)
+
+    @property
+    def next_trial(self) -> int:
+        return max(self.trials) + 1 if self.trials else 0
+
+    def unfinished(self) -> list[TrialState]:
+        return [t for t in self.trials.values() if t.status in UNFINISHED]
+
+    def not_updated(self) -> list[TrialState]:
+        return [t for t in self.trials.values() if t.status is TrialStatus.FINISHED and not t.updated]
+
+    @property
+    def incumbent(self) -> dict[str, Any] | None:
+        return None if self.incumbent_trial is None else self.trials[self.incumbent_trial].config
+
+    @property
+    def incumbent_error(self) -> float | None:
+        return None if self.incumbent_trial is None else self.trials[self.incumbent_trial].error
+
+    def records(self) -> list[dict[str, Any]]:
+        """The textbook's ``records``: config, error, runtime of each finished trial in order."""
+        out = []
+        for i in self.finished:
+            t = self.trials[i]
+            out.append({"config": t.config, "error": t.error, "runtime": t.runtime})
+        return out
+
+    def trials_table(self) -> pa.Table:
+        ts = list(self.trials.values())
+        return pa.table(
+            {
+                "trial": pa.array([t.trial for t in ts], pa.int64()),
+                "status": pa.array([t.status.value for t in ts], pa.string()),
+                "config": pa.array([t.config_json for t in ts], pa.string()),
+                "error": pa.array([t.error for t in ts], pa.float64()),
+                "runtime": pa.array([t.runtime for t in ts], pa.float64()),
+                "resource": pa.array([t.resource for t in ts], pa.float64()),
+                "attempts": pa.array([t.attempts for t in ts], pa.int64()),
+                "suggested_at": pa.array([t.suggested_at for t in ts], pa.float64()),
+                "started_at": pa.array([t.started_at for t in ts], pa.float64()),
+                "finished_at": pa.array([t.finished_at for t in ts], pa.float64()),
+                "worker": pa.array([t.worker for t in ts], pa.string()),
+                "session": pa.array([t.session for t in ts], pa.string()),
+                "message": pa.array([t.message for t in ts], pa.string()),
+            }
+        )
+
+    def summary(self) -> dict[str, Any]:
+        """A comparable snapshot of everything the state holds (for tests and debugging)."""
+        return {
+            "seq": self.seq,
+            "elapsed": self.elapsed,
+            "spec": self.spec,
+            "trials": [
+                (t.trial, t.config_json, t.status.value, t.error, t.runtime, t.resource, t.attempts, t.updated, t.message)
+                for t in self.trials.values()
+            ],
+            "calls": list(self.calls),
+            "finished": list(self.finished),
+            "trajectory": list(self.trajectory),
+            "finished_elapsed": list(self.finished_elapsed),
+            "incumbent_trial": self.incumbent_trial,
+            "n_failed": self.n_failed,
+            "sessions": self.sessions,
+            "session_open": self.session_open,
+            "decisions": list(self.decisions),
+        }
+
+
+def replay(study: str, events: Iterable[Event]) -> StudyState:
+    """``fold(apply, events)``: the state of ``study`` after ``events`` (ordered by seq)."""
+    state = StudyState(study)
+    for event in events:
+        state.apply(event)
+    return state
+
+
+_REPLAY_COLUMNS = ["seq", "kind", "trial", "config", "resource", "error", "runtime", "elapsed", "session", "worker", "payload"]
+
+
+def replay_table(study: str, table: pa.Table) -> StudyState:
+    """:func:`replay` straight from an Arrow table of events (no Event objects: fast resume)."""
+    state = StudyState(study)
+    apply = state._apply
+    cols = [table.column(c).to_pylist() for c in _REPLAY_COLUMNS]
+    for values in zip(*cols):
+        apply(*values)
+    return state
