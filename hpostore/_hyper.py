@@ -55,7 +55,9 @@ class HyperParameters:
         args = getattr(self, "_hparams", {})
         return {
             "class": f"{cls.__module__}.{cls.__qualname__}",
-            "args": {k: encode_value(v, where=f"{cls.__name__}.{k}") for k, v in sorted(args.items())},
+            "args": {
+                k: encode_value(v, where=f"{cls.__name__}.{k}") for k, v in sorted(args.items())
+            },
         }
 
 

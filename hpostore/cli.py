@@ -56,7 +56,9 @@ def _studies(args: argparse.Namespace) -> pa.Table:
 def _trials(args: argparse.Namespace) -> pa.Table:
     with open_store(args.path, read_only=True) as store:
         if args.study not in store.studies():
-            raise HPOStoreError(f"{args.path} has no study {args.study!r}; its studies: {store.studies()}")
+            raise HPOStoreError(
+                f"{args.path} has no study {args.study!r}; its studies: {store.studies()}"
+            )
         table = store.trials(args.study)
     return flatten_configs(table.drop_columns(["session", "suggested_at"]))
 
@@ -84,10 +86,18 @@ def build_parser() -> argparse.ArgumentParser:
         description="Look into an hpostore event log (a DuckDB file). Every command is read-only.",
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    p = sub.add_parser("studies", help="list the studies in a store", description="List the studies in a store with counts and best error.")
+    p = sub.add_parser(
+        "studies",
+        help="list the studies in a store",
+        description="List the studies in a store with counts and best error.",
+    )
     p.add_argument("path", help="the store, e.g. runs.duckdb")
     p.set_defaults(run=_studies)
-    p = sub.add_parser("trials", help="one line per trial of a study", description="Show one line per trial of a study: status, config, error, runtime.")
+    p = sub.add_parser(
+        "trials",
+        help="one line per trial of a study",
+        description="Show one line per trial of a study: status, config, error, runtime.",
+    )
     p.add_argument("path", help="the store, e.g. runs.duckdb")
     p.add_argument("study", help="the study's name")
     p.set_defaults(run=_trials)

@@ -138,7 +138,7 @@ def decode_line(line: bytes) -> Row:
         raise ValueError(f"expected a JSON array of {len(COLUMNS)} columns")
     if not isinstance(value[0], str) or not isinstance(value[1], int):
         raise ValueError("study must be a string and seq an integer")
-    return tuple(value)  # type: ignore[return-value]
+    return tuple(value)
 
 
 def rows_to_table(rows: list[Row]) -> pa.Table:

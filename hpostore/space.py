@@ -28,15 +28,15 @@ _HINT = (
 
 def to_native(value: Any, *, where: str) -> JSONScalar:
     """``value`` as a plain Python JSON scalar (numpy scalars unwrapped); raises for anything else."""
-    if isinstance(value, np.generic):
-        value = value.item()
-    elif isinstance(value, np.ndarray) and value.ndim == 0:
+    if isinstance(value, np.generic) or isinstance(value, np.ndarray) and value.ndim == 0:
         value = value.item()
     if value is None or isinstance(value, (bool, int, str)):
         return value
     if isinstance(value, float):
         if not math.isfinite(value):
-            raise ConfigSpaceError(f"{where}: {value!r} is not a finite number and cannot be logged")
+            raise ConfigSpaceError(
+                f"{where}: {value!r} is not a finite number and cannot be logged"
+            )
         return value
     raise ConfigSpaceError(
         f"{where}: cannot record a {type(value).__name__} ({value!r}); configs hold plain "
@@ -79,7 +79,12 @@ class ScipyDomain:
         return int(value) if self.is_integer else float(value)
 
     def to_json(self) -> dict[str, Any]:
-        return {"type": "scipy", "dist": self.dist, "args": list(self.args), "kwds": dict(self.kwds)}
+        return {
+            "type": "scipy",
+            "dist": self.dist,
+            "args": list(self.args),
+            "kwds": dict(self.kwds),
+        }
 
     def __str__(self) -> str:
         parts = [repr(a) for a in self.args] + [f"{k}={v!r}" for k, v in self.kwds]
@@ -122,7 +127,10 @@ Domain = ScipyDomain | Choice | Constant
 
 
 def _number(value: Any, where: str) -> float:
-    native = to_native(value, where=where)
+    try:
+        native = to_native(value, where=where)
+    except ConfigSpaceError:
+        native = None
     if not isinstance(native, (int, float)) or isinstance(native, bool):
         raise ConfigSpaceError(f"{where}: distribution parameters must be numbers, got {value!r}")
     return native
@@ -133,7 +141,7 @@ def to_domain(name: str, value: Any) -> Domain:
     where = f"config_space[{name!r}]"
     if isinstance(value, (ScipyDomain, Choice, Constant)):
         return value
-    if isinstance(value, stats.rv_continuous) or isinstance(value, stats.rv_discrete):
+    if isinstance(value, (stats.rv_continuous, stats.rv_discrete)):
         raise ConfigSpaceError(
             f"{where}: got the distribution family {value.name!r}, not a frozen distribution; "
             f"call it with its parameters, e.g. stats.{value.name}(...). {_HINT}"
@@ -169,7 +177,9 @@ def domain_from_json(name: str, obj: Any) -> Domain:
         raise ConfigSpaceError(f"{where}: not a recorded domain: {obj!r}")
     kind = obj["type"]
     if kind == "scipy":
-        if not isinstance(getattr(stats, str(obj.get("dist")), None), (stats.rv_continuous, stats.rv_discrete)):
+        if not isinstance(
+            getattr(stats, str(obj.get("dist")), None), (stats.rv_continuous, stats.rv_discrete)
+        ):
             raise ConfigSpaceError(f"{where}: scipy.stats has no distribution {obj.get('dist')!r}")
         return ScipyDomain(
             str(obj["dist"]),
@@ -233,12 +243,16 @@ class ConfigSpace:
     def from_json(cls, obj: Mapping[str, Any]) -> ConfigSpace:
         return cls({name: domain_from_json(name, d) for name, d in obj.items()})
 
-    def check_config(self, config: Mapping[str, Any], *, what: str = "config") -> dict[str, JSONScalar]:
+    def check_config(
+        self, config: Mapping[str, Any], *, what: str = "config"
+    ) -> dict[str, JSONScalar]:
         """``config`` with native values, checked to name exactly this space's hyperparameters."""
         if not isinstance(config, Mapping):
             raise ConfigSpaceError(f"{what} must be a dict, got {type(config).__name__}")
         unknown = sorted(set(config) - set(self.domains))
-        missing = [n for n, d in self.domains.items() if n not in config and not isinstance(d, Constant)]
+        missing = [
+            n for n, d in self.domains.items() if n not in config and not isinstance(d, Constant)
+        ]
         if unknown or missing:
             raise ConfigSpaceError(
                 f"{what} must name the config space's hyperparameters {self.names}; "
@@ -246,7 +260,7 @@ class ConfigSpace:
             )
         out: dict[str, JSONScalar] = {}
         for name, d in self.domains.items():
-            value = config[name] if name in config else d.value  # type: ignore[union-attr]
+            value = config[name] if name in config else getattr(d, "value", None)
             out[name] = to_native(value, where=f"{what}[{name!r}]")
         return out
 
@@ -256,5 +270,7 @@ class ConfigSpace:
         for name in sorted(set(self.domains) | set(other.domains)):
             a, b = self.domains.get(name), other.domains.get(name)
             if a != b:
-                lines.append(f"  {name}: logged {a if a is not None else '(absent)'}, now {b if b is not None else '(absent)'}")
+                lines.append(
+                    f"  {name}: logged {a if a is not None else '(absent)'}, now {b if b is not None else '(absent)'}"
+                )
         return "\n".join(lines)

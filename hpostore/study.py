@@ -16,7 +16,7 @@ from typing import Any
 import pyarrow as pa
 
 from .errors import CorruptLogError, FormatVersionError
-from .events import FORMAT_VERSION, Event, Kind
+from .events import FORMAT_VERSION, Event
 
 _SUGGEST, _UPDATE = 0, 1
 
@@ -91,7 +91,19 @@ class StudyState:
 
     def apply_row(self, row: tuple[Any, ...]) -> None:
         """Apply a row in the events column order (as returned by ``EventLog.append``)."""
-        self._apply(row[1], row[5], row[6], row[7], row[8], row[9], row[10], row[3], row[4], row[11], row[12])
+        self._apply(
+            row[1],
+            row[5],
+            row[6],
+            row[7],
+            row[8],
+            row[9],
+            row[10],
+            row[3],
+            row[4],
+            row[11],
+            row[12],
+        )
 
     def _apply(
         self,
@@ -108,13 +120,17 @@ class StudyState:
         payload: str | None,
     ) -> None:
         if seq != self.seq + 1:
-            raise CorruptLogError(f"study {self.study!r}: expected seq {self.seq + 1} after {self.seq}, got {seq}")
+            raise CorruptLogError(
+                f"study {self.study!r}: expected seq {self.seq + 1} after {self.seq}, got {seq}"
+            )
         self.seq = seq
         self.elapsed = elapsed
         self.last_kind = kind
         if kind == "suggest":
             if trial is None or config is None or trial in self.trials:
-                raise CorruptLogError(f"study {self.study!r} seq {seq}: suggest needs a new trial id and a config")
+                raise CorruptLogError(
+                    f"study {self.study!r} seq {seq}: suggest needs a new trial id and a config"
+                )
             self.trials[trial] = TrialState(trial, config, suggested_at=elapsed, session=session)
             self.calls.append((_SUGGEST, trial))
             return
@@ -134,9 +150,9 @@ class StudyState:
                 if t.status is TrialStatus.RUNNING:
                     t.status = TrialStatus.INTERRUPTED
             return
-        t = self._trial(seq, kind, trial) if trial is not None else None
-        if t is None:
+        if trial is None:
             return  # a kind without a trial that this version does not know: skipped
+        t = self._trial(seq, kind, trial)
         if kind == "start":
             t.status = TrialStatus.RUNNING
             t.attempts += 1
@@ -151,7 +167,11 @@ class StudyState:
             if resource is not None:
                 t.resource = resource
             self.finished.append(t.trial)
-            best = self.trials[self.incumbent_trial].error if self.incumbent_trial is not None else None
+            best = (
+                self.trials[self.incumbent_trial].error
+                if self.incumbent_trial is not None
+                else None
+            )
             if best is None or error < best:
                 self.incumbent_trial = t.trial
                 best = error
@@ -176,12 +196,16 @@ class StudyState:
     def _trial(self, seq: int, kind: str, trial: int) -> TrialState:
         t = self.trials.get(trial)
         if t is None:
-            raise CorruptLogError(f"study {self.study!r} seq {seq}: {kind} of trial {trial}, which was never suggested")
+            raise CorruptLogError(
+                f"study {self.study!r} seq {seq}: {kind} of trial {trial}, which was never suggested"
+            )
         return t
 
     def _apply_study(self, seq: int, payload: str | None) -> None:
         if seq != 1 or payload is None:
-            raise CorruptLogError(f"study {self.study!r}: the study event must come first (seq 1) with a spec")
+            raise CorruptLogError(
+                f"study {self.study!r}: the study event must come first (seq 1) with a spec"
+            )
         spec = json.loads(payload)
         version = spec.get("format_version")
         if not isinstance(version, int) or version > FORMAT_VERSION:
@@ -205,7 +229,9 @@ class StudyState:
         return [t for t in self.trials.values() if t.status in UNFINISHED]
 
     def not_updated(self) -> list[TrialState]:
-        return [t for t in self.trials.values() if t.status is TrialStatus.FINISHED and not t.updated]
+        return [
+            t for t in self.trials.values() if t.status is TrialStatus.FINISHED and not t.updated
+        ]
 
     @property
     def incumbent(self) -> dict[str, Any] | None:
@@ -250,7 +276,17 @@ class StudyState:
             "elapsed": self.elapsed,
             "spec": self.spec,
             "trials": [
-                (t.trial, t.config_json, t.status.value, t.error, t.runtime, t.resource, t.attempts, t.updated, t.message)
+                (
+                    t.trial,
+                    t.config_json,
+                    t.status.value,
+                    t.error,
+                    t.runtime,
+                    t.resource,
+                    t.attempts,
+                    t.updated,
+                    t.message,
+                )
                 for t in self.trials.values()
             ],
             "calls": list(self.calls),
@@ -273,7 +309,19 @@ def replay(study: str, events: Iterable[Event]) -> StudyState:
     return state
 
 
-_REPLAY_COLUMNS = ["seq", "kind", "trial", "config", "resource", "error", "runtime", "elapsed", "session", "worker", "payload"]
+_REPLAY_COLUMNS = [
+    "seq",
+    "kind",
+    "trial",
+    "config",
+    "resource",
+    "error",
+    "runtime",
+    "elapsed",
+    "session",
+    "worker",
+    "payload",
+]
 
 
 def replay_table(study: str, table: pa.Table) -> StudyState:

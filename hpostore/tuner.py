@@ -8,6 +8,7 @@ running the same script again continues the study where it stopped.
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import json
 import math
@@ -50,7 +51,9 @@ class Clock(Protocol):
 def native_config(config: Any, *, trial: int) -> dict[str, Any]:
     """A config as a dict of plain JSON scalars (numpy scalars unwrapped)."""
     if not isinstance(config, Mapping):
-        raise ConfigSpaceError(f"trial {trial}: the scheduler suggested a {type(config).__name__}, not a dict")
+        raise ConfigSpaceError(
+            f"trial {trial}: the scheduler suggested a {type(config).__name__}, not a dict"
+        )
     out = {}
     for name, value in config.items():
         if not isinstance(name, str):
@@ -62,13 +65,22 @@ def native_config(config: Any, *, trial: int) -> dict[str, Any]:
 def as_error(value: Any) -> tuple[float | None, str | None]:
     """(error, None) for a usable objective value, else (None, why not)."""
     if value is None:
-        return None, "the objective returned None; it must return the error to minimize (a finite number)"
+        return (
+            None,
+            "the objective returned None; it must return the error to minimize (a finite number)",
+        )
     if isinstance(value, (str, bytes, bool)):
-        return None, f"the objective returned a {type(value).__name__} ({value!r:.80}), not a number"
+        return (
+            None,
+            f"the objective returned a {type(value).__name__} ({value!r:.80}), not a number",
+        )
     try:
         error = float(value)
     except (TypeError, ValueError):
-        return None, f"the objective returned a {type(value).__name__} ({value!r:.80}), not a number"
+        return (
+            None,
+            f"the objective returned a {type(value).__name__} ({value!r:.80}), not a number",
+        )
     if not math.isfinite(error):
         return None, f"the objective returned {error}; errors must be finite"
     return error, None
@@ -78,9 +90,13 @@ def _diff(logged: Any, now: Any, path: str = "") -> list[str]:
     if isinstance(logged, dict) and isinstance(now, dict):
         out = []
         for k in sorted(set(logged) | set(now), key=str):
-            out += _diff(logged.get(k, "(absent)"), now.get(k, "(absent)"), f"{path}.{k}" if path else str(k))
+            out += _diff(
+                logged.get(k, "(absent)"), now.get(k, "(absent)"), f"{path}.{k}" if path else str(k)
+            )
         return out
-    return [] if logged == now else [f"  {path}: logged {json.dumps(logged)}, now {json.dumps(now)}"]
+    return (
+        [] if logged == now else [f"  {path}: logged {json.dumps(logged)}, now {json.dumps(now)}"]
+    )
 
 
 class HPOTuner(HyperParameters):
@@ -114,15 +130,22 @@ class HPOTuner(HyperParameters):
         trust_log: bool = False,
         clock: Clock = time.monotonic,
     ) -> None:
-        if not (callable(getattr(scheduler, "suggest", None)) and callable(getattr(scheduler, "update", None))):
+        if not (
+            callable(getattr(scheduler, "suggest", None))
+            and callable(getattr(scheduler, "update", None))
+        ):
             raise InvalidArgument(
                 f"scheduler must have suggest() and update(config, error) methods (an HPOScheduler), "
                 f"got {type(scheduler).__name__}"
             )
         if not callable(objective):
-            raise InvalidArgument(f"objective must be callable as objective(**config), got {type(objective).__name__}")
+            raise InvalidArgument(
+                f"objective must be callable as objective(**config), got {type(objective).__name__}"
+            )
         if max_failures is not None and (not isinstance(max_failures, int) or max_failures < 1):
-            raise InvalidArgument(f"max_failures must be a positive int or None, got {max_failures!r}")
+            raise InvalidArgument(
+                f"max_failures must be a positive int or None, got {max_failures!r}"
+            )
         if study is not None and (not isinstance(study, str) or not study):
             raise InvalidArgument(f"study must be a non-empty string, got {study!r}")
         self.scheduler = scheduler
@@ -141,15 +164,15 @@ class HPOTuner(HyperParameters):
         self.worker = f"{socket.gethostname()}:{os.getpid()}"
         self._state: StudyState = replay_table(self.study, self.store.events(self.study))
         if self._state.seq and self._state.spec is None:
-            raise CorruptLogError(f"study {self.study!r} in {self.store.path} does not start with a study event")
+            raise CorruptLogError(
+                f"study {self.study!r} in {self.store.path} does not start with a study event"
+            )
         self._configs: dict[int, Any] = {}  # trial -> the config object the scheduler returned
         self._caught_up = not self._state.trials
         self._session: str | None = None
         self._signature: inspect.Signature | None = None
-        try:
+        with contextlib.suppress(TypeError, ValueError):
             self._signature = inspect.signature(objective)
-        except (TypeError, ValueError):
-            pass
         if self._state.spec is not None:
             self._check_spec(self._state.spec)
 
@@ -234,7 +257,9 @@ class HPOTuner(HyperParameters):
 
     def _append(self, kind: str, **fields: Any) -> None:
         assert self._session is not None
-        row = self.store.append(self.study, kind, elapsed=self._elapsed(), session=self._session, **fields)
+        row = self.store.append(
+            self.study, kind, elapsed=self._elapsed(), session=self._session, **fields
+        )
         self._state.apply_row(row)
 
     def run(self, number_of_trials: int) -> HPOTuner:
@@ -244,10 +269,20 @@ class HPOTuner(HyperParameters):
         count is the study's total, so running the same script again after a crash finishes
         the job instead of starting it over.
         """
-        if not isinstance(number_of_trials, int) or isinstance(number_of_trials, bool) or number_of_trials < 0:
-            raise InvalidArgument(f"number_of_trials must be a non-negative int, got {number_of_trials!r}")
+        if (
+            not isinstance(number_of_trials, int)
+            or isinstance(number_of_trials, bool)
+            or number_of_trials < 0
+        ):
+            raise InvalidArgument(
+                f"number_of_trials must be a non-negative int, got {number_of_trials!r}"
+            )
         state = self._state
-        if state.spec is not None and state.n_finished >= number_of_trials and not state.not_updated():
+        if (
+            state.spec is not None
+            and state.n_finished >= number_of_trials
+            and not state.not_updated()
+        ):
             if self.verbose:
                 print(
                     f"Study {self.study!r} already holds {state.n_finished} finished trials "
@@ -276,7 +311,11 @@ class HPOTuner(HyperParameters):
                     )
         except BaseException as exc:
             if reason == "completed":
-                reason = "interrupted" if isinstance(exc, KeyboardInterrupt) else f"error: {type(exc).__name__}"
+                reason = (
+                    "interrupted"
+                    if isinstance(exc, KeyboardInterrupt)
+                    else f"error: {type(exc).__name__}"
+                )
             raise
         finally:
             self._append("end", payload=dumps({"reason": reason}))
@@ -369,7 +408,9 @@ class HPOTuner(HyperParameters):
     def _run_next(self) -> bool:
         """Run one trial (a re-run of an unfinished one first); True if it finished."""
         state = self._state
-        pending: TrialState | None = next((t for t in state.trials.values() if t.status in UNFINISHED), None)
+        pending: TrialState | None = next(
+            (t for t in state.trials.values() if t.status in UNFINISHED), None
+        )
         if pending is not None:
             trial, config = pending.trial, pending.config
             obj = self._configs.get(trial, config)
@@ -378,7 +419,11 @@ class HPOTuner(HyperParameters):
             obj = self.scheduler.suggest()
             config = native_config(obj, trial=trial)
             self._check_signature(config, trial)
-            self._append("suggest", trial=trial, config=json.dumps(config, separators=(",", ":"), allow_nan=False))
+            self._append(
+                "suggest",
+                trial=trial,
+                config=json.dumps(config, separators=(",", ":"), allow_nan=False),
+            )
             self._configs[trial] = obj
         attempt = state.trials[trial].attempts + 1
         self._append("start", trial=trial, worker=self.worker, payload=dumps({"attempt": attempt}))
@@ -386,10 +431,16 @@ class HPOTuner(HyperParameters):
         if self.verbose:
             print(f"Trial {trial}: config = {config}")
         t0 = self.clock()
+        message: str | None
         try:
             value = self.objective(**config)
         except KeyboardInterrupt:
-            self._append("interrupt", trial=trial, runtime=self.clock() - t0, payload=dumps({"reason": "KeyboardInterrupt"}))
+            self._append(
+                "interrupt",
+                trial=trial,
+                runtime=self.clock() - t0,
+                payload=dumps({"reason": "KeyboardInterrupt"}),
+            )
             raise
         except Exception as exc:  # the objective's failure is data: logged, and the study goes on
             error, message = None, f"{type(exc).__name__}: {exc}"

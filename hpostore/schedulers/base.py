@@ -54,6 +54,9 @@ class BasicScheduler(HPOScheduler):
         self.searcher.update(config, error, additional_info=info)
 
     def restore(self, state: StudyState) -> None:
-        if type(self).suggest is not BasicScheduler.suggest or type(self).update is not BasicScheduler.update:
+        if (
+            type(self).suggest is not BasicScheduler.suggest
+            or type(self).update is not BasicScheduler.update
+        ):
             raise NotImplementedError  # a subclass changed the calls: re-execute it
         self.searcher.restore(state)

@@ -38,7 +38,9 @@ def trial_uniforms(seed: int, index: int, n: int) -> list[float]:
     while len(out) < n:
         digest = hashlib.blake2b(f"{seed}:{index}:{block}".encode(), digest_size=64).digest()
         for j in range(0, 64, 8):
-            out.append(((int.from_bytes(digest[j : j + 8], "little") >> 11) + 0.5) / 9007199254740992.0)
+            out.append(
+                ((int.from_bytes(digest[j : j + 8], "little") >> 11) + 0.5) / 9007199254740992.0
+            )
         block += 1
     return out[:n]
 

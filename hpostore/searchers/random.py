@@ -39,7 +39,9 @@ class RandomSearcher(HPOSearcher):
         self.space = ConfigSpace(config_space)
         self.seed: int | None = check_seed(seed)
         self._initial = (
-            None if initial_config is None else self.space.check_config(initial_config, what="initial_config")
+            None
+            if initial_config is None
+            else self.space.check_config(initial_config, what="initial_config")
         )
         self._n_sampled = 0
 

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 from abc import ABC, abstractmethod
 from typing import Any
 
 import pyarrow as pa
 
-from ..events import KINDS, Row
 from ..errors import HPOStoreError, ReadOnlyStoreError
+from ..events import KINDS, Row
 
 #: Durability modes: ``durable`` (fdatasync before every objective call) or ``batched``.
 DURABILITY = ("durable", "batched")
@@ -50,7 +51,9 @@ class EventLog(ABC):
     ) -> Row:
         """Buffer one event; returns its row (with the assigned ``seq`` and ``ts``)."""
         if self.read_only:
-            raise ReadOnlyStoreError(f"{self.path} was opened read-only; open it without read_only=True to write")
+            raise ReadOnlyStoreError(
+                f"{self.path} was opened read-only; open it without read_only=True to write"
+            )
         if kind not in KINDS:
             raise HPOStoreError(f"unknown event kind {kind!r}; expected one of {sorted(KINDS)}")
         seq = self._next_seq.get(study)
@@ -108,13 +111,13 @@ class EventLog(ABC):
         self.close()
 
     def __del__(self) -> None:  # last resort; explicit close() is the contract
-        try:
+        with contextlib.suppress(Exception):  # never raise from a finalizer
             self.close()
-        except Exception:  # noqa: S110 - never raise from a finalizer
-            pass
 
 
-def open_store(path: str = "hpostore.duckdb", *, durability: str = "durable", read_only: bool = False) -> EventLog:
+def open_store(
+    path: str = "hpostore.duckdb", *, durability: str = "durable", read_only: bool = False
+) -> EventLog:
     """Open (or create) an event store.
 
     ``path`` is a DuckDB file (``runs.duckdb``) or ``":memory:"``. ``durability="durable"``

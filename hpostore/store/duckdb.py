@@ -26,7 +26,13 @@ from typing import Any, TypeVar
 import duckdb
 import pyarrow as pa
 
-from ..errors import CorruptLogError, FormatVersionError, HPOStoreError, ReadOnlyStoreError, StoreLocked
+from ..errors import (
+    CorruptLogError,
+    FormatVersionError,
+    HPOStoreError,
+    ReadOnlyStoreError,
+    StoreLocked,
+)
 from ..events import COLUMNS, DUCKDB_DDL, SCHEMA, Row, decode_line, encode_line, rows_to_table
 from .base import FOLD_INTERVAL_S, EventLog
 
@@ -51,7 +57,11 @@ def arrow(con: duckdb.DuckDBPyConnection, query: str, params: Any = None) -> pa.
 
 def execute(con: duckdb.DuckDBPyConnection, query: str, params: Any = None) -> list[Any]:
     """Run ``query`` to completion and return its rows (duckdb 2 wants every result consumed)."""
-    return con.execute(query, params).fetchall() if params is not None else con.execute(query).fetchall()
+    return (
+        con.execute(query, params).fetchall()
+        if params is not None
+        else con.execute(query).fetchall()
+    )
 
 
 def _is_lock_error(exc: BaseException) -> bool:
@@ -134,7 +144,7 @@ class DuckDBStore(EventLog):
         self._last_commit = self._last_fold = now
         if self._memory:
             self._con = duckdb.connect(":memory:")
-            self._execute(con, "SET TimeZone = 'UTC'")
+            execute(self._con, "SET TimeZone = 'UTC'")
             execute(self._con, DUCKDB_DDL)
         elif read_only:
             self._open_reader()
@@ -215,7 +225,9 @@ class DuckDBStore(EventLog):
         execute(con, "SET TimeZone = 'UTC'")
         quoted = self.path.replace("'", "''")
         try:
-            _retry_locked(lambda: execute(con, f"ATTACH '{quoted}' AS log (READ_ONLY)"), DUCKDB_LOCK_WAIT_S)
+            _retry_locked(
+                lambda: execute(con, f"ATTACH '{quoted}' AS log (READ_ONLY)"), DUCKDB_LOCK_WAIT_S
+            )
         except duckdb.IOException as exc:
             con.close()
             if _is_lock_error(exc):
@@ -227,15 +239,25 @@ class DuckDBStore(EventLog):
         except duckdb.Error as exc:
             con.close()
             raise HPOStoreError(f"cannot open {self.path} as a DuckDB file: {exc}") from exc
-        tables = {r[0] for r in execute(con, "SELECT table_name FROM duckdb_tables() WHERE database_name = 'log'")}
+        tables = {
+            r[0]
+            for r in execute(
+                con, "SELECT table_name FROM duckdb_tables() WHERE database_name = 'log'"
+            )
+        }
         if "events" not in tables:
             con.close()
-            raise FormatVersionError(f"{self.path} holds no hpostore events table; is it an hpostore store?")
+            raise FormatVersionError(
+                f"{self.path} holds no hpostore events table; is it an hpostore store?"
+            )
         self._check_table(con, "log.events")
         rows, _ = read_tail(self.tail_path)
         tail = rows_to_table(self._new_rows(con, "log.events", rows))
         con.register("_hpostore_tail", tail)
-        execute(con, "CREATE TEMP VIEW events AS SELECT * FROM log.events UNION ALL SELECT * FROM _hpostore_tail")
+        execute(
+            con,
+            "CREATE TEMP VIEW events AS SELECT * FROM log.events UNION ALL SELECT * FROM _hpostore_tail",
+        )
         self._con = con
 
     def _new_rows(self, con: duckdb.DuckDBPyConnection, table: str, rows: list[Row]) -> list[Row]:
@@ -335,7 +357,9 @@ class DuckDBStore(EventLog):
             rows, self._pending = self._pending, []
             self._write_tail(rows)
         if not self._fold(time.monotonic()):
-            raise StoreLocked(f"{self.path}: another process holds DuckDB's lock on the file; events are safe in {self.tail_path}")
+            raise StoreLocked(
+                f"{self.path}: another process holds DuckDB's lock on the file; events are safe in {self.tail_path}"
+            )
 
     def close(self) -> None:
         if self._closed:
@@ -376,17 +400,24 @@ class DuckDBStore(EventLog):
 
     def last_seq(self, study: str) -> int:
         con = self._reading()
-        return int(execute(con, "SELECT coalesce(max(seq), 0) FROM events WHERE study = ?", [study])[0][0])
+        return int(
+            execute(con, "SELECT coalesce(max(seq), 0) FROM events WHERE study = ?", [study])[0][0]
+        )
 
     def studies(self) -> list[str]:
         con = self._reading()
-        return [r[0] for r in execute(con, "SELECT study FROM events GROUP BY study ORDER BY min(ts), study")]
+        return [
+            r[0]
+            for r in execute(con, "SELECT study FROM events GROUP BY study ORDER BY min(ts), study")
+        ]
 
     def events(self, study: str, *, columns: list[str] | None = None) -> pa.Table:
         cols = list(COLUMNS) if columns is None else columns
         unknown = set(cols) - set(COLUMNS)
         if unknown:
-            raise HPOStoreError(f"unknown event columns {sorted(unknown)}; the columns are {list(COLUMNS)}")
+            raise HPOStoreError(
+                f"unknown event columns {sorted(unknown)}; the columns are {list(COLUMNS)}"
+            )
         con = self._reading()
         sel = ", ".join(cols)
         table = arrow(con, f"SELECT {sel} FROM events WHERE study = ? ORDER BY seq", [study])
