@@ -5,24 +5,22 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from scipy import stats
+from hypothesis import settings
 
 from hpostore import EventLog, open_store
 
-SPACE = {"x": stats.uniform(-1, 2), "lr": stats.loguniform(1e-3, 1), "n": stats.randint(1, 9), "act": ["relu", "tanh"]}
-
-
-def quadratic(x: float, lr: float, n: int, act: str) -> float:
-    return (x - 0.25) ** 2 + abs(lr - 0.1) + n / 100 + (0.05 if act == "tanh" else 0.0)
-
+# 2 shared cores: wall-clock deadlines would make property tests flaky, not stricter.
+settings.register_profile("hpostore", deadline=None)
+settings.load_profile("hpostore")
 
 @pytest.fixture
 def store_path(tmp_path: Path) -> str:
     return os.fspath(tmp_path / "runs.duckdb")
 
 
-# One contract suite runs every backend; "memory" is the in-memory DuckDB.
-BACKENDS = ["duckdb", "memory"]
+# One contract suite runs every backend; "memory" is the in-memory DuckDB, "parquet" a
+# directory of Parquet segments.
+BACKENDS = ["duckdb", "memory", "parquet"]
 
 
 @pytest.fixture(params=BACKENDS)
@@ -32,6 +30,7 @@ def backend(request: pytest.FixtureRequest) -> str:
 
 @pytest.fixture
 def fresh_store(backend: str, tmp_path: Path) -> Iterator[EventLog]:
-    store = open_store(":memory:" if backend == "memory" else os.fspath(tmp_path / "runs.duckdb"))
+    paths = {"memory": ":memory:", "parquet": os.fspath(tmp_path / "runs") + "/"}
+    store = open_store(paths.get(backend, os.fspath(tmp_path / "runs.duckdb")))
     yield store
     store.close()

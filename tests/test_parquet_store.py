@@ -1,0 +1,243 @@
+"""The Parquet directory backend beyond the shared contract: several processes, a second
+writer on one study, torn and corrupt segments, compaction."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import duckdb
+import pyarrow.parquet as pq
+import pytest
+
+import analysis
+from hpostore import CorruptLogError, HPOStoreError, open_store
+from hpostore.errors import StudyWriterConflict
+from hpostore.store.parquet import ParquetStore, list_segments, study_folder_name
+
+PYTHON = sys.executable
+ROOT = Path(__file__).resolve().parents[1]
+
+WRITER = textwrap.dedent(
+    """
+    import os, sys, time
+    from scipy import stats
+    from hpostore import BasicScheduler, HPOTuner, RandomSearcher, open_store
+    path, worker, go = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+    while not os.path.exists(go):  # start together
+        time.sleep(0.005)
+    store = open_store(path)
+    for name in ("a", "b"):
+        searcher = RandomSearcher({"x": stats.uniform(-1, 2)}, seed=worker)
+        HPOTuner(BasicScheduler(searcher), lambda x: x * x, store=store,
+                 study=f"w{worker}-{name}", verbose=False).run(15)
+    store.close()
+    """
+)
+
+
+def test_processes_write_different_studies_into_one_directory(tmp_path: Path) -> None:
+    path = os.fspath(tmp_path / "runs") + "/"
+    go = tmp_path / "go"
+    procs = [
+        subprocess.Popen(
+            [PYTHON, "-c", WRITER, path, str(w), os.fspath(go)],
+            cwd=ROOT,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for w in range(3)
+    ]
+    time.sleep(0.5)
+    go.touch()
+    for p in procs:
+        _, err = p.communicate(timeout=120)
+        assert p.returncode == 0, err
+    with open_store(path, read_only=True) as store:
+        assert sorted(store.studies()) == sorted(f"w{w}-{n}" for w in range(3) for n in "ab")
+        for study in store.studies():
+            events = store.events(study).to_pylist()
+            # study, session, 15 x (suggest, start, evaluate, update), end
+            assert [e["seq"] for e in events] == list(range(1, 64))
+            kinds = [e["kind"] for e in events]
+            assert kinds == ["study", "session"] + [
+                "suggest",
+                "start",
+                "evaluate",
+                "update",
+            ] * 15 + ["end"]
+            configs = {
+                e["trial"]: json.loads(e["config"]) for e in events if e["kind"] == "suggest"
+            }
+            for e in events:
+                if e["kind"] == "evaluate":
+                    assert e["error"] == pytest.approx(configs[e["trial"]]["x"] ** 2)
+            assert {e["study"] for e in events} == {study}
+    # readable as-is by plain DuckDB: every event once (each writer merged its segments at close)
+    con = duckdb.connect()
+    glob = os.fspath(tmp_path / "runs" / "**" / "*.parquet")
+    got = con.execute(
+        "SELECT count(*), count(DISTINCT (study, seq)) FROM read_parquet(?)", [glob]
+    ).fetchall()
+    assert got == [(6 * 63, 6 * 63)]
+
+
+def test_a_second_writer_on_the_same_study_gets_a_clear_error(tmp_path: Path) -> None:
+    path = os.fspath(tmp_path / "runs") + "/"
+    first = open_store(path)
+    second = open_store(path)
+    first.append("s", "study", elapsed=0.0, session="a", payload="{}")
+    first.commit()
+    with pytest.raises(
+        StudyWriterConflict, match=r"study .s. .* is being written by writer .*\(pid"
+    ):
+        second.append("s", "session", elapsed=0.0, session="b")
+    second.append("other", "study", elapsed=0.0, session="b", payload="{}")  # other studies: fine
+    first.append("s", "session", elapsed=0.0, session="a")
+    first.close()
+    second.close()
+    with open_store(path, read_only=True) as store:
+        assert store.events("s").column("session").to_pylist() == ["a", "a"]
+        assert store.last_seq("other") == 1
+
+
+def test_a_writer_that_read_a_stale_study_is_refused(tmp_path: Path) -> None:
+    path = os.fspath(tmp_path / "runs") + "/"
+    late = open_store(path)
+    assert late.last_seq("s") == 0  # it has read the study (empty) ...
+    with open_store(path) as early:  # ... then another writer appends and leaves
+        early.append("s", "study", elapsed=0.0, session="a", payload="{}")
+    late._next_seq["s"] = 1
+    with pytest.raises(StudyWriterConflict, match="grew to seq 1"):
+        late.append("s", "study", elapsed=0.0, session="b", payload="{}")
+    late.close()
+
+
+HOLDER = textwrap.dedent(
+    """
+    import sys, time
+    from hpostore import open_store
+    store = open_store(sys.argv[1])
+    store.append("s", "study", elapsed=0.0, session="child", payload="{}")
+    store.commit()
+    print("ready", flush=True)
+    time.sleep(60)
+    """
+)
+
+
+def test_a_live_writer_in_another_process_blocks_and_a_dead_one_does_not(tmp_path: Path) -> None:
+    path = os.fspath(tmp_path / "runs") + "/"
+    child = subprocess.Popen(
+        [PYTHON, "-c", HOLDER, path], cwd=ROOT, stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert child.stdout is not None and child.stdout.readline().strip() == "ready"
+        with (
+            open_store(path) as store,
+            pytest.raises(StudyWriterConflict, match=f"pid {child.pid}"),
+        ):
+            store.append("s", "session", elapsed=0.0, session="parent")
+    finally:
+        child.send_signal(signal.SIGKILL)
+        child.wait()
+    with open_store(path) as store:  # the claim of a dead process on this host is taken over
+        row = store.append("s", "session", elapsed=0.0, session="parent")
+        assert row[1] == 2
+    with open_store(path, read_only=True) as store:
+        assert store.events("s").column("session").to_pylist() == ["child", "parent"]
+
+
+def _write(path: str, study: str, n: int) -> None:
+    with open_store(path) as store:
+        for i in range(n):
+            store.append(study, "suggest", elapsed=float(i), session="s", trial=i, config="{}")
+            store.commit()
+
+
+def test_a_torn_temporary_file_is_ignored_and_a_corrupt_segment_is_named(tmp_path: Path) -> None:
+    path = os.fspath(tmp_path / "runs") + "/"
+    _write(path, "good", 3)
+    _write(path, "bad", 3)
+    folder = tmp_path / "runs" / "bad"
+    (folder / ".000000000004-000000000004.w.parquet.tmp").write_bytes(b"PAR1\x00torn")
+    with open_store(path, read_only=True) as store:
+        assert store.last_seq("bad") == 3 and store.events("bad").num_rows == 3
+    [segment] = list_segments(folder)
+    data = segment.path.read_bytes()
+    segment.path.write_bytes(data[: len(data) // 2])  # a partial copy
+    with open_store(path, read_only=True) as store:
+        with pytest.raises(CorruptLogError, match=segment.path.name):
+            store.events("bad")
+        assert store.events("good").num_rows == 3  # the other studies stay readable
+    with pytest.raises(analysis.AnalysisError):
+        analysis.views(tmp_path / "runs").execute("SELECT count(*) FROM events").fetchall()
+
+
+def test_a_missing_segment_is_a_gap_not_a_shorter_study(tmp_path: Path) -> None:
+    path = os.fspath(tmp_path / "runs") + "/"
+    store = ParquetStore(path)
+    for i in range(3):
+        store.append("s", "suggest", elapsed=0.0, session="s", trial=i, config="{}")
+        store.commit()
+    middle = sorted(list_segments(tmp_path / "runs" / "s"), key=lambda s: s.first)[1]
+    middle.path.unlink()
+    with pytest.raises(CorruptLogError, match="events 2..2 are missing"):
+        store.events("s")
+    store._published.clear()
+    store.close()
+
+
+def test_compaction_keeps_what_readers_see(tmp_path: Path) -> None:
+    path = os.fspath(tmp_path / "runs") + "/"
+    store = open_store(path)
+    assert isinstance(store, ParquetStore)
+    for i in range(10):
+        store.append(
+            "s", "suggest", elapsed=float(i), session="s", trial=i, config=json.dumps({"i": i})
+        )
+        store.commit()
+    folder = tmp_path / "runs" / "s"
+    assert len(list_segments(folder)) == 10
+    before = store.events("s")
+    # a compaction caught half-way: the merged segment is in place, the narrow ones not yet gone
+    merged = pq.read_table(sorted(list_segments(folder), key=lambda s: s.first)[0].path)
+    for seg in sorted(list_segments(folder), key=lambda s: s.first)[1:5]:
+        merged = merged.__class__.from_batches(
+            merged.to_batches() + pq.read_table(seg.path).to_batches()
+        )
+    pq.write_table(merged, folder / "000000000001-000000000005.compact-x.parquet")
+    assert store.events("s").equals(before)
+    assert analysis.views(tmp_path / "runs").execute("SELECT count(*) FROM events").fetchall() == [
+        (10,)
+    ]
+    assert store.compact() == {"s": (11, 1)}
+    assert store.events("s").equals(before)
+    store.append("s", "end", elapsed=10.0, session="s")
+    store.close()
+    with open_store(path, read_only=True) as reader:
+        assert reader.last_seq("s") == 11
+        assert reader.sql("SELECT count(*) AS n FROM events").column("n").to_pylist() == [11]
+
+
+def test_study_names_become_safe_folder_names(tmp_path: Path) -> None:
+    assert study_folder_name("a/b") == "a%2Fb"
+    assert study_folder_name("..") == "%2E%2E"
+    with pytest.raises(HPOStoreError, match="at most"):
+        study_folder_name("x" * 300)
+    path = os.fspath(tmp_path / "runs") + "/"
+    _write(path, "../escape", 2)
+    assert [p.name for p in (tmp_path / "runs").iterdir()] == ["%2E%2E%2Fescape"]
+    with open_store(path, read_only=True) as store:
+        assert store.studies() == ["../escape"]
+
+
+def test_read_only_needs_an_existing_directory(tmp_path: Path) -> None:
+    with pytest.raises(HPOStoreError, match="does not exist"):
+        open_store(os.fspath(tmp_path / "nope") + "/", read_only=True)
