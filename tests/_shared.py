@@ -4,7 +4,12 @@ from __future__ import annotations
 
 from scipy import stats
 
-SPACE = {"x": stats.uniform(-1, 2), "lr": stats.loguniform(1e-3, 1), "n": stats.randint(1, 9), "act": ["relu", "tanh"]}
+SPACE = {
+    "x": stats.uniform(-1, 2),
+    "lr": stats.loguniform(1e-3, 1),
+    "n": stats.randint(1, 9),
+    "act": ["relu", "tanh"],
+}
 
 
 def quadratic(x: float, lr: float, n: int, act: str) -> float:

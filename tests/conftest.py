@@ -13,6 +13,7 @@ from hpostore import EventLog, open_store
 settings.register_profile("hpostore", deadline=None)
 settings.load_profile("hpostore")
 
+
 @pytest.fixture
 def store_path(tmp_path: Path) -> str:
     return os.fspath(tmp_path / "runs.duckdb")

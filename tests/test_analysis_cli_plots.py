@@ -83,10 +83,10 @@ def test_show(log: str, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["show", log, "resumed"]) == 0
     out = capsys.readouterr().out
     assert "hpostore.searchers.random.RandomSearcher" in out
-    assert "trials      6: 4 finished, 1 failed, 1 interrupted" in out or "6: " in out
+    assert "trials      6: 1 interrupted, 4 finished, 1 failed" in out
     assert "incumbent   trial 4, error 0.3" in out
     assert "elapsed     12.0 s of study time over 2 session(s)" in out
-    assert "last event  seq 34 end" in out
+    assert "last event  seq 30 end" in out
     assert main(["show", log, "nope"]) == 1
     assert "no study 'nope'" in capsys.readouterr().err
 
@@ -119,13 +119,13 @@ def test_export_to_parquet_and_back_keeps_every_event(log: str, tmp_path: Path, 
 def test_compact_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     folder = os.fspath(tmp_path / "runs") + "/"
     store = open_store(folder)
-    write_curve(store, "s", [(1.0, 0.5), (2.0, 0.4)])
-    store.commit()
-    store._published.clear()  # keep its segments as a crashed writer would leave them
+    for i in range(5):
+        store.append("s", "suggest", elapsed=float(i), session="s", trial=i, config="{}")
+        store.commit()  # durable: one segment per commit
+    store._published.clear()  # leave them as a crashed writer would (no merge at close)
     store.close()
     assert main(["compact", folder]) == 0
-    out = capsys.readouterr().out
-    assert "s      11               1" in out or ("11" in out and " 1" in out)
+    assert capsys.readouterr().out.splitlines()[2].split() == ["s", "5", "1"]
     assert len(list((tmp_path / "runs" / "s").glob("*.parquet"))) == 1
 
 

@@ -169,7 +169,7 @@ def test_the_sql_files_run_with_plain_duckdb_without_hpostore(
     with open_store(resumed_file, read_only=True) as store:
         table = store.sql("SELECT * FROM events")
     (tmp_path / "pq" / "resumed").mkdir(parents=True)
-    pq.write_table(table, tmp_path / "pq" / "resumed" / "000000000001-000000000034.w.parquet")
+    pq.write_table(table, tmp_path / "pq" / "resumed" / "000000000001-000000000030.w.parquet")
     script = textwrap.dedent(
         """
         import sys, duckdb

@@ -4,17 +4,22 @@ import subprocess
 import sys
 
 import pytest
+from _shared import SPACE, quadratic
 
 from hpostore import BasicScheduler, HPOTuner, RandomSearcher, open_store
 from hpostore.cli import build_parser, main
-
-from _shared import SPACE, quadratic
 
 
 @pytest.fixture
 def study_file(store_path: str) -> str:
     with open_store(store_path) as store:
-        HPOTuner(BasicScheduler(RandomSearcher(SPACE, seed=1)), quadratic, store=store, study="demo", verbose=False).run(4)
+        HPOTuner(
+            BasicScheduler(RandomSearcher(SPACE, seed=1)),
+            quadratic,
+            store=store,
+            study="demo",
+            verbose=False,
+        ).run(4)
     return store_path
 
 
@@ -25,7 +30,9 @@ def test_every_command_has_help() -> None:
     for name, sub in commands.items():
         assert sub.description, name
         assert sub.format_help().strip()
-    proc = subprocess.run([sys.executable, "-m", "hpostore.cli", "trials", "--help"], capture_output=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, "-m", "hpostore.cli", "trials", "--help"], capture_output=True, text=True
+    )
     assert proc.returncode == 0 and "STUDY" in proc.stdout.upper()
 
 
@@ -39,7 +46,9 @@ def test_studies_trials_and_sql(study_file: str, capsys: pytest.CaptureFixture[s
     header = out.splitlines()[0].split()
     assert header[:6] == ["trial", "x", "lr", "n", "act", "status"]  # hyperparameters as columns
     assert sum(" finished " in line for line in out.splitlines()[2:]) == 4
-    assert main(["sql", study_file, "SELECT count(*) AS n FROM events WHERE kind = 'evaluate'"]) == 0
+    assert (
+        main(["sql", study_file, "SELECT count(*) AS n FROM events WHERE kind = 'evaluate'"]) == 0
+    )
     assert capsys.readouterr().out.splitlines()[2].strip() == "4"
 
 

@@ -12,7 +12,9 @@ GOLDEN = Path(__file__).parent / "compat" / "golden_v1.jsonl"
 
 
 def test_golden_v1_log_replays_to_its_known_state() -> None:
-    events = [Event.from_row(decode_line(line)) for line in GOLDEN.read_bytes().splitlines(keepends=True)]
+    events = [
+        Event.from_row(decode_line(line)) for line in GOLDEN.read_bytes().splitlines(keepends=True)
+    ]
     state = replay("golden", events)
     assert state.spec is not None and state.spec["format_version"] == 1 and state.spec["seed"] == 42
     assert state.incumbent == {"learning_rate": 0.1, "batch_size": 128, "act": "relu"}

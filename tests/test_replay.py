@@ -11,7 +11,17 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from scipy import stats
 
-from hpostore import BasicScheduler, TooManyFailures, Event, HPOTuner, Kind, RandomSearcher, open_store, replay, replay_table
+from hpostore import (
+    BasicScheduler,
+    Event,
+    HPOTuner,
+    Kind,
+    RandomSearcher,
+    TooManyFailures,
+    open_store,
+    replay,
+    replay_table,
+)
 from hpostore.events import decode_line, encode_line, rows_to_table, table_to_events
 
 text = st.text(max_size=20)
@@ -73,15 +83,26 @@ def _scripted(script: list[str], seen: list[dict[str, Any]], tuner_ref: list[HPO
     return objective
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(script=outcomes, n=st.integers(1, 6), durability=st.sampled_from(["durable", "batched"]))
-def test_live_state_equals_replay_and_prefixes_replay_to_what_was_seen(tmp_path_factory: Any, script: list[str], n: int, durability: str) -> None:
+def test_live_state_equals_replay_and_prefixes_replay_to_what_was_seen(
+    tmp_path_factory: Any, script: list[str], n: int, durability: str
+) -> None:
     path = str(tmp_path_factory.mktemp("replay") / "runs.duckdb")
     seen: list[dict[str, Any]] = []
     ref: list[HPOTuner] = []
     space = {"x": stats.uniform(0, 1), "y": stats.randint(0, 5)}
     store = open_store(path, durability=durability)
-    tuner = HPOTuner(BasicScheduler(RandomSearcher(space, seed=3)), _scripted(script, seen, ref), store=store, study="p", verbose=False, max_failures=8)
+    tuner = HPOTuner(
+        BasicScheduler(RandomSearcher(space, seed=3)),
+        _scripted(script, seen, ref),
+        store=store,
+        study="p",
+        verbose=False,
+        max_failures=8,
+    )
     ref.append(tuner)
     try:
         tuner.run(n)

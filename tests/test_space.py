@@ -87,6 +87,10 @@ def test_unrecordable_spaces_get_a_clear_error(bad: object, fragment: str) -> No
 
 def test_check_config_names_missing_and_unknown_keys() -> None:
     space = ConfigSpace({"a": stats.uniform(0, 1), "b": [1, 2], "c": 3})
-    assert space.check_config({"a": np.float64(0.5), "b": np.int64(2)}) == {"a": 0.5, "b": 2, "c": 3}
+    assert space.check_config({"a": np.float64(0.5), "b": np.int64(2)}) == {
+        "a": 0.5,
+        "b": 2,
+        "c": 3,
+    }
     with pytest.raises(ConfigSpaceError, match=r"unknown: \['z'\], missing: \['b'\]"):
         space.check_config({"a": 0.5, "z": 1})

@@ -27,8 +27,12 @@ from hpostore.events import COLUMNS, SCHEMA
 PYTHON = sys.executable
 
 
-def _append(store: EventLog, study: str, kind: str, trial: int | None = None, **kw: object) -> tuple:
-    return store.append(study, kind, elapsed=kw.pop("elapsed", 0.0), session="s1", trial=trial, **kw)  # type: ignore[arg-type]
+def _append(
+    store: EventLog, study: str, kind: str, trial: int | None = None, **kw: object
+) -> tuple:
+    return store.append(
+        study, kind, elapsed=kw.pop("elapsed", 0.0), session="s1", trial=trial, **kw
+    )  # type: ignore[arg-type]
 
 
 def test_seq_is_assigned_gapless_per_study(fresh_store: EventLog) -> None:
@@ -47,12 +51,31 @@ def test_seq_is_assigned_gapless_per_study(fresh_store: EventLog) -> None:
 
 
 def test_events_table_has_the_documented_schema(fresh_store: EventLog) -> None:
-    row = _append(fresh_store, "s", "evaluate", 0, config='{"x":1}', resource=3.0, error=0.5, runtime=1.5, worker="w", payload='{"k":1}', elapsed=2.0)
+    row = _append(
+        fresh_store,
+        "s",
+        "evaluate",
+        0,
+        config='{"x":1}',
+        resource=3.0,
+        error=0.5,
+        runtime=1.5,
+        worker="w",
+        payload='{"k":1}',
+        elapsed=2.0,
+    )
     table = fresh_store.events("s")
     assert table.schema.equals(SCHEMA, check_metadata=False)
     assert tuple(table.column_names) == COLUMNS
     got = table.to_pylist()[0]
-    assert (got["study"], got["seq"], got["kind"], got["trial"], got["error"], got["worker"]) == ("s", 1, "evaluate", 0, 0.5, "w")
+    assert (got["study"], got["seq"], got["kind"], got["trial"], got["error"], got["worker"]) == (
+        "s",
+        1,
+        "evaluate",
+        0,
+        0.5,
+        "w",
+    )
     assert got["ts"].timestamp() == pytest.approx(row[2] / 1e6)
     assert fresh_store.events("s", columns=["seq", "error"]).column_names == ["seq", "error"]
     with pytest.raises(HPOStoreError, match="unknown event columns"):
@@ -63,7 +86,11 @@ def test_sql_is_read_only_and_parameterised(fresh_store: EventLog) -> None:
     _append(fresh_store, "it's", "suggest", 0, config="{}")
     table = fresh_store.sql("SELECT count(*) AS n FROM events WHERE study = ?", ["it's"])
     assert table.column("n").to_pylist() == [1]
-    for statement in ("DELETE FROM events", "DROP TABLE events", "INSERT INTO events SELECT * FROM events"):
+    for statement in (
+        "DELETE FROM events",
+        "DROP TABLE events",
+        "INSERT INTO events SELECT * FROM events",
+    ):
         with pytest.raises(ReadOnlyStoreError):
             fresh_store.sql(statement)
     with pytest.raises(HPOStoreError):
@@ -104,7 +131,9 @@ def test_durable_commit_writes_the_tail_before_the_table(store_path: str) -> Non
 
 
 def _child(code: str, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([PYTHON, "-c", textwrap.dedent(code), *args], capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [PYTHON, "-c", textwrap.dedent(code), *args], capture_output=True, text=True, timeout=120
+    )
 
 
 def test_sigkill_after_durable_commit_loses_nothing(store_path: str) -> None:
@@ -156,7 +185,9 @@ def test_batched_crash_loses_only_a_suffix(store_path: str) -> None:
 def test_torn_last_tail_line_is_ignored_and_cut(store_path: str) -> None:
     with open_store(store_path) as store:
         _append(store, "s", "suggest", 0, config="{}")
-    good = json.dumps(["s", 2, 0, 0.0, "k", "suggest", 1, "{}", None, None, None, None, None]) + "\n"
+    good = (
+        json.dumps(["s", 2, 0, 0.0, "k", "suggest", 1, "{}", None, None, None, None, None]) + "\n"
+    )
     Path(store_path + ".tail").write_text(good + '["s", 3, 0, 0.0, "k", "sugg')
     with open_store(store_path) as store:
         assert store.events("s").column("trial").to_pylist() == [0, 1]
@@ -165,16 +196,22 @@ def test_torn_last_tail_line_is_ignored_and_cut(store_path: str) -> None:
 
 def test_corrupt_tail_line_in_the_middle_is_reported_with_file_and_offset(store_path: str) -> None:
     open_store(store_path).close()
-    good = json.dumps(["s", 1, 0, 0.0, "k", "suggest", 0, "{}", None, None, None, None, None]) + "\n"
+    good = (
+        json.dumps(["s", 1, 0, 0.0, "k", "suggest", 0, "{}", None, None, None, None, None]) + "\n"
+    )
     Path(store_path + ".tail").write_text(good + "garbage\n" + good)
-    with pytest.raises(CorruptLogError, match=rf"runs\.duckdb\.tail: the event at byte {len(good)}"):
+    with pytest.raises(
+        CorruptLogError, match=rf"runs\.duckdb\.tail: the event at byte {len(good)}"
+    ):
         open_store(store_path)
     assert "garbage" in Path(store_path + ".tail").read_text()  # nothing was thrown away
 
 
 def test_gap_between_table_and_tail_is_corruption(store_path: str) -> None:
     open_store(store_path).close()
-    line = json.dumps(["s", 5, 0, 0.0, "k", "suggest", 0, "{}", None, None, None, None, None]) + "\n"
+    line = (
+        json.dumps(["s", 5, 0, 0.0, "k", "suggest", 0, "{}", None, None, None, None, None]) + "\n"
+    )
     Path(store_path + ".tail").write_text(line)
     with pytest.raises(CorruptLogError, match="jumps from seq 0 to 5"):
         open_store(store_path)

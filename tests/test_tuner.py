@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from _shared import SPACE, quadratic
 from scipy import stats
 
 import hpostore
@@ -27,8 +28,6 @@ from hpostore import (
     open_store,
 )
 from hpostore.events import FORMAT_VERSION
-
-from _shared import SPACE, quadratic
 
 TEXTBOOK_SPACE = {"learning_rate": stats.loguniform(1e-2, 1), "batch_size": stats.randint(32, 256)}
 INITIAL = {"learning_rate": 0.1, "batch_size": 128}
@@ -78,8 +77,14 @@ def test_textbook_code_runs_unchanged(capsys: pytest.CaptureFixture[str]) -> Non
     out = capsys.readouterr().out
     assert "Trial 0: config = {'learning_rate': 0.1, 'batch_size': 128}" in out
     assert out.count("    error = ") == 5 and ", runtime = " in out
-    assert len(tuner.records) == len(tuner.incumbent_trajectory) == len(tuner.cumulative_runtime) == 5
-    assert tuner.records[0] == {"config": INITIAL, "error": lenet_like(**INITIAL), "runtime": tuner.records[0]["runtime"]}
+    assert (
+        len(tuner.records) == len(tuner.incumbent_trajectory) == len(tuner.cumulative_runtime) == 5
+    )
+    assert tuner.records[0] == {
+        "config": INITIAL,
+        "error": lenet_like(**INITIAL),
+        "runtime": tuner.records[0]["runtime"],
+    }
     errors = [r["error"] for r in tuner.records]
     assert tuner.incumbent_error == min(errors)
     assert tuner.incumbent == tuner.records[errors.index(min(errors))]["config"]
@@ -87,7 +92,10 @@ def test_textbook_code_runs_unchanged(capsys: pytest.CaptureFixture[str]) -> Non
     assert tuner.cumulative_runtime == sorted(tuner.cumulative_runtime)
     assert tuner.current_runtime == tuner.cumulative_runtime[-1]
     for record in tuner.records:  # numpy scalars from domain.rvs() arrive as plain Python
-        assert type(record["config"]["learning_rate"]) is float and type(record["config"]["batch_size"]) is int
+        assert (
+            type(record["config"]["learning_rate"]) is float
+            and type(record["config"]["batch_size"]) is int
+        )
     # the textbook's plotting loop
     for time_stamp, error in zip(tuner.cumulative_runtime, tuner.incumbent_trajectory):
         assert time_stamp >= 0 and error >= tuner.incumbent_error
@@ -113,7 +121,15 @@ def test_verbose_false_prints_nothing(capsys: pytest.CaptureFixture[str]) -> Non
 
 
 def test_library_surface_is_importable_from_the_package() -> None:
-    for name in ("HPOSearcher", "HPOScheduler", "HPOTuner", "RandomSearcher", "BasicScheduler", "open_store", "HPOStoreError"):
+    for name in (
+        "HPOSearcher",
+        "HPOScheduler",
+        "HPOTuner",
+        "RandomSearcher",
+        "BasicScheduler",
+        "open_store",
+        "HPOStoreError",
+    ):
         assert hasattr(hpostore, name)
     for name in hpostore.__all__:
         obj = getattr(hpostore, name)
@@ -132,12 +148,37 @@ def test_no_pickle_anywhere() -> None:
 # --- the log ------------------------------------------------------------------------------------
 def test_every_step_is_an_event(store_path: str) -> None:
     with open_store(store_path) as store:
-        tuner = HPOTuner(BasicScheduler(RandomSearcher(SPACE, seed=1)), quadratic, store=store, study="s", verbose=False)
+        tuner = HPOTuner(
+            BasicScheduler(RandomSearcher(SPACE, seed=1)),
+            quadratic,
+            store=store,
+            study="s",
+            verbose=False,
+        )
         tuner.run(2)
-        assert kinds(store, "s") == ["study", "session", "suggest", "start", "evaluate", "update", "suggest", "start", "evaluate", "update", "end"]
+        assert kinds(store, "s") == [
+            "study",
+            "session",
+            "suggest",
+            "start",
+            "evaluate",
+            "update",
+            "suggest",
+            "start",
+            "evaluate",
+            "update",
+            "end",
+        ]
         spec = json.loads(store.events("s").column("payload")[0].as_py())
-        assert spec["format_version"] == FORMAT_VERSION and spec["seed"] == 1 and spec["mode"] == "min"
-        assert spec["space"]["lr"] == {"type": "scipy", "dist": "loguniform", "args": [0.001, 1], "kwds": {}}
+        assert (
+            spec["format_version"] == FORMAT_VERSION and spec["seed"] == 1 and spec["mode"] == "min"
+        )
+        assert spec["space"]["lr"] == {
+            "type": "scipy",
+            "dist": "loguniform",
+            "args": [0.001, 1],
+            "kwds": {},
+        }
         assert spec["scheduler"]["class"] == "hpostore.schedulers.base.BasicScheduler"
         assert spec["scheduler"]["args"]["searcher"]["args"]["seed"] == 1
         trials = store.trials("s").to_pylist()
@@ -155,17 +196,27 @@ def test_same_seed_same_configs_different_seed_different() -> None:
 
 def test_unseeded_study_logs_its_seed_and_resumes_with_it(store_path: str) -> None:
     with open_store(store_path) as store:
-        first = HPOTuner(BasicScheduler(RandomSearcher(SPACE)), quadratic, store=store, study="s", verbose=False).run(3)
+        first = HPOTuner(
+            BasicScheduler(RandomSearcher(SPACE)), quadratic, store=store, study="s", verbose=False
+        ).run(3)
         seed = first.scheduler.searcher.seed  # type: ignore[attr-defined]
     with open_store(store_path) as store:
-        again = HPOTuner(BasicScheduler(RandomSearcher(SPACE)), quadratic, store=store, study="s", verbose=False).run(6)
-    reference = HPOTuner(BasicScheduler(RandomSearcher(SPACE, seed=seed)), quadratic, verbose=False).run(6)
+        again = HPOTuner(
+            BasicScheduler(RandomSearcher(SPACE)), quadratic, store=store, study="s", verbose=False
+        ).run(6)
+    reference = HPOTuner(
+        BasicScheduler(RandomSearcher(SPACE, seed=seed)), quadratic, verbose=False
+    ).run(6)
     assert [r["config"] for r in again.records] == [r["config"] for r in reference.records]
 
 
-def test_resume_continues_and_a_finished_study_only_reports(store_path: str, capsys: pytest.CaptureFixture[str]) -> None:
+def test_resume_continues_and_a_finished_study_only_reports(
+    store_path: str, capsys: pytest.CaptureFixture[str]
+) -> None:
     def tuner(store: hpostore.EventLog) -> HPOTuner:
-        return HPOTuner(BasicScheduler(RandomSearcher(SPACE, seed=2)), quadratic, store=store, study="s")
+        return HPOTuner(
+            BasicScheduler(RandomSearcher(SPACE, seed=2)), quadratic, store=store, study="s"
+        )
 
     with open_store(store_path) as store:
         tuner(store).run(3)
@@ -179,20 +230,40 @@ def test_resume_continues_and_a_finished_study_only_reports(store_path: str, cap
         assert "already holds 5 finished trials" in capsys.readouterr().out
         assert store.last_seq("s") == events_before  # nothing written
         assert resumed_again.incumbent_error == resumed.incumbent_error
-        sessions = [json.loads(p)["reason"] for k, p in zip(kinds(store, "s"), store.events("s").column("payload").to_pylist()) if k == "session"]
+        sessions = [
+            json.loads(p)["reason"]
+            for k, p in zip(kinds(store, "s"), store.events("s").column("payload").to_pylist())
+            if k == "session"
+        ]
         assert sessions == ["new", "resume"]
-    uninterrupted = HPOTuner(BasicScheduler(RandomSearcher(SPACE, seed=2)), quadratic, verbose=False).run(5)
+    uninterrupted = HPOTuner(
+        BasicScheduler(RandomSearcher(SPACE, seed=2)), quadratic, verbose=False
+    ).run(5)
     assert [r["config"] for r in resumed.records] == [r["config"] for r in uninterrupted.records]
 
 
 def test_elapsed_survives_resume_without_counting_downtime(store_path: str) -> None:
     now = [100.0]
     with open_store(store_path) as store:
-        t = HPOTuner(BasicScheduler(RandomSearcher(SPACE, seed=2)), lambda **c: now.__setitem__(0, now[0] + 2) or 0.5, store=store, study="s", verbose=False, clock=lambda: now[0])
+        t = HPOTuner(
+            BasicScheduler(RandomSearcher(SPACE, seed=2)),
+            lambda **c: now.__setitem__(0, now[0] + 2) or 0.5,
+            store=store,
+            study="s",
+            verbose=False,
+            clock=lambda: now[0],
+        )
         t.run(2)
     now[0] = 10_000.0  # a long pause between sessions
     with open_store(store_path) as store:
-        t = HPOTuner(BasicScheduler(RandomSearcher(SPACE, seed=2)), lambda **c: now.__setitem__(0, now[0] + 2) or 0.5, store=store, study="s", verbose=False, clock=lambda: now[0])
+        t = HPOTuner(
+            BasicScheduler(RandomSearcher(SPACE, seed=2)),
+            lambda **c: now.__setitem__(0, now[0] + 2) or 0.5,
+            store=store,
+            study="s",
+            verbose=False,
+            clock=lambda: now[0],
+        )
         t.run(4)
         assert t.cumulative_runtime == [2.0, 4.0, 6.0, 8.0]
         assert max(store.events("s").column("elapsed").to_pylist()) == 8.0
@@ -202,14 +273,34 @@ def test_elapsed_survives_resume_without_counting_downtime(store_path: str) -> N
 @pytest.mark.parametrize(
     "change, fragment",
     [
-        (lambda: BasicScheduler(RandomSearcher({**SPACE, "lr": stats.loguniform(1e-4, 1)}, seed=2)), "different config space"),
+        (
+            lambda: BasicScheduler(
+                RandomSearcher({**SPACE, "lr": stats.loguniform(1e-4, 1)}, seed=2)
+            ),
+            "different config space",
+        ),
         (lambda: BasicScheduler(RandomSearcher(SPACE, seed=3)), "seed=2"),
-        (lambda: BasicScheduler(RandomSearcher(SPACE, initial_config={"x": 0.0, "lr": 0.1, "n": 2, "act": "relu"}, seed=2)), "initial_config"),
+        (
+            lambda: BasicScheduler(
+                RandomSearcher(
+                    SPACE, initial_config={"x": 0.0, "lr": 0.1, "n": 2, "act": "relu"}, seed=2
+                )
+            ),
+            "initial_config",
+        ),
     ],
 )
-def test_resuming_with_a_different_setup_is_refused(store_path: str, change: Any, fragment: str) -> None:
+def test_resuming_with_a_different_setup_is_refused(
+    store_path: str, change: Any, fragment: str
+) -> None:
     with open_store(store_path) as store:
-        HPOTuner(BasicScheduler(RandomSearcher(SPACE, seed=2)), quadratic, store=store, study="s", verbose=False).run(2)
+        HPOTuner(
+            BasicScheduler(RandomSearcher(SPACE, seed=2)),
+            quadratic,
+            store=store,
+            study="s",
+            verbose=False,
+        ).run(2)
     with open_store(store_path) as store:
         before = store.last_seq("s")
         with pytest.raises(StudyMismatch, match=fragment):
@@ -219,8 +310,17 @@ def test_resuming_with_a_different_setup_is_refused(store_path: str, change: Any
 
 def test_newer_format_version_is_refused(store_path: str) -> None:
     with open_store(store_path) as store:
-        store.append("s", "study", elapsed=0.0, session="x", payload=json.dumps({"format_version": FORMAT_VERSION + 1, "hpostore_version": "9.0"}))
-    with open_store(store_path) as store, pytest.raises(hpostore.FormatVersionError, match="format version 2 .hpostore 9.0.*Upgrade"):
+        store.append(
+            "s",
+            "study",
+            elapsed=0.0,
+            session="x",
+            payload=json.dumps({"format_version": FORMAT_VERSION + 1, "hpostore_version": "9.0"}),
+        )
+    with (
+        open_store(store_path) as store,
+        pytest.raises(hpostore.FormatVersionError, match="format version 2 .hpostore 9.0.*Upgrade"),
+    ):
         HPOTuner(BasicScheduler(RandomSearcher(SPACE, seed=2)), quadratic, store=store, study="s")
 
 
@@ -270,15 +370,42 @@ def test_user_scheduler_resumes_by_reexecution(store_path: str) -> None:
 def test_divergent_reexecution_names_the_trial_unless_the_log_is_trusted(store_path: str) -> None:
     np.random.seed(1)
     with open_store(store_path) as store:
-        HPOTuner(QueueScheduler(GlobalRNGSearcher(TEXTBOOK_SPACE)), lenet_like, store=store, study="s", verbose=False).run(2)
+        HPOTuner(
+            QueueScheduler(GlobalRNGSearcher(TEXTBOOK_SPACE)),
+            lenet_like,
+            store=store,
+            study="s",
+            verbose=False,
+        ).run(2)
     np.random.seed(2)  # a different global RNG state: the re-drawn configs differ
     with open_store(store_path) as store:
         with pytest.raises(ReplayDivergence, match="trial 0: re-executing") as info:
-            HPOTuner(QueueScheduler(GlobalRNGSearcher(TEXTBOOK_SPACE)), lenet_like, store=store, study="s", verbose=False).run(4)
+            HPOTuner(
+                QueueScheduler(GlobalRNGSearcher(TEXTBOOK_SPACE)),
+                lenet_like,
+                store=store,
+                study="s",
+                verbose=False,
+            ).run(4)
         assert info.value.trial == 0
-        logged = [r["config"] for r in HPOTuner(QueueScheduler(GlobalRNGSearcher(TEXTBOOK_SPACE)), lenet_like, store=store, study="s").records]
+        logged = [
+            r["config"]
+            for r in HPOTuner(
+                QueueScheduler(GlobalRNGSearcher(TEXTBOOK_SPACE)),
+                lenet_like,
+                store=store,
+                study="s",
+            ).records
+        ]
         with pytest.warns(UserWarning, match="trust_log=True"):
-            trusted = HPOTuner(QueueScheduler(GlobalRNGSearcher(TEXTBOOK_SPACE)), lenet_like, store=store, study="s", verbose=False, trust_log=True).run(4)
+            trusted = HPOTuner(
+                QueueScheduler(GlobalRNGSearcher(TEXTBOOK_SPACE)),
+                lenet_like,
+                store=store,
+                study="s",
+                verbose=False,
+                trust_log=True,
+            ).run(4)
         assert [r["config"] for r in trusted.records][:2] == logged
 
 
@@ -295,7 +422,9 @@ def test_divergent_reexecution_names_the_trial_unless_the_log_is_trusted(store_p
         (True, "returned a bool"),
     ],
 )
-def test_bad_objective_results_are_failed_trials_and_the_study_goes_on(value: Any, fragment: str) -> None:
+def test_bad_objective_results_are_failed_trials_and_the_study_goes_on(
+    value: Any, fragment: str
+) -> None:
     calls = []
 
     def objective(**config: Any) -> Any:
@@ -315,7 +444,9 @@ def test_bad_objective_results_are_failed_trials_and_the_study_goes_on(value: An
 
 
 def test_numpy_results_are_accepted() -> None:
-    tuner = HPOTuner(BasicScheduler(RandomSearcher(SPACE, seed=1)), lambda **c: np.float32(0.25), verbose=False)
+    tuner = HPOTuner(
+        BasicScheduler(RandomSearcher(SPACE, seed=1)), lambda **c: np.float32(0.25), verbose=False
+    )
     assert tuner.run(2).incumbent_error == 0.25
 
 
@@ -324,12 +455,24 @@ def test_max_failures_stops_a_study_that_only_fails(store_path: str) -> None:
         raise ValueError("bad data path")
 
     with open_store(store_path) as store:
-        tuner = HPOTuner(BasicScheduler(RandomSearcher(SPACE, seed=1)), broken, store=store, study="s", verbose=False, max_failures=3)
-        with pytest.raises(TooManyFailures, match="3 trials in a row failed .*ValueError: bad data path"):
+        tuner = HPOTuner(
+            BasicScheduler(RandomSearcher(SPACE, seed=1)),
+            broken,
+            store=store,
+            study="s",
+            verbose=False,
+            max_failures=3,
+        )
+        with pytest.raises(
+            TooManyFailures, match="3 trials in a row failed .*ValueError: bad data path"
+        ):
             tuner.run(10)
         events = store.events("s").to_pylist()
     assert [e["kind"] for e in events].count("fail") == 3
-    assert events[-1]["kind"] == "end" and json.loads(events[-1]["payload"])["reason"] == "max_failures"
+    assert (
+        events[-1]["kind"] == "end"
+        and json.loads(events[-1]["payload"])["reason"] == "max_failures"
+    )
 
 
 def test_objective_signature_mismatch_is_caught_before_anything_runs() -> None:
@@ -342,7 +485,9 @@ def test_objective_signature_mismatch_is_caught_before_anything_runs() -> None:
     assert "suggest" not in kinds(tuner.store, tuner.study)
 
 
-def test_keyboard_interrupt_logs_the_trial_as_interrupted_and_resume_reruns_it(store_path: str) -> None:
+def test_keyboard_interrupt_logs_the_trial_as_interrupted_and_resume_reruns_it(
+    store_path: str,
+) -> None:
     state = {"interrupt": True}
 
     def objective(**config: Any) -> float:
@@ -353,19 +498,40 @@ def test_keyboard_interrupt_logs_the_trial_as_interrupted_and_resume_reruns_it(s
 
     objective.calls = 0  # type: ignore[attr-defined]
     with open_store(store_path) as store:
-        tuner = HPOTuner(BasicScheduler(RandomSearcher(SPACE, seed=5)), objective, store=store, study="s", verbose=False)
+        tuner = HPOTuner(
+            BasicScheduler(RandomSearcher(SPACE, seed=5)),
+            objective,
+            store=store,
+            study="s",
+            verbose=False,
+        )
         with pytest.raises(KeyboardInterrupt):
             tuner.run(3)
         events = store.events("s").to_pylist()
         assert [e["kind"] for e in events][-2:] == ["interrupt", "end"]
-        assert events[-2]["trial"] == 1 and json.loads(events[-1]["payload"])["reason"] == "interrupted"
+        assert (
+            events[-2]["trial"] == 1
+            and json.loads(events[-1]["payload"])["reason"] == "interrupted"
+        )
         assert store.trials("s").column("status").to_pylist() == ["finished", "interrupted"]
     state["interrupt"] = False
     with open_store(store_path) as store:
-        resumed = HPOTuner(BasicScheduler(RandomSearcher(SPACE, seed=5)), objective, store=store, study="s", verbose=False).run(3)
-        starts = [json.loads(e["payload"])["attempt"] for e in store.events("s").to_pylist() if e["kind"] == "start" and e["trial"] == 1]
+        resumed = HPOTuner(
+            BasicScheduler(RandomSearcher(SPACE, seed=5)),
+            objective,
+            store=store,
+            study="s",
+            verbose=False,
+        ).run(3)
+        starts = [
+            json.loads(e["payload"])["attempt"]
+            for e in store.events("s").to_pylist()
+            if e["kind"] == "start" and e["trial"] == 1
+        ]
         assert starts == [1, 2]
-    reference = HPOTuner(BasicScheduler(RandomSearcher(SPACE, seed=5)), quadratic, verbose=False).run(3)
+    reference = HPOTuner(
+        BasicScheduler(RandomSearcher(SPACE, seed=5)), quadratic, verbose=False
+    ).run(3)
     assert [r["config"] for r in resumed.records] == [r["config"] for r in reference.records]
 
 
@@ -379,7 +545,11 @@ def test_keyboard_interrupt_logs_the_trial_as_interrupted_and_resume_reruns_it(s
     ],
 )
 def test_bad_tuner_arguments(kwargs: dict[str, Any], fragment: str) -> None:
-    args: dict[str, Any] = {"scheduler": BasicScheduler(RandomSearcher(SPACE, seed=1)), "objective": quadratic, **kwargs}
+    args: dict[str, Any] = {
+        "scheduler": BasicScheduler(RandomSearcher(SPACE, seed=1)),
+        "objective": quadratic,
+        **kwargs,
+    }
     with pytest.raises(InvalidArgument, match=fragment):
         HPOTuner(**args)
 
@@ -399,7 +569,13 @@ def test_batched_mode_gives_the_same_stream(tmp_path: pathlib.Path) -> None:
     streams = []
     for durability in ("durable", "batched"):
         with open_store(str(tmp_path / f"{durability}.duckdb"), durability=durability) as store:
-            HPOTuner(BasicScheduler(RandomSearcher(SPACE, seed=9)), quadratic, store=store, study="s", verbose=False).run(20)
+            HPOTuner(
+                BasicScheduler(RandomSearcher(SPACE, seed=9)),
+                quadratic,
+                store=store,
+                study="s",
+                verbose=False,
+            ).run(20)
             ev = store.events("s", columns=["kind", "trial", "config", "error"]).to_pylist()
             streams.append([e for e in ev if e["kind"] not in ("session",)])
     assert streams[0] == streams[1]
