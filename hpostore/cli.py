@@ -1,4 +1,4 @@
-"""The ``hpostore`` command: look into a store from the shell (read-only)."""
+"""The ``hpostore`` command: look into a store from the shell, plot it, export it, compact it."""
 
 from __future__ import annotations
 
@@ -80,10 +80,158 @@ def _sql(args: argparse.Namespace) -> pa.Table:
         return store.sql(args.query)
 
 
+def _show(args: argparse.Namespace) -> str:
+    from .study import TrialStatus, replay_table
+
+    with open_store(args.path, read_only=True) as store:
+        if args.study not in store.studies():
+            raise HPOStoreError(
+                f"{args.path} has no study {args.study!r}; its studies: {store.studies()}"
+            )
+        events = store.events(args.study)
+    state = replay_table(args.study, events)
+    spec = state.spec or {}
+    scheduler = spec.get("scheduler") or {}
+    searcher = (scheduler.get("args") or {}).get("searcher") or {}
+    counts = {s.value: 0 for s in TrialStatus}
+    for t in state.trials.values():
+        counts[t.status.value] += 1
+    last = events.slice(events.num_rows - 1).to_pylist()[0]
+    lines = [
+        f"study       {args.study}",
+        f"scheduler   {scheduler.get('class', '?')}",
+        f"searcher    {searcher.get('class', '-')}",
+        f"seed        {spec.get('seed')}",
+        f"objective   {spec.get('objective', '?')} ({spec.get('metric', 'error')}, {spec.get('mode', 'min')})",
+        f"space       {_space_text(spec.get('space'))}",
+        f"trials      {len(state.trials)}: "
+        + ", ".join(f"{n} {status}" for status, n in counts.items() if n),
+    ]
+    if state.incumbent_trial is not None:
+        lines.append(
+            f"incumbent   trial {state.incumbent_trial}, error {state.incumbent_error:.6g}, "
+            f"config {json.dumps(state.incumbent)}"
+        )
+    else:
+        lines.append("incumbent   none yet (no finished trial)")
+    lines += [
+        f"elapsed     {state.elapsed:.1f} s of study time over {state.sessions} session(s)"
+        + (" (a session is open or died)" if state.session_open else ""),
+        f"last event  seq {last['seq']} {last['kind']} at {last['ts']:%Y-%m-%d %H:%M:%S} UTC"
+        + (f" ({last['payload']})" if last["kind"] == "end" and last["payload"] else ""),
+        f"format      event-log version {spec.get('format_version')}, hpostore {spec.get('hpostore_version')}",
+    ]
+    return "\n".join(lines)
+
+
+def _space_text(space: Any) -> str:
+    if not isinstance(space, dict):
+        return "-"
+    parts = []
+    for name, domain in space.items():
+        if isinstance(domain, dict) and domain.get("type") == "choice":
+            parts.append(f"{name} in {domain.get('values')}")
+        elif isinstance(domain, dict) and "dist" in domain:
+            args = ", ".join(str(a) for a in domain.get("args", []))
+            parts.append(f"{name} ~ {domain['dist']}({args})")
+        else:
+            parts.append(f"{name} = {json.dumps(domain)}")
+    return "; ".join(parts) or "-"
+
+
+def _plot(args: argparse.Namespace) -> str:
+    from analysis import plots
+
+    with open_store(args.path, read_only=True) as store:
+        known = store.studies()
+        missing = [s for s in args.study if s not in known]
+        if missing:
+            raise HPOStoreError(f"{args.path} has no study {missing[0]!r}; its studies: {known}")
+        if args.kind == "anytime":
+            plots.anytime_plot(
+                store, args.study, group_by=args.group_by, x=args.x, log_x=args.log_x,
+                log_y=args.log_y, title=args.title, path=args.output,
+            )  # fmt: skip
+        else:
+            if len(args.study) != 1:
+                raise HPOStoreError(f"--kind {args.kind} plots one study, got {len(args.study)}")
+            draw = (
+                plots.learning_curves_plot if args.kind == "learning-curves" else plots.scatter_plot
+            )
+            draw(store, args.study[0], log_y=args.log_y, title=args.title, path=args.output)
+    return f"wrote {args.output}"
+
+
+def _export(args: argparse.Namespace) -> pa.Table:
+    if (args.parquet is None) == (args.duckdb is None):
+        raise HPOStoreError("give exactly one target: --parquet DIR or --duckdb FILE")
+    with open_store(args.path, read_only=True) as source:
+        studies = args.study or source.studies()
+        missing = sorted(set(studies) - set(source.studies()))
+        if missing:
+            raise HPOStoreError(f"{args.path} has no study {missing[0]!r}")
+        table = pa.concat_tables([source.events(s) for s in studies])
+    if args.parquet is not None:
+        from .store.parquet import ParquetStore
+
+        target = ParquetStore(args.parquet)
+        try:
+            written = target.import_events(table)
+        finally:
+            target.close()
+    else:
+        written = _import_duckdb(args.duckdb, table)
+    return pa.table(
+        {"study": list(written), "events": pa.array(list(written.values()), pa.int64())}
+    )
+
+
+def _import_duckdb(path: str, table: pa.Table) -> dict[str, int]:
+    from .store.duckdb import DuckDBStore
+
+    store = open_store(path)
+    try:
+        assert isinstance(store, DuckDBStore)
+        studies = table.column("study").unique().to_pylist()
+        clash = sorted(set(studies) & set(store.studies()))
+        if clash:
+            raise HPOStoreError(f"{path} already holds study {clash[0]!r}; export it elsewhere")
+        con = store._connect()  # the store holds the write lock: one batch INSERT, ts kept
+        con.register("_hpostore_import", table)
+        try:
+            con.execute("INSERT INTO events SELECT * FROM _hpostore_import")
+        finally:
+            con.unregister("_hpostore_import")
+        counts = pa.TableGroupBy(table, "study").aggregate([("seq", "count")]).to_pylist()
+        return {r["study"]: r["seq_count"] for r in counts}
+    finally:
+        store.close()
+
+
+def _compact(args: argparse.Namespace) -> pa.Table:
+    from .store.parquet import ParquetStore
+
+    store = open_store(args.path if args.path.endswith("/") else args.path + "/")
+    try:
+        if not isinstance(store, ParquetStore):
+            raise HPOStoreError(f"{args.path} is not a Parquet log directory")
+        done = store.compact(args.study)
+    finally:
+        store.close()
+    return pa.table(
+        {
+            "study": list(done),
+            "segments_before": pa.array([b for b, _ in done.values()], pa.int64()),
+            "segments_after": pa.array([a for _, a in done.values()], pa.int64()),
+        }
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="hpostore",
-        description="Look into an hpostore event log (a DuckDB file). Every command is read-only.",
+        description="Look into an hpostore event log (a DuckDB file or a Parquet directory), "
+        "plot it, export it, compact it. Only export and compact write (to their targets).",
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     p = sub.add_parser(
@@ -111,6 +259,73 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("path", help="the store, e.g. runs.duckdb")
     p.add_argument("query", help="a SELECT statement")
     p.set_defaults(run=_sql)
+    p = sub.add_parser(
+        "show",
+        help="a study's spec, incumbent, trial counts, elapsed time, last event",
+        description="Show one study: searcher and scheduler, seed, config space, trials by "
+        "status, the incumbent, study time over sessions, and the last event.",
+    )
+    p.add_argument("path", help="the store: runs.duckdb or a Parquet directory runs/")
+    p.add_argument("study", help="the study's name")
+    p.set_defaults(run=_show)
+    p = sub.add_parser(
+        "plot",
+        help="write an any-time, learning-curve or scatter plot (PNG, SVG or PDF)",
+        description="Plot studies of a store. --kind anytime (default): the incumbent against "
+        "study time, one colour per searcher + scheduler, median and quartile bands when "
+        "several studies (seeds) share one; learning-curves: error against resource per trial "
+        "with the scheduler's stop/promote decisions (one study); scatter: error against each "
+        "hyperparameter (one study). The format follows the suffix of -o.\n"
+        "  hpostore plot runs.duckdb random-s0 random-s1 asha-s0 asha-s1 -o anytime.png",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("path", help="the store: runs.duckdb or a Parquet directory runs/")
+    p.add_argument("study", nargs="+", help="one or more study names")
+    p.add_argument(
+        "-o", "--output", default="anytime.png", help="the file to write (.png, .svg, .pdf)"
+    )
+    p.add_argument(
+        "--kind", choices=("anytime", "learning-curves", "scatter"), default="anytime",
+        help="which plot (default: anytime)",
+    )  # fmt: skip
+    p.add_argument(
+        "--group-by", default="algorithm",
+        help="anytime: one curve per algorithm (searcher + scheduler; default), searcher, "
+        "scheduler or study",
+    )  # fmt: skip
+    p.add_argument(
+        "--x", choices=("elapsed", "n_finished"), default="elapsed",
+        help="anytime: study time in seconds (default) or the number of finished trials",
+    )  # fmt: skip
+    p.add_argument("--log-x", action="store_true", help="logarithmic x axis (anytime)")
+    p.add_argument("--log-y", action="store_true", help="logarithmic error axis")
+    p.add_argument("--title", default=None, help="replace the generated title")
+    p.set_defaults(run=_plot)
+    p = sub.add_parser(
+        "export",
+        help="copy studies to a Parquet directory or a DuckDB file",
+        description="Copy every event of the chosen studies (default: all), unchanged, to "
+        "another store:\n"
+        "  hpostore export runs.duckdb --parquet runs/\n"
+        "  hpostore export runs/ --duckdb copy.duckdb\n"
+        "The target must not hold those studies yet.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("path", help="the source store: runs.duckdb or a Parquet directory runs/")
+    p.add_argument("--parquet", metavar="DIR", help="write a Parquet log directory")
+    p.add_argument("--duckdb", metavar="FILE", help="write a DuckDB file (.duckdb)")
+    p.add_argument("--study", action="append", help="a study to copy (repeatable; default all)")
+    p.set_defaults(run=_export)
+    p = sub.add_parser(
+        "compact",
+        help="merge the small segment files of a Parquet directory",
+        description="Merge each study's Parquet segments into one file (readers see the same "
+        "events before, during and after) and remove leftovers of crashed writes. Safe while "
+        "writers are running.",
+    )
+    p.add_argument("path", help="the Parquet log directory, e.g. runs/")
+    p.add_argument("--study", default=None, help="compact only this study")
+    p.set_defaults(run=_compact)
     return parser
 
 
@@ -122,7 +337,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except HPOStoreError as exc:
         print(f"hpostore {args.command}: {exc}", file=sys.stderr)
         return 1
-    print(format_table(table))
+    print(format_table(table) if isinstance(table, pa.Table) else table)
     return 0
 
 

@@ -49,3 +49,7 @@ class TooManyFailures(HPOStoreError):
 
 class InvalidArgument(HPOStoreError, ValueError):
     """An argument a user passed is out of its allowed range or of the wrong type."""
+
+
+class StudyWriterConflict(StoreLocked):
+    """Another writer is appending to the same study of a Parquet log directory."""

@@ -120,7 +120,8 @@ def open_store(
 ) -> EventLog:
     """Open (or create) an event store.
 
-    ``path`` is a DuckDB file (``runs.duckdb``) or ``":memory:"``. ``durability="durable"``
+    ``path`` is a DuckDB file (``runs.duckdb``), a directory for a Parquet log (``runs/``:
+    an existing directory, or a path ending in ``/``), or ``":memory:"``. ``durability="durable"``
     (default) makes each trial's events durable before the next objective call;
     ``"batched"`` commits at most every 0.25 s and at close (a crash loses at most that window).
 
@@ -141,10 +142,9 @@ def open_store(
         return DuckDBStore(path, durability=durability)
     p = Path(path)
     if path.endswith(("/", "\\")) or p.is_dir():
-        raise HPOStoreError(
-            f"{path} is a directory: Parquet directory stores are not supported by this version; "
-            "give a DuckDB file path such as runs.duckdb"
-        )
+        from .parquet import ParquetStore  # a directory: the Parquet segment log
+
+        return ParquetStore(path, durability=durability, read_only=read_only)
     if p.suffix.lower() not in (".duckdb", ".db", ".ddb"):
         raise HPOStoreError(
             f"open_store expects a DuckDB file path ending in .duckdb (or .db/.ddb) or ':memory:', got {path!r}"

@@ -140,6 +140,9 @@ class DuckDBStore(EventLog):
         self._tail_fd: int | None = None
         self._lock_fd: int | None = None
         self._closed = False
+        # pyarrow imports pandas (if installed) on its first pa.array() call, ~1 s: pay it at
+        # open, not inside the first trial's study time.
+        rows_to_table([])
         now = time.monotonic()
         self._last_commit = self._last_fold = now
         if self._memory:
