@@ -1,0 +1,48 @@
+"""The read path: SQL views over an hpostore event log, any-time curves, plots.
+
+Depends on the log format only (the ``events`` columns, DESIGN.md "The event log"), not on
+hpostore's internals; :func:`state_at` alone replays with :mod:`hpostore.study`. Compute
+functions return Arrow tables (``.to_pandas()`` for pandas); only :mod:`analysis.plots`
+imports matplotlib.
+
+>>> import analysis
+>>> con = analysis.views("runs.duckdb")                                   # doctest: +SKIP
+>>> con.sql("SELECT study, trial, error FROM trials ORDER BY error LIMIT 5")  # doctest: +SKIP
+>>> analysis.compare("runs/", group_by="algorithm").to_pandas()              # doctest: +SKIP
+"""
+
+from ._anytime import (
+    algorithm_label,
+    anytime,
+    area_under_curve,
+    compare,
+    state_at,
+    study_info,
+    time_to_target,
+)
+from ._views import (
+    VIEW_NAMES,
+    AnalysisError,
+    parquet_segments,
+    query,
+    sql_dir,
+    sql_file,
+    views,
+)
+
+__all__ = [
+    "VIEW_NAMES",
+    "AnalysisError",
+    "algorithm_label",
+    "anytime",
+    "area_under_curve",
+    "compare",
+    "parquet_segments",
+    "query",
+    "sql_dir",
+    "sql_file",
+    "state_at",
+    "study_info",
+    "time_to_target",
+    "views",
+]

@@ -25,6 +25,7 @@ from .errors import (  # noqa: E402
     ReplayDivergence,
     StoreLocked,
     StudyMismatch,
+    StudyWriterConflict,
     TooManyFailures,
 )
 from .events import FORMAT_VERSION, Event, Kind  # noqa: E402
@@ -58,6 +59,7 @@ __all__ = [
     "StoreLocked",
     "StudyMismatch",
     "StudyState",
+    "StudyWriterConflict",
     "TooManyFailures",
     "TrialStatus",
     "__version__",

@@ -144,7 +144,9 @@ def decode_line(line: bytes) -> Row:
 def rows_to_table(rows: list[Row]) -> pa.Table:
     """Column-wise Arrow table of ``rows`` with :data:`SCHEMA`."""
     columns = list(zip(*rows)) if rows else [()] * len(COLUMNS)
-    arrays = [pa.array(col, type=field.type) for col, field in zip(columns, SCHEMA) if field.name != "ts"]
+    arrays = [
+        pa.array(col, type=field.type) for col, field in zip(columns, SCHEMA) if field.name != "ts"
+    ]
     # ints -> timestamp by a cast: pa.array(ints, timestamp-with-tz) would import pandas (~1 s)
     arrays.insert(2, pa.array(columns[2], type=pa.int64()).cast(SCHEMA.field("ts").type))
     return pa.Table.from_arrays(arrays, schema=SCHEMA)

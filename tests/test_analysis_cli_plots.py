@@ -23,7 +23,9 @@ def log(tmp_path: Path) -> str:
         write_resumed_study(store)
         for seed in range(3):
             points = [(1.0 + i + seed, 1.0 / (i + 1 + seed)) for i in range(5)]
-            write_curve(store, f"bo-{seed}", points, searcher="BayesSearcher", scheduler="ASHA", seed=seed)
+            write_curve(
+                store, f"bo-{seed}", points, searcher="BayesSearcher", scheduler="ASHA", seed=seed
+            )
         stops = {"trial": 0, "reason": "bottom of rung 1"}
         store.append("bo-0", "stop", elapsed=2.0, session="s", trial=0, payload=json.dumps(stops))
     return path
@@ -50,7 +52,9 @@ def test_anytime_plot_names_axes_units_and_algorithms(log: str, tmp_path: Path) 
     assert "RandomSearcher + BasicScheduler (resumed)" in texts
     assert any(t.startswith("Any-time performance") for t in texts)
     assert (tmp_path / "a.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    by_trials = plots.anytime_plot(log, ["bo-0", "bo-1"], group_by="study", x="n_finished", log_y=True)
+    by_trials = plots.anytime_plot(
+        log, ["bo-0", "bo-1"], group_by="study", x="n_finished", log_y=True
+    )
     assert "finished trials" in _texts(by_trials)
     assert by_trials.axes[0].get_yscale() == "log"
 
@@ -91,25 +95,38 @@ def test_show(log: str, capsys: pytest.CaptureFixture[str]) -> None:
     assert "no study 'nope'" in capsys.readouterr().err
 
 
-def test_plot_command_writes_each_kind(log: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_plot_command_writes_each_kind(
+    log: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     out = tmp_path / "anytime.png"
     assert main(["plot", log, "bo-0", "bo-1", "bo-2", "resumed", "-o", os.fspath(out)]) == 0
     assert out.stat().st_size > 10_000
     for kind, name in (("learning-curves", "lc.pdf"), ("scatter", "sc.svg")):
         assert main(["plot", log, "resumed", "--kind", kind, "-o", os.fspath(tmp_path / name)]) == 0
         assert (tmp_path / name).stat().st_size > 1000
-    assert main(["plot", log, "bo-0", "bo-1", "--kind", "scatter", "-o", os.fspath(tmp_path / "x.png")]) == 1
+    assert (
+        main(
+            ["plot", log, "bo-0", "bo-1", "--kind", "scatter", "-o", os.fspath(tmp_path / "x.png")]
+        )
+        == 1
+    )
     assert "plots one study" in capsys.readouterr().err
 
 
-def test_export_to_parquet_and_back_keeps_every_event(log: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_export_to_parquet_and_back_keeps_every_event(
+    log: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     folder = os.fspath(tmp_path / "runs") + "/"
     back = os.fspath(tmp_path / "back.duckdb")
     assert main(["export", log, "--parquet", folder]) == 0
     assert main(["export", folder, "--duckdb", back]) == 0
     assert main(["export", log, "--parquet", folder, "--study", "resumed"]) == 1
     assert "already holds study 'resumed'" in capsys.readouterr().err
-    with open_store(log, read_only=True) as a, open_store(folder, read_only=True) as b, open_store(back, read_only=True) as c:
+    with (
+        open_store(log, read_only=True) as a,
+        open_store(folder, read_only=True) as b,
+        open_store(back, read_only=True) as c,
+    ):
         assert sorted(a.studies()) == sorted(b.studies()) == sorted(c.studies())
         for study in a.studies():
             assert a.events(study).equals(b.events(study))
@@ -131,4 +148,7 @@ def test_compact_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> 
 
 def test_spec_helper_has_the_legend_fields() -> None:
     payload = spec("Bayes", "ASHA")
-    assert payload["scheduler"] == {"class": "pkg.ASHA", "args": {"searcher": {"class": "pkg.Bayes"}}}
+    assert payload["scheduler"] == {
+        "class": "pkg.ASHA",
+        "args": {"searcher": {"class": "pkg.Bayes"}},
+    }

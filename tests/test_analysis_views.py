@@ -220,3 +220,16 @@ def test_views_refuse_what_is_not_an_event_log(tmp_path: Path) -> None:
         analysis.views(other)
     with pytest.raises(analysis.AnalysisError, match="no event log at"):
         analysis.views(tmp_path / "missing.duckdb")
+
+
+def test_analysis_imports_neither_hpostore_nor_matplotlib() -> None:
+    script = (
+        "import sys, analysis; "
+        "print(sorted(m for m in ('hpostore', 'matplotlib') if m in sys.modules))"
+    )
+    root = Path(__file__).resolve().parents[1]
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, cwd=root
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"

@@ -2,5 +2,6 @@
 
 from .base import DURABILITY, EventLog, open_store
 from .duckdb import DuckDBStore
+from .parquet import ParquetStore
 
-__all__ = ["DURABILITY", "DuckDBStore", "EventLog", "open_store"]
+__all__ = ["DURABILITY", "DuckDBStore", "EventLog", "ParquetStore", "open_store"]

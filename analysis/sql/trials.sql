@@ -1,0 +1,90 @@
+-- hpostore analysis view `trials`: one row per trial of every study.
+-- Input: a relation named `events` with the hpostore event-log columns (DESIGN.md,
+-- "The event log"). Runs in the plain duckdb CLI:  .read trials.sql
+--
+-- Columns: study, trial, status, error (of the last evaluate), resource (highest reached
+-- by report/evaluate), runtime (s), attempts (number of starts), reports, suggested_at /
+-- started_at / finished_at (study time in s, summed over sessions), session and worker (of
+-- the last start), message (of a failure), config (the JSON text as logged), then one typed
+-- column per hyperparameter: the union over all studies of the keys of the suggested
+-- configs, NULL where a trial has no such key. A hyperparameter named like a column before
+-- it gets a suffix (`error_1`).
+--
+-- status is what the log says of the trial's last start/evaluate/fail/interrupt/stop event:
+--   finished     the objective returned an error
+--   failed       the objective raised or returned something unusable
+--   stopped      the scheduler stopped it (a `stop` decision after its last result)
+--   interrupted  it was in flight when its session ended or died (a later `session`/`end`
+--                event, or an `interrupt` event); a resume re-runs it with a new start
+--   running      started in the session still open
+--   suggested    proposed, never started
+--
+-- The hyperparameter columns are fixed when this file runs (a session variable holds the
+-- union of config keys): run it again after new hyperparameters appear in the log.
+SET VARIABLE hpostore_config_structure = (
+    -- integers as BIGINT; a log without any hyperparameter gets one NULL placeholder column
+    -- (DuckDB has no empty STRUCT)
+    SELECT coalesce(
+        nullif(replace(json_group_structure(config::JSON)::VARCHAR, '"UBIGINT"', '"BIGINT"'), '{}'),
+        '{"no_hyperparameters":"VARCHAR"}')
+    FROM events
+    WHERE kind = 'suggest' AND config IS NOT NULL
+);
+
+CREATE OR REPLACE TEMP VIEW trials AS
+WITH per_trial AS (
+    SELECT
+        study,
+        trial,
+        any_value(config) FILTER (kind = 'suggest') AS config,
+        arg_max(kind, seq) FILTER (kind IN ('start', 'evaluate', 'fail', 'interrupt', 'stop')) AS last_kind,
+        max(seq) FILTER (kind = 'start') AS last_start_seq,
+        count(*) FILTER (kind = 'start') AS attempts,
+        count(*) FILTER (kind = 'report') AS reports,
+        arg_max(error, seq) FILTER (kind = 'evaluate') AS error,
+        max(resource) FILTER (kind IN ('report', 'evaluate')) AS resource,
+        arg_max(runtime, seq) FILTER (kind IN ('evaluate', 'fail')) AS runtime,
+        min(elapsed) FILTER (kind = 'suggest') AS suggested_at,
+        arg_max(elapsed, seq) FILTER (kind = 'start') AS started_at,
+        arg_max(elapsed, seq) FILTER (kind IN ('evaluate', 'fail')) AS finished_at,
+        arg_max(session, seq) FILTER (kind = 'start') AS session,
+        arg_max(worker, seq) FILTER (kind = 'start') AS worker,
+        json_extract_string(arg_max(payload, seq) FILTER (kind = 'fail'), '$.message') AS message
+    FROM events
+    WHERE trial IS NOT NULL
+      AND kind IN ('suggest', 'start', 'report', 'evaluate', 'fail', 'interrupt', 'stop')
+    GROUP BY study, trial
+),
+boundaries AS (  -- the last session start or end of each study
+    SELECT study, max(seq) AS boundary_seq
+    FROM events
+    WHERE kind IN ('session', 'end')
+    GROUP BY study
+)
+SELECT
+    t.study,
+    t.trial,
+    CASE
+        WHEN t.last_kind = 'evaluate' THEN 'finished'
+        WHEN t.last_kind = 'fail' THEN 'failed'
+        WHEN t.last_kind = 'stop' THEN 'stopped'
+        WHEN t.last_kind = 'interrupt' THEN 'interrupted'
+        WHEN t.last_kind = 'start' AND coalesce(b.boundary_seq, 0) > t.last_start_seq THEN 'interrupted'
+        WHEN t.last_kind = 'start' THEN 'running'
+        ELSE 'suggested'
+    END AS status,
+    t.error,
+    t.resource,
+    t.runtime,
+    t.attempts,
+    t.reports,
+    t.suggested_at,
+    t.started_at,
+    t.finished_at,
+    t.session,
+    t.worker,
+    t.message,
+    t.config,
+    unnest(json_transform(t.config, getvariable('hpostore_config_structure')))
+FROM per_trial AS t
+LEFT JOIN boundaries AS b USING (study);
