@@ -35,10 +35,12 @@ demo: install
 	$(BIN)/python examples/lenet_fashion_mnist.py --store $(DEMO_STORE) --study demo-random \
 		--trials 4 --epochs 1 --train-subset 12000
 	$(BIN)/hpostore trials $(DEMO_STORE) demo-random
+	$(BIN)/python examples/analyse_study.py $(DEMO_STORE) demo-random --out-dir .
 
 bench: install
 	$(BIN)/python -m pip install --quiet -e ".[bench]"
 	$(BIN)/python benchmarks/overhead.py
+	$(BIN)/python benchmarks/analysis.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
