@@ -97,7 +97,10 @@ def _read_idx_dir(data_dir: Path) -> tuple[np.ndarray, ...]:
             problems.append(f"  {name}: wrong md5 {got} (expected {md5})")
     if problems:
         raise RuntimeError(
-            f"Fashion-MNIST data in {data_dir} is not usable:\n" + "\n".join(problems) + "\n" + _HOW_TO_FIX
+            f"Fashion-MNIST data in {data_dir} is not usable:\n"
+            + "\n".join(problems)
+            + "\n"
+            + _HOW_TO_FIX
         )
     arrays = []
     for name, (_, magic, shape) in FILES.items():
@@ -218,7 +221,9 @@ def make_objective(
             cache.append(d)
         return cache[0]
 
-    def hpo_objective_lenet(learning_rate: float, batch_size: int, max_epochs: int = max_epochs) -> float:
+    def hpo_objective_lenet(
+        learning_rate: float, batch_size: int, max_epochs: int = max_epochs
+    ) -> float:
         return train_lenet(dataset(), learning_rate, batch_size, max_epochs, seed=seed)
 
     return hpo_objective_lenet
@@ -234,7 +239,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         description="Random search over LeNet's learning rate and batch size on Fashion-MNIST, "
         "logged to a DuckDB event log (re-running the command resumes the study)."
     )
-    p.add_argument("--store", default="lenet.duckdb", help="DuckDB event log (default: %(default)s)")
+    p.add_argument(
+        "--store", default="lenet.duckdb", help="DuckDB event log (default: %(default)s)"
+    )
     p.add_argument("--study", default="lenet-random", help="study name (default: %(default)s)")
     p.add_argument(
         "--trials", type=int, default=5, help="finished trials the study should hold (default: 5)"
@@ -277,7 +284,10 @@ def main(argv: list[str] | None = None) -> int:
     objective = make_objective(
         data, max_epochs=args.epochs, train_subset=args.train_subset, seed=args.seed
     )
-    searcher = RandomSearcher(CONFIG_SPACE, initial_config=INITIAL_CONFIG, seed=args.seed)
+    # max_epochs goes into the space as a constant, so the study event records it and resuming
+    # with another --epochs is refused (StudyMismatch) instead of mixing trial lengths.
+    space = {**CONFIG_SPACE, "max_epochs": args.epochs}
+    searcher = RandomSearcher(space, initial_config=INITIAL_CONFIG, seed=args.seed)
     scheduler = BasicScheduler(searcher=searcher)
     tuner = HPOTuner(
         scheduler=scheduler,
