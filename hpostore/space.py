@@ -7,8 +7,9 @@ uniforms the searcher derives from the logged seed; scipy's own RNG streams are 
 
 from __future__ import annotations
 
+import functools
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from statistics import NormalDist
 from typing import Any
@@ -60,23 +61,8 @@ class ScipyDomain:
         return isinstance(getattr(stats, self.dist), stats.rv_discrete)
 
     def sample(self, u: float) -> int | float:
-        kw = dict(self.kwds)
-        if self.dist == "uniform":
-            loc = kw.get("loc", self.args[0] if self.args else 0.0)
-            scale = kw.get("scale", self.args[1] if len(self.args) > 1 else 1.0)
-            return float(loc + u * scale)
-        if self.dist in ("loguniform", "reciprocal") and not kw and len(self.args) == 2:
-            lo, hi = math.log(self.args[0]), math.log(self.args[1])
-            return float(min(max(math.exp(lo + u * (hi - lo)), self.args[0]), self.args[1]))
-        if self.dist == "randint" and len(self.args) + len(kw) >= 2:
-            low, high = self.frozen().support()
-            low, high = int(low), int(high)
-            return min(low + int(u * (high - low + 1)), high)
-        if self.dist == "norm" and len(self.args) + len(kw) <= 2:
-            frozen = self.frozen()
-            return float(NormalDist(float(frozen.mean()), float(frozen.std())).inv_cdf(u))
-        value = self.frozen().ppf(u)
-        return int(value) if self.is_integer else float(value)
+        """The value at quantile ``u`` (inverse CDF), as a plain int or float."""
+        return _inverse_cdf(self)(u)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -89,6 +75,31 @@ class ScipyDomain:
     def __str__(self) -> str:
         parts = [repr(a) for a in self.args] + [f"{k}={v!r}" for k, v in self.kwds]
         return f"{self.dist}({', '.join(parts)})"
+
+
+@functools.lru_cache(maxsize=1024)
+def _inverse_cdf(domain: ScipyDomain) -> Callable[[float], int | float]:
+    """A fast inverse CDF for ``domain``: closed forms for the common families, else scipy's
+    ``ppf`` (built once per domain, not per sample)."""
+    kw = dict(domain.kwds)
+    args = domain.args
+    if domain.dist == "uniform":
+        loc = float(kw.get("loc", args[0] if args else 0.0))
+        scale = float(kw.get("scale", args[1] if len(args) > 1 else 1.0))
+        return lambda u: loc + u * scale
+    if domain.dist in ("loguniform", "reciprocal") and not kw and len(args) == 2:
+        a, b = float(args[0]), float(args[1])
+        lo, width = math.log(a), math.log(b) - math.log(a)
+        return lambda u: min(max(math.exp(lo + u * width), a), b)
+    frozen = domain.frozen()
+    if domain.dist == "randint" and len(args) + len(kw) >= 2:
+        low, high = (int(v) for v in frozen.support())
+        return lambda u: min(low + int(u * (high - low + 1)), high)
+    if domain.dist == "norm" and len(args) + len(kw) <= 2:
+        return NormalDist(float(frozen.mean()), float(frozen.std())).inv_cdf
+    if domain.is_integer:
+        return lambda u: int(frozen.ppf(u))
+    return lambda u: float(frozen.ppf(u))
 
 
 @dataclass(frozen=True, slots=True)
