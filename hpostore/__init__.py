@@ -29,8 +29,26 @@ from .errors import (  # noqa: E402
     TooManyFailures,
 )
 from .events import FORMAT_VERSION, Event, Kind  # noqa: E402
-from .schedulers import BasicScheduler, HPOScheduler  # noqa: E402
-from .searchers import HPOSearcher, RandomSearcher  # noqa: E402
+from .schedulers import (  # noqa: E402
+    Action,
+    ASHAScheduler,
+    BasicScheduler,
+    Decision,
+    HPOScheduler,
+    HyperbandScheduler,
+    MedianStoppingScheduler,
+    SuccessiveHalvingScheduler,
+    TrialScheduler,
+)
+from .searchers import (  # noqa: E402
+    BayesianSearcher,
+    EvolutionarySearcher,
+    GridExhausted,
+    GridSearcher,
+    HPOSearcher,
+    RandomSearcher,
+    TPESearcher,
+)
 from .space import ConfigSpace  # noqa: E402
 from .store import EventLog, open_store  # noqa: E402
 from .study import StudyState, TrialStatus, replay, replay_table  # noqa: E402
@@ -38,20 +56,29 @@ from .tuner import HPOTuner  # noqa: E402
 
 __all__ = [
     "FORMAT_VERSION",
+    "ASHAScheduler",
+    "Action",
     "BasicScheduler",
+    "BayesianSearcher",
     "ConfigSpace",
     "ConfigSpaceError",
     "CorruptLogError",
+    "Decision",
     "Event",
     "EventLog",
+    "EvolutionarySearcher",
     "FormatVersionError",
+    "GridExhausted",
+    "GridSearcher",
     "HPOScheduler",
     "HPOSearcher",
     "HPOStoreError",
     "HPOTuner",
     "HyperParameters",
+    "HyperbandScheduler",
     "InvalidArgument",
     "Kind",
+    "MedianStoppingScheduler",
     "ObjectiveSignatureError",
     "RandomSearcher",
     "ReadOnlyStoreError",
@@ -60,7 +87,10 @@ __all__ = [
     "StudyMismatch",
     "StudyState",
     "StudyWriterConflict",
+    "SuccessiveHalvingScheduler",
+    "TPESearcher",
     "TooManyFailures",
+    "TrialScheduler",
     "TrialStatus",
     "__version__",
     "add_to_class",

@@ -10,7 +10,7 @@ from __future__ import annotations
 import enum
 import json
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import pyarrow as pa
@@ -51,6 +51,12 @@ class TrialState:
     started_at: float | None = None
     finished_at: float | None = None
     message: str | None = None
+    #: the ``suggest`` event's payload (JSON text): rung, bracket, origin of a scheduler's trial
+    payload_json: str | None = None
+    #: the learning curve: (resource, error) of each ``report`` event, in log order
+    curve: list[tuple[float, float]] = field(default_factory=list)
+    #: a scheduler logged a ``stop`` decision on this trial
+    stopped: bool = False
     _config: dict[str, Any] | None = None
 
     @property
@@ -58,6 +64,11 @@ class TrialState:
         if self._config is None:
             self._config = json.loads(self.config_json)
         return dict(self._config)
+
+    @property
+    def payload(self) -> dict[str, Any]:
+        """The ``suggest`` payload as a dict (empty when the scheduler logged none)."""
+        return {} if self.payload_json is None else dict(json.loads(self.payload_json))
 
 
 class StudyState:
@@ -75,6 +86,9 @@ class StudyState:
         self.trajectory: list[float] = []  # best error after each finished trial
         self.finished_elapsed: list[float] = []  # elapsed at each finished trial
         self.incumbent_trial: int | None = None
+        # kept by the fold so the tuner's per-trial questions are O(1), not a scan of all trials
+        self._open: dict[int, None] = {}  # unfinished trial ids, in suggest order
+        self._next_trial = 0
         self.n_failed = 0
         self.sessions = 0
         self.session_open = False
@@ -131,8 +145,12 @@ class StudyState:
                 raise CorruptLogError(
                     f"study {self.study!r} seq {seq}: suggest needs a new trial id and a config"
                 )
-            self.trials[trial] = TrialState(trial, config, suggested_at=elapsed, session=session)
+            self.trials[trial] = TrialState(
+                trial, config, suggested_at=elapsed, session=session, payload_json=payload
+            )
             self.calls.append((_SUGGEST, trial))
+            self._open[trial] = None
+            self._next_trial = max(self._next_trial, trial + 1)
             return
         if kind == "study":
             self._apply_study(seq, payload)
@@ -140,21 +158,22 @@ class StudyState:
         if kind == "session":
             self.sessions += 1
             self.session_open = True
-            for t in self.trials.values():
-                if t.status is TrialStatus.RUNNING:
-                    t.status = TrialStatus.INTERRUPTED
+            for i in self._open:
+                if self.trials[i].status is TrialStatus.RUNNING:
+                    self.trials[i].status = TrialStatus.INTERRUPTED
             return
         if kind == "end":
             self.session_open = False
-            for t in self.trials.values():
-                if t.status is TrialStatus.RUNNING:
-                    t.status = TrialStatus.INTERRUPTED
+            for i in self._open:
+                if self.trials[i].status is TrialStatus.RUNNING:
+                    self.trials[i].status = TrialStatus.INTERRUPTED
             return
         if trial is None:
             return  # a kind without a trial that this version does not know: skipped
         t = self._trial(seq, kind, trial)
         if kind == "start":
             t.status = TrialStatus.RUNNING
+            self._open.setdefault(t.trial, None)  # a promoted trial runs again
             t.attempts += 1
             t.worker = worker
             t.session = session
@@ -163,6 +182,7 @@ class StudyState:
             if error is None:
                 raise CorruptLogError(f"study {self.study!r} seq {seq}: evaluate without an error")
             t.status = TrialStatus.FINISHED
+            self._open.pop(t.trial, None)
             t.error, t.runtime, t.finished_at = error, runtime, elapsed
             if resource is not None:
                 t.resource = resource
@@ -179,6 +199,7 @@ class StudyState:
             self.finished_elapsed.append(elapsed)
         elif kind == "fail":
             t.status = TrialStatus.FAILED
+            self._open.pop(t.trial, None)
             t.runtime, t.finished_at = runtime, elapsed
             t.message = json.loads(payload).get("message") if payload else None
             self.n_failed += 1
@@ -190,8 +211,12 @@ class StudyState:
         elif kind == "report":
             if resource is not None:
                 t.resource = resource if t.resource is None else max(t.resource, resource)
+                if error is not None:
+                    t.curve.append((resource, error))
         elif kind in ("stop", "promote", "pause"):
             self.decisions.append((seq, kind, t.trial, payload))
+            if kind == "stop":
+                t.stopped = True
 
     def _trial(self, seq: int, kind: str, trial: int) -> TrialState:
         t = self.trials.get(trial)
@@ -223,10 +248,17 @@ class StudyState:
 
     @property
     def next_trial(self) -> int:
-        return max(self.trials) + 1 if self.trials else 0
+        return self._next_trial
 
     def unfinished(self) -> list[TrialState]:
-        return [t for t in self.trials.values() if t.status in UNFINISHED]
+        """Trials that must still be (re-)run, in trial order."""
+        return [self.trials[i] for i in self._open if self.trials[i].status in UNFINISHED]
+
+    def first_unfinished(self) -> TrialState | None:
+        for i in self._open:
+            if self.trials[i].status in UNFINISHED:
+                return self.trials[i]
+        return None
 
     def not_updated(self) -> list[TrialState]:
         return [
@@ -286,6 +318,9 @@ class StudyState:
                     t.attempts,
                     t.updated,
                     t.message,
+                    t.payload_json,
+                    list(t.curve),
+                    t.stopped,
                 )
                 for t in self.trials.values()
             ],
@@ -309,7 +344,8 @@ def replay(study: str, events: Iterable[Event]) -> StudyState:
     return state
 
 
-_REPLAY_COLUMNS = [
+#: the event columns replay reads (a store may return just these)
+REPLAY_COLUMNS = [
     "seq",
     "kind",
     "trial",
@@ -328,7 +364,7 @@ def replay_table(study: str, table: pa.Table) -> StudyState:
     """:func:`replay` straight from an Arrow table of events (no Event objects: fast resume)."""
     state = StudyState(study)
     apply = state._apply
-    cols = [table.column(c).to_pylist() for c in _REPLAY_COLUMNS]
+    cols = [table.column(c).to_pylist() for c in REPLAY_COLUMNS]
     for values in zip(*cols):
         apply(*values)
     return state

@@ -8,6 +8,7 @@ running the same script again continues the study where it stopped.
 
 from __future__ import annotations
 
+import concurrent.futures as cf
 import contextlib
 import inspect
 import json
@@ -27,6 +28,7 @@ from ._hyper import HyperParameters
 from .errors import (
     ConfigSpaceError,
     CorruptLogError,
+    HPOStoreError,
     InvalidArgument,
     ObjectiveSignatureError,
     ReplayDivergence,
@@ -34,10 +36,10 @@ from .errors import (
     TooManyFailures,
 )
 from .events import FORMAT_VERSION, dumps
-from .schedulers.base import HPOScheduler
+from .schedulers.base import Action, Decision, HPOScheduler, TrialScheduler
 from .space import ConfigSpace, to_native
 from .store.base import EventLog, open_store
-from .study import UNFINISHED, StudyState, TrialState, replay_table
+from .study import REPLAY_COLUMNS, StudyState, TrialState, replay_table
 
 _SUGGEST = 0
 
@@ -99,6 +101,28 @@ def _diff(logged: Any, now: Any, path: str = "") -> list[str]:
     )
 
 
+def _resource_of(config: Mapping[str, Any], scheduler: Any) -> float | None:
+    """The resource a config asks for (``config[scheduler.resource_attr]``), if any."""
+    attr = getattr(scheduler, "resource_attr", None)
+    value = config.get(attr) if isinstance(attr, str) else None
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+
+def _check_picklable(objective: Callable[..., Any]) -> None:
+    from multiprocessing.reduction import ForkingPickler
+
+    try:  # what the process pool will do with it, tried up front for a clear message
+        ForkingPickler.dumps(objective)
+    except Exception as exc:
+        name = getattr(objective, "__qualname__", type(objective).__name__)
+        raise InvalidArgument(
+            f"the objective {name} cannot be sent to worker processes ({type(exc).__name__}: "
+            f"{exc}); with n_workers > 1 it must be picklable: a module-level function (not a "
+            "lambda or a closure), defined in an importable module or under "
+            "`if __name__ == '__main__':` guarded scripts"
+        ) from None
+
+
 class HPOTuner(HyperParameters):
     """Runs ``objective(**config)`` on the configurations a scheduler suggests, logging each step.
 
@@ -116,6 +140,21 @@ class HPOTuner(HyperParameters):
     the run (with :class:`TooManyFailures`) after that many failed trials in a row.
     ``trust_log=True`` continues with the logged configs when a re-executed user searcher
     proposes different ones, instead of raising :class:`ReplayDivergence`.
+
+    **Intermediate results.** An objective with a ``report`` parameter gets a callable
+    ``report(resource, error) -> bool``: each call becomes a ``report`` event and goes to the
+    scheduler's ``on_report``; it returns True once the scheduler decided to stop the trial,
+    which should then end cleanly and return its current error (see
+    :class:`hpostore.integrations.keras.ReportCallback`).
+
+    **Parallel workers.** ``n_workers=k`` (k > 1) runs trials on a local process pool of k
+    workers (forkserver or spawn, never a fork of the tuner; the objective must be picklable: a module-level function);
+    ``executor=`` takes any :class:`concurrent.futures.Executor` instead (a process or thread
+    pool, :class:`hpostore.executors.RayExecutor`, Dask's), with ``n_workers`` (default: the
+    executor's worker count) trials in flight. A free worker gets a new suggestion at once;
+    results are logged as they arrive, by this process only. ``elapsed`` is this process's
+    wall clock, so any-time curves of 1 and k workers compare honestly. ``n_workers=1`` and no
+    executor is the sequential loop.
     """
 
     def __init__(
@@ -129,6 +168,8 @@ class HPOTuner(HyperParameters):
         max_failures: int | None = 10,
         trust_log: bool = False,
         clock: Clock = time.monotonic,
+        n_workers: int = 1,
+        executor: cf.Executor | None = None,
     ) -> None:
         if not (
             callable(getattr(scheduler, "suggest", None))
@@ -148,6 +189,14 @@ class HPOTuner(HyperParameters):
             )
         if study is not None and (not isinstance(study, str) or not study):
             raise InvalidArgument(f"study must be a non-empty string, got {study!r}")
+        if not isinstance(n_workers, int) or isinstance(n_workers, bool) or n_workers < 1:
+            raise InvalidArgument(f"n_workers must be a positive int, got {n_workers!r}")
+        if executor is not None and not isinstance(executor, cf.Executor):
+            raise InvalidArgument(
+                f"executor must be a concurrent.futures.Executor, got {type(executor).__name__}"
+            )
+        self.n_workers = n_workers
+        self.executor = executor
         self.scheduler = scheduler
         self.objective = objective
         self.verbose = verbose
@@ -162,7 +211,9 @@ class HPOTuner(HyperParameters):
         self.store: EventLog = store
         self.study: str = study or "default"
         self.worker = f"{socket.gethostname()}:{os.getpid()}"
-        self._state: StudyState = replay_table(self.study, self.store.events(self.study))
+        self._state: StudyState = replay_table(
+            self.study, self.store.events(self.study, columns=REPLAY_COLUMNS)
+        )
         if self._state.seq and self._state.spec is None:
             raise CorruptLogError(
                 f"study {self.study!r} in {self.store.path} does not start with a study event"
@@ -171,8 +222,14 @@ class HPOTuner(HyperParameters):
         self._caught_up = not self._state.trials
         self._session: str | None = None
         self._signature: inspect.Signature | None = None
+        self._signature_ok: set[frozenset[str]] = set()
         with contextlib.suppress(TypeError, ValueError):
             self._signature = inspect.signature(objective)
+        #: the objective takes a ``report`` callable (intermediate results)
+        self._wants_report = self._signature is not None and "report" in self._signature.parameters
+        self._trial_aware = isinstance(scheduler, TrialScheduler)
+        self._stop_sent: set[int] = set()
+        self._last_resource: dict[int, float] = {}
         if self._state.spec is not None:
             self._check_spec(self._state.spec)
 
@@ -262,13 +319,23 @@ class HPOTuner(HyperParameters):
         )
         self._state.apply_row(row)
 
-    def run(self, number_of_trials: int) -> HPOTuner:
+    def run(self, number_of_trials: int, *, time_budget_s: float | None = None) -> HPOTuner:
         """Run until the study holds ``number_of_trials`` finished trials (resuming if it has some).
 
         Unlike the textbook's loop, which runs ``number_of_trials`` *more* trials per call, the
         count is the study's total, so running the same script again after a crash finishes
-        the job instead of starting it over.
+        the job instead of starting it over. ``time_budget_s``: start no trial once this call
+        has run that long (by the tuner's clock); trials already running finish and are logged.
         """
+        if time_budget_s is not None and not (
+            isinstance(time_budget_s, (int, float))
+            and not isinstance(time_budget_s, bool)
+            and time_budget_s >= 0
+        ):
+            raise InvalidArgument(
+                f"time_budget_s must be a non-negative number of seconds or None, got {time_budget_s!r}"
+            )
+        self._budget_s = time_budget_s
         if (
             not isinstance(number_of_trials, int)
             or isinstance(number_of_trials, bool)
@@ -295,8 +362,12 @@ class HPOTuner(HyperParameters):
             self._catch_up()
             for t in state.not_updated():
                 self._update(t.trial, self._configs.get(t.trial, t.config), t.error)
+            self._stop_sent = {t.trial for t in state.trials.values() if t.stopped}
+            if self.n_workers > 1 or self.executor is not None:
+                self._run_parallel(number_of_trials)
+                return self
             failures_in_a_row = 0
-            while state.n_finished < number_of_trials:
+            while state.n_finished < number_of_trials and self._within_budget():
                 if self._run_next():
                     failures_in_a_row = 0
                     continue
@@ -322,6 +393,10 @@ class HPOTuner(HyperParameters):
             self._session = None
             self.store.commit(force=True)
         return self
+
+    def _within_budget(self) -> bool:
+        budget = getattr(self, "_budget_s", None)
+        return budget is None or self.clock() - self._t0 < budget
 
     def _begin_session(self) -> None:
         state = self._state
@@ -394,37 +469,39 @@ class HPOTuner(HyperParameters):
                 self.scheduler.update(self._configs[trial], t.error)
 
     def _check_signature(self, config: dict[str, Any], trial: int) -> None:
-        if self._signature is None:
-            return
+        keys = frozenset(config)
+        if self._signature is None or keys in self._signature_ok:
+            return  # binding depends on the keys only: check each key set once
+        if self._wants_report and "report" in config:
+            raise ObjectiveSignatureError(
+                f"trial {trial}: the config has a 'report' entry, but the objective's `report` "
+                "parameter receives the reporting callable; rename the hyperparameter"
+            )
         try:
-            self._signature.bind(**config)
+            self._signature.bind(**config, **({"report": None} if self._wants_report else {}))
         except TypeError as exc:
             name = getattr(self.objective, "__qualname__", "objective")
             raise ObjectiveSignatureError(
                 f"trial {trial}: the objective {name}{self._signature} cannot be called with the "
                 f"config {config}: {exc}. The config space's names must match the objective's parameters."
             ) from None
+        self._signature_ok.add(keys)
 
     def _run_next(self) -> bool:
         """Run one trial (a re-run of an unfinished one first); True if it finished."""
         state = self._state
-        pending: TrialState | None = next(
-            (t for t in state.trials.values() if t.status in UNFINISHED), None
-        )
+        pending: TrialState | None = state.first_unfinished()
         if pending is not None:
             trial, config = pending.trial, pending.config
             obj = self._configs.get(trial, config)
         else:
-            trial = state.next_trial
-            obj = self.scheduler.suggest()
-            config = native_config(obj, trial=trial)
-            self._check_signature(config, trial)
-            self._append(
-                "suggest",
-                trial=trial,
-                config=json.dumps(config, separators=(",", ":"), allow_nan=False),
-            )
-            self._configs[trial] = obj
+            suggested = self._suggest()
+            if suggested is None:
+                raise InvalidArgument(
+                    f"{type(self.scheduler).__name__} has nothing to suggest while no trial is "
+                    "running (it waits for results that will never come)"
+                )
+            trial, config, obj = suggested
         attempt = state.trials[trial].attempts + 1
         self._append("start", trial=trial, worker=self.worker, payload=dumps({"attempt": attempt}))
         self.store.commit()  # write-ahead: suggest/start are durable before the objective runs
@@ -432,8 +509,11 @@ class HPOTuner(HyperParameters):
             print(f"Trial {trial}: config = {config}")
         t0 = self.clock()
         message: str | None
+        kwargs = dict(config)
+        if self._wants_report:
+            kwargs["report"] = self._sequential_reporter(trial, attempt)
         try:
-            value = self.objective(**config)
+            value = self.objective(**kwargs)
         except KeyboardInterrupt:
             self._append(
                 "interrupt",
@@ -447,21 +527,251 @@ class HPOTuner(HyperParameters):
         else:
             error, message = as_error(value)
         runtime = self.clock() - t0
+        return self._finish(trial, obj, error, message, runtime, self.worker)
+
+    def _suggest(self) -> tuple[int, dict[str, Any], Any] | None:
+        """Ask the scheduler for the next trial and log its ``suggest`` (and any ``promote``).
+
+        None: a :class:`TrialScheduler` has nothing to run until a running trial finishes.
+        """
+        trial = self._state.next_trial
+        payload: str | None = None
+        promote: tuple[int, str] | None = None
+        if self._trial_aware:
+            assert isinstance(self.scheduler, TrialScheduler)
+            suggestion = self.scheduler.suggest_trial(trial)
+            if suggestion is None:
+                return None
+            obj: Any = dict(suggestion.config)
+            if suggestion.payload:
+                payload = dumps(dict(suggestion.payload))
+            if suggestion.promoted_from is not None:
+                promote = (suggestion.promoted_from, suggestion.reason or "")
+        else:
+            obj = self.scheduler.suggest()
+        config = native_config(obj, trial=trial)
+        self._check_signature(config, trial)
+        if promote is not None:
+            source, reason = promote
+            self._append(
+                "promote",
+                trial=source,
+                resource=_resource_of(config, self.scheduler),
+                payload=dumps({"reason": reason, "to_trial": trial}),
+            )
+        self._append(
+            "suggest",
+            trial=trial,
+            config=json.dumps(config, separators=(",", ":"), allow_nan=False),
+            payload=payload,
+        )
+        self._configs[trial] = obj
+        return trial, config, obj
+
+    def _finish(
+        self,
+        trial: int,
+        obj: Any,
+        error: float | None,
+        message: str | None,
+        runtime: float,
+        worker: str,
+    ) -> bool:
+        """Log a trial's outcome and let the scheduler observe it; True if it finished."""
+        resource = self._last_resource.pop(trial, None)
+        if resource is None and self._trial_aware:
+            resource = _resource_of(self._state.trials[trial].config, self.scheduler)
         if error is None:
             self._append("fail", trial=trial, runtime=runtime, payload=dumps({"message": message}))
+            if self._trial_aware:
+                assert isinstance(self.scheduler, TrialScheduler)
+                self._log_decisions(
+                    self.scheduler.on_result(trial, None, resource), resource, trial
+                )
             if self.verbose:
                 print(f"    failed: {message}")
             return False
-        self._append("evaluate", trial=trial, error=error, runtime=runtime, worker=self.worker)
-        self._update(trial, obj, error)
+        self._append(
+            "evaluate", trial=trial, error=error, runtime=runtime, worker=worker, resource=resource
+        )
+        if self._trial_aware:
+            assert isinstance(self.scheduler, TrialScheduler)
+            self._log_decisions(self.scheduler.on_result(trial, error, resource), resource, trial)
+            self._append("update", trial=trial)
+        else:
+            self._update(trial, obj, error)
         if self.verbose:
             print(f"    error = {error}, runtime = {runtime}")
         return True
 
     def _update(self, trial: int, config: Any, error: float | None) -> None:
         assert error is not None
-        self.scheduler.update(config, error)
+        if not self._trial_aware:  # a TrialScheduler saw the result in on_result (or restore)
+            self.scheduler.update(config, error)
         self._append("update", trial=trial)
+
+    # --- intermediate results and decisions -------------------------------------------------
+    def _on_report(self, trial: int, resource: float, error: float) -> bool:
+        """Log a report, ask the scheduler, log its decision; True if the trial should stop."""
+        self._append("report", trial=trial, resource=resource, error=error)
+        self._last_resource[trial] = resource
+        on_report = getattr(self.scheduler, "on_report", None)
+        if callable(on_report):
+            decision = on_report(trial, resource, error)
+            if not isinstance(decision, Decision):
+                raise InvalidArgument(
+                    f"{type(self.scheduler).__name__}.on_report must return a Decision, "
+                    f"got {decision!r}"
+                )
+            if decision.action in (Action.STOP, Action.PAUSE) and trial not in self._stop_sent:
+                self._stop_sent.add(trial)
+                self._log_decisions([(trial, decision)], resource, trial)
+                self.store.commit()
+            elif decision.action is Action.PROMOTE:
+                self._log_decisions([(trial, decision)], resource, trial)
+        return trial in self._stop_sent
+
+    def _log_decisions(
+        self, decisions: list[tuple[int, Decision]], resource: float | None, about: int
+    ) -> None:
+        """Log each decision but CONTINUE (``resource``: where trial ``about`` stands)."""
+        for trial, decision in decisions:
+            if not isinstance(decision, Decision):
+                raise InvalidArgument(
+                    f"{type(self.scheduler).__name__} returned {decision!r} for trial {trial}, "
+                    "not a Decision"
+                )
+            if decision.kind is not None:
+                self._append(
+                    decision.kind,
+                    trial=trial,
+                    resource=resource if trial == about else None,
+                    payload=dumps({"reason": decision.reason}),
+                )
+
+    def _sequential_reporter(self, trial: int, attempt: int) -> Callable[[float, float], bool]:
+        from .executors import check_report
+
+        def report(resource: float, error: float) -> bool:
+            """Report ``error`` at ``resource``; True if the scheduler asks the trial to stop."""
+            r, e = check_report(resource, error)
+            return self._on_report(trial, r, e)
+
+        return report
+
+    # --- parallel workers -------------------------------------------------------------------
+    def _run_parallel(self, number_of_trials: int) -> None:
+        from .executors import ManagerChannel, ReportChannel, local_pool, run_trial
+
+        owned = self.executor is None
+        executor: cf.Executor = self.executor or local_pool(self.n_workers)
+        slots = self.n_workers
+        if self.executor is not None and self.n_workers == 1:
+            slots = int(getattr(self.executor, "_max_workers", 0) or os.cpu_count() or 1)
+        if isinstance(executor, cf.ProcessPoolExecutor) or hasattr(executor, "report_channel"):
+            _check_picklable(self.objective)
+        make_channel = getattr(executor, "report_channel", None)
+        channel: ReportChannel | None = None
+        if self._wants_report:
+            channel = make_channel() if callable(make_channel) else ManagerChannel()
+        state = self._state
+        running: dict[cf.Future[Any], tuple[int, int, Any]] = {}
+        reruns = [t.trial for t in state.unfinished()]
+        failures_in_a_row = 0
+        clean = False
+        try:
+            while True:
+                while (
+                    len(running) < slots
+                    and state.n_finished + len(running) < number_of_trials
+                    and self._within_budget()
+                ):
+                    if reruns:
+                        trial = reruns.pop(0)
+                        config = state.trials[trial].config
+                        obj = self._configs.get(trial, config)
+                    else:
+                        suggested = self._suggest()
+                        if suggested is None:
+                            break
+                        trial, config, obj = suggested
+                    attempt = state.trials[trial].attempts + 1
+                    self._append("start", trial=trial, payload=dumps({"attempt": attempt}))
+                    self.store.commit()  # write-ahead, as in the sequential loop
+                    if self.verbose:
+                        print(f"Trial {trial}: config = {config}")
+                    reporter = channel.reporter(trial, attempt) if channel is not None else None
+                    running[executor.submit(run_trial, self.objective, config, reporter)] = (
+                        trial,
+                        attempt,
+                        obj,
+                    )
+                if not running:
+                    if state.n_finished >= number_of_trials or not self._within_budget():
+                        break
+                    raise InvalidArgument(
+                        f"{type(self.scheduler).__name__} has nothing to suggest while no trial "
+                        "is running (it waits for results that will never come)"
+                    )
+                done, _ = cf.wait(running, timeout=0.02, return_when=cf.FIRST_COMPLETED)
+                if channel is not None:
+                    self._drain(channel, running)
+                for future in done:
+                    trial, attempt, obj = running.pop(future)
+                    try:
+                        outcome = future.result()
+                    except cf.BrokenExecutor as exc:
+                        raise HPOStoreError(
+                            f"study {self.study!r}: a worker process died while running trial "
+                            f"{trial} ({exc}). If its output shows ModuleNotFoundError, the "
+                            "objective's module cannot be imported by worker processes: define "
+                            "the objective in an importable module or in the script you run. "
+                            "Run again to resume; the running trials are re-run."
+                        ) from exc
+                    if channel is not None:
+                        channel.forget(trial)
+                    self._stop_sent.discard(trial)
+                    if self.verbose:
+                        print(f"Trial {trial} done on {outcome.worker}")
+                    if self._finish(
+                        trial, obj, outcome.error, outcome.message, outcome.runtime, outcome.worker
+                    ):
+                        failures_in_a_row = 0
+                        continue
+                    failures_in_a_row += 1
+                    if self.max_failures is not None and failures_in_a_row >= self.max_failures:
+                        raise TooManyFailures(
+                            f"study {self.study!r}: {failures_in_a_row} trials in a row failed "
+                            f"(max_failures={self.max_failures}); the last one: {outcome.message}. "
+                            "The run was stopped; fix the objective and run again to continue "
+                            "(failed trials stay in the log)."
+                        )
+            clean = True
+        except BaseException as exc:
+            for trial, _, _ in running.values():
+                self._append(
+                    "interrupt",
+                    trial=trial,
+                    payload=dumps({"reason": type(exc).__name__}),
+                )
+            raise
+        finally:
+            if channel is not None:
+                with contextlib.suppress(Exception):
+                    channel.close()
+            if owned:
+                if not clean:  # do not wait for trials whose results nobody will log
+                    for process in list(getattr(executor, "_processes", {}).values()):
+                        process.terminate()
+                executor.shutdown(wait=clean, cancel_futures=True)
+
+    def _drain(self, channel: Any, running: Mapping[cf.Future[Any], tuple[int, int, Any]]) -> None:
+        live = {(trial, attempt) for trial, attempt, _ in running.values()}
+        for trial, attempt, resource, error in channel.drain():
+            if (trial, attempt) not in live:
+                continue  # from a trial that already ended (or an earlier attempt)
+            if self._on_report(trial, resource, error):
+                channel.stop(trial)
 
     # --- lifetime ---------------------------------------------------------------------------
     def close(self) -> None:

@@ -1,5 +1,33 @@
-"""Schedulers: decide which trials run."""
+"""Schedulers: decide which trials run, stop, pause or get more resource."""
 
-from .base import BasicScheduler, HPOScheduler
+from .base import (
+    CONTINUE,
+    Action,
+    BasicScheduler,
+    Decision,
+    HPOScheduler,
+    Suggestion,
+    TrialScheduler,
+)
+from .multi_fidelity import (
+    ASHAScheduler,
+    HyperbandScheduler,
+    MedianStoppingScheduler,
+    SuccessiveHalvingScheduler,
+    rung_levels,
+)
 
-__all__ = ["BasicScheduler", "HPOScheduler"]
+__all__ = [
+    "CONTINUE",
+    "ASHAScheduler",
+    "Action",
+    "BasicScheduler",
+    "Decision",
+    "HPOScheduler",
+    "HyperbandScheduler",
+    "MedianStoppingScheduler",
+    "Suggestion",
+    "SuccessiveHalvingScheduler",
+    "TrialScheduler",
+    "rung_levels",
+]

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import enum
 from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from .._hyper import HyperParameters
+from ..errors import InvalidArgument
 from ..searchers.base import HPOSearcher
 
 if TYPE_CHECKING:
@@ -30,6 +34,10 @@ class HPOScheduler(HyperParameters, ABC):
     def restore(self, state: StudyState) -> None:
         """Rebuild internal state from a replayed study; ``NotImplementedError`` means re-execute."""
         raise NotImplementedError
+
+    def on_report(self, trial: int, resource: float, error: float) -> Decision:
+        """Decide on a running trial from an intermediate result (default: let it run)."""
+        return CONTINUE
 
 
 class BasicScheduler(HPOScheduler):
@@ -60,3 +68,134 @@ class BasicScheduler(HPOScheduler):
         ):
             raise NotImplementedError  # a subclass changed the calls: re-execute it
         self.searcher.restore(state)
+
+
+# --- trial-aware schedulers: intermediate reports and decisions -----------------------------------
+class Action(str, enum.Enum):
+    """What a scheduler decides about a trial. Every action but CONTINUE is logged as an event."""
+
+    CONTINUE = "continue"
+    STOP = "stop"  # end the running trial now (its last reported error is its result)
+    PAUSE = "pause"  # the trial reached a rung and waits there (it may be promoted later)
+    PROMOTE = "promote"  # give the trial more resource (re-run with a larger resource)
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """A scheduler's decision on a trial, with the reason that is logged in the event's payload.
+
+    >>> Decision(Action.STOP, "error 0.4 not in the top 1/3 of rung 3 (5 trials)").action.value
+    'stop'
+    >>> Decision(Action.STOP, "")
+    Traceback (most recent call last):
+    ...
+    hpostore.errors.InvalidArgument: a 'stop' decision needs a non-empty reason, got ''
+    """
+
+    action: Action
+    reason: str
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.action, Action):
+            raise InvalidArgument(f"Decision.action must be an Action, got {self.action!r}")
+        if not isinstance(self.reason, str) or not self.reason.strip():
+            raise InvalidArgument(
+                f"a {self.action.value!r} decision needs a non-empty reason, got {self.reason!r}"
+            )
+
+    @property
+    def kind(self) -> str | None:
+        """The event kind that logs this decision (None for CONTINUE, which is not logged)."""
+        return None if self.action is Action.CONTINUE else self.action.value
+
+
+CONTINUE = Decision(Action.CONTINUE, "no rule applies")
+
+
+@dataclass(frozen=True, slots=True)
+class Suggestion:
+    """What a :class:`TrialScheduler` wants run next as trial ``trial``.
+
+    ``payload`` is logged with the ``suggest`` event (rung, bracket, origin: whatever the
+    scheduler needs to rebuild its state from the log). ``promoted_from`` names the trial whose
+    result earned this run; the tuner logs a ``promote`` event on it with ``reason``.
+    """
+
+    config: Mapping[str, Any]
+    payload: Mapping[str, Any] | None = None
+    promoted_from: int | None = None
+    reason: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.promoted_from is not None and not self.reason:
+            raise InvalidArgument(
+                f"a promotion of trial {self.promoted_from} needs a reason, got {self.reason!r}"
+            )
+
+
+class TrialScheduler(HPOScheduler):
+    """A scheduler that knows trial ids: multi-fidelity (SH, ASHA, Hyperband), early stopping.
+
+    The tuner calls, in log order:
+
+    - :meth:`suggest_trial` for the next trial id: a :class:`Suggestion`, or ``None`` when
+      nothing can start until a running trial finishes (synchronous successive halving);
+    - :meth:`on_report` for each intermediate ``(resource, error)`` a running trial reports:
+      a :class:`Decision` (STOP ends the trial at its next report; CONTINUE is not logged);
+    - :meth:`on_result` when a trial finished (``error``) or failed (``error=None``): the
+      decisions it makes about any trials (e.g. PAUSE at a rung), each logged with its reason.
+
+    Its state is a function of the log: :meth:`restore` rebuilds it from a replayed
+    :class:`~hpostore.study.StudyState`, and :meth:`snapshot` returns it in a comparable form
+    (the conformance tests check ``restore(replay(log)).snapshot() == live.snapshot()``).
+    Randomness comes from the study's logged seed (:meth:`bind_seed`).
+    """
+
+    searcher: HPOSearcher
+
+    @abstractmethod
+    def suggest_trial(self, trial: int) -> Suggestion | None:
+        """What to run as trial ``trial`` (None: wait for a running trial to finish)."""
+
+    def on_report(self, trial: int, resource: float, error: float) -> Decision:
+        """Decide on a running trial from its intermediate result (default: continue)."""
+        return CONTINUE
+
+    @abstractmethod
+    def on_result(
+        self, trial: int, error: float | None, resource: float | None
+    ) -> list[tuple[int, Decision]]:
+        """Observe trial ``trial``'s final error (None: it failed); decisions to log."""
+
+    @abstractmethod
+    def restore(self, state: StudyState) -> None:
+        """Rebuild the state from a replayed study (reports, results, decisions, payloads)."""
+
+    @abstractmethod
+    def snapshot(self) -> dict[str, Any]:
+        """The scheduler's state as plain data (equal for a live and a restored scheduler)."""
+
+    def bind_seed(self, seed: int) -> None:
+        """Adopt the study's logged seed (for randomized decisions such as bracket choice)."""
+        self._seed = seed
+
+    # The textbook surface, for code that drives a scheduler by hand: suggest() numbers the
+    # trials itself and update() finds the trial by its config.
+    def suggest(self) -> dict[str, Any]:
+        trial = len(getattr(self, "_by_hand", {}))
+        suggestion = self.suggest_trial(trial)
+        if suggestion is None:
+            raise InvalidArgument(
+                f"{type(self).__name__} has nothing to run until a suggested trial is updated"
+            )
+        self.__dict__.setdefault("_by_hand", {})[trial] = dict(suggestion.config)
+        return dict(suggestion.config)
+
+    def update(self, config: dict[str, Any], error: float, info: Any = None) -> None:
+        open_trials = getattr(self, "_by_hand", {})
+        for trial, suggested in open_trials.items():
+            if suggested == config:
+                open_trials[trial] = None
+                self.on_result(trial, error, None)
+                return
+        raise InvalidArgument(f"update() of a config this scheduler has not suggested: {config}")

@@ -1,6 +1,20 @@
 """Searchers: propose configurations."""
 
 from .base import HPOSearcher, trial_rng, trial_uniforms
+from .bayesian import BayesianSearcher
+from .evolution import EvolutionarySearcher
+from .grid import GridExhausted, GridSearcher
 from .random import RandomSearcher
+from .tpe import TPESearcher
 
-__all__ = ["HPOSearcher", "RandomSearcher", "trial_rng", "trial_uniforms"]
+__all__ = [
+    "BayesianSearcher",
+    "EvolutionarySearcher",
+    "GridExhausted",
+    "GridSearcher",
+    "HPOSearcher",
+    "RandomSearcher",
+    "TPESearcher",
+    "trial_rng",
+    "trial_uniforms",
+]

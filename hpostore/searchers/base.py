@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from abc import ABC, abstractmethod
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -71,4 +72,21 @@ class HPOSearcher(HyperParameters, ABC):
 
     def restore(self, state: StudyState) -> None:
         """Rebuild internal state from a replayed study; ``NotImplementedError`` means re-execute."""
+        raise NotImplementedError
+
+    def restore_results(
+        self,
+        n_sampled: int,
+        results: Iterable[tuple[dict[str, Any], float, Any]],
+        pending: Iterable[dict[str, Any]] = (),
+    ) -> None:
+        """Rebuild from what a scheduler fed this searcher, in one pass.
+
+        ``n_sampled`` is how many times :meth:`sample_configuration` was called, ``results`` the
+        ``(config, error, additional_info)`` of each :meth:`update` call in order, ``pending``
+        the sampled configs without a result yet, in the order they were sampled. A scheduler
+        that calls the searcher differently from FIFO (one sample per trial, one update per
+        finished trial) rebuilds its searcher with this instead of :meth:`restore`.
+        ``NotImplementedError`` means re-execute.
+        """
         raise NotImplementedError

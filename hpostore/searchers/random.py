@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import secrets
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from ..errors import StudyMismatch
@@ -66,6 +66,14 @@ class RandomSearcher(HPOSearcher):
         return self.space.sample(trial_uniforms(self.seed, index, self.space.n_random))
 
     def restore(self, state: StudyState) -> None:
+        self.restore_results(len(state.trials), ())
+
+    def restore_results(
+        self,
+        n_sampled: int,
+        results: Iterable[tuple[dict[str, Any], float, Any]],
+        pending: Iterable[dict[str, Any]] = (),
+    ) -> None:
         if type(self).sample_configuration is not RandomSearcher.sample_configuration:
             raise NotImplementedError  # a subclass may sample differently: re-execute it
-        self._n_sampled = len(state.trials)
+        self._n_sampled = n_sampled

@@ -1,0 +1,137 @@
+"""The unit cube that model-based searchers work in: one quantile per non-constant domain.
+
+A config is encoded as the prior's quantiles ``q`` in (0, 1), one per non-constant domain in
+space order, and decoded by :meth:`ConfigSpace.sample`, the same inverse-CDF map random
+search uses. So a ``loguniform`` dimension is log-scaled, a ``uniform`` one linear, an integer
+is the centre of its value's quantile bin, and a categorical value is the centre of its bin
+(searchers that need it one-hot encode it with :meth:`UnitCube.features`).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from ..space import Choice, ConfigSpace, Constant, JSONScalar, ScipyDomain
+
+_EPS = 1e-9
+
+
+@dataclass(frozen=True, slots=True)
+class Dim:
+    """One non-constant hyperparameter: its name, domain and kind (float, int or cat)."""
+
+    name: str
+    domain: ScipyDomain | Choice
+    kind: str  # "float" | "int" | "cat"
+    size: int  # categories (cat) or integer values (int; 0 when unbounded)
+    low: int  # the smallest integer value (int)
+
+
+def _int_size(domain: ScipyDomain) -> tuple[int, int]:
+    low, high = domain.frozen().support()
+    if math.isinf(low) or math.isinf(high):
+        return 0, (0 if math.isinf(low) else int(low))
+    return int(high) - int(low) + 1, int(low)
+
+
+class UnitCube:
+    """Encode/decode configs of ``space`` to and from quantile vectors (see the module doc)."""
+
+    def __init__(self, space: ConfigSpace) -> None:
+        self.space = space
+        dims = []
+        for name, d in space.domains.items():
+            if isinstance(d, Constant):
+                continue
+            if isinstance(d, Choice):
+                dims.append(Dim(name, d, "cat", len(d.values), 0))
+            elif d.is_integer:
+                size, low = _int_size(d)
+                dims.append(Dim(name, d, "int", size, low))
+            else:
+                dims.append(Dim(name, d, "float", 0, 0))
+        self.dims: tuple[Dim, ...] = tuple(dims)
+        self.n = len(dims)
+        self.categorical = np.array([d.kind == "cat" for d in dims], dtype=bool)
+        #: columns of the one-hot feature matrix: (start, width) per dim
+        widths = [d.size if d.kind == "cat" else 1 for d in dims]
+        self.n_features = int(sum(widths))
+        self._starts = np.cumsum([0, *widths[:-1]]).astype(int)
+
+    # --- configs <-> quantiles --------------------------------------------------------------
+    def encode(self, config: Mapping[str, Any]) -> np.ndarray:
+        """The quantile vector of ``config`` (bin centres for discrete values)."""
+        return np.array([_quantile(d, config[d.name]) for d in self.dims], dtype=float)
+
+    def decode(self, q: np.ndarray) -> dict[str, JSONScalar]:
+        """The config at quantiles ``q`` (clipped into the open unit interval)."""
+        return self.space.sample([min(max(float(u), _EPS), 1.0 - _EPS) for u in q])
+
+    def snap(self, q: np.ndarray) -> np.ndarray:
+        """``q`` (an ``m x n`` matrix) moved to the bin centres of its discrete dims."""
+        out = np.clip(np.array(q, dtype=float), _EPS, 1.0 - _EPS)
+        for j, d in enumerate(self.dims):
+            if d.kind == "cat" or (d.kind == "int" and d.size > 0 and _is_randint(d.domain)):
+                out[:, j] = (np.floor(out[:, j] * d.size) + 0.5) / d.size
+            elif d.kind == "int":  # another discrete distribution: through its CDF
+                assert isinstance(d.domain, ScipyDomain)
+                frozen = d.domain.frozen()
+                v = frozen.ppf(out[:, j])
+                out[:, j] = 0.5 * (frozen.cdf(v - 1) + frozen.cdf(v))
+        return out
+
+    def category(self, q: np.ndarray, j: int) -> np.ndarray:
+        """Category indices of column ``j`` of the quantile matrix ``q``."""
+        size = self.dims[j].size
+        return np.minimum((q[:, j] * size).astype(int), size - 1)
+
+    def features(self, q: np.ndarray) -> np.ndarray:
+        """The model's inputs for quantile rows ``q``: numeric dims as is, categoricals one-hot."""
+        m = q.shape[0]
+        if not self.categorical.any():
+            return q
+        out = np.zeros((m, self.n_features))
+        for j, d in enumerate(self.dims):
+            start = self._starts[j]
+            if d.kind == "cat":
+                out[np.arange(m), start + self.category(q, j)] = 1.0
+            else:
+                out[:, start] = q[:, j]
+        return out
+
+
+def _is_randint(domain: ScipyDomain | Choice) -> bool:
+    return isinstance(domain, ScipyDomain) and domain.dist == "randint"
+
+
+def _quantile(d: Dim, value: Any) -> float:
+    domain = d.domain
+    if isinstance(domain, Choice):
+        index = next(
+            (i for i, v in enumerate(domain.values) if v == value and type(v) is type(value)),
+            None,
+        )
+        if index is None:
+            index = domain.values.index(value)
+        return (index + 0.5) / d.size
+    kw = dict(domain.kwds)
+    if d.kind == "int":
+        if _is_randint(domain) and d.size > 0:
+            return (int(value) - d.low + 0.5) / d.size
+        frozen = domain.frozen()
+        return float(0.5 * (frozen.cdf(value - 1) + frozen.cdf(value)))
+    if domain.dist == "uniform":
+        loc = kw.get("loc", domain.args[0] if domain.args else 0.0)
+        scale = kw.get("scale", domain.args[1] if len(domain.args) > 1 else 1.0)
+        q = (float(value) - loc) / scale
+    elif domain.dist in ("loguniform", "reciprocal") and not kw and len(domain.args) == 2:
+        lo, hi = math.log(domain.args[0]), math.log(domain.args[1])
+        q = (math.log(float(value)) - lo) / (hi - lo)
+    else:
+        q = float(domain.frozen().cdf(value))
+    return min(max(q, _EPS), 1.0 - _EPS)
