@@ -41,6 +41,8 @@ bench: install
 	$(BIN)/python -m pip install --quiet -e ".[bench]"
 	$(BIN)/python benchmarks/overhead.py
 	$(BIN)/python benchmarks/analysis.py
+	$(BIN)/python benchmarks/parallel.py
+	OPENBLAS_NUM_THREADS=1 $(BIN)/python benchmarks/search_quality.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

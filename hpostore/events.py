@@ -160,9 +160,19 @@ def table_to_events(table: pa.Table) -> list[Event]:
     return [Event(*r) for r in zip(*(c.to_pylist() for c in cols))]
 
 
+# Module-level encoders: json.dumps with options builds a new encoder on every call.
+_PAYLOAD_ENCODER = json.JSONEncoder(separators=(",", ":"), sort_keys=True, allow_nan=False)
+_CONFIG_ENCODER = json.JSONEncoder(separators=(",", ":"), allow_nan=False)
+
+
 def dumps(value: Any) -> str:
-    """Canonical JSON for configs and payloads (plain JSON types only, no NaN)."""
-    return json.dumps(value, separators=(",", ":"), sort_keys=True, allow_nan=False)
+    """Canonical JSON for payloads (plain JSON types only, keys sorted, no NaN)."""
+    return _PAYLOAD_ENCODER.encode(value)
+
+
+def dumps_config(config: dict[str, Any]) -> str:
+    """JSON for a config: plain JSON types only, no NaN, keys in the config's own order."""
+    return _CONFIG_ENCODER.encode(config)
 
 
 def is_finite_number(value: object) -> bool:

@@ -35,7 +35,7 @@ from .errors import (
     StudyMismatch,
     TooManyFailures,
 )
-from .events import FORMAT_VERSION, dumps
+from .events import FORMAT_VERSION, dumps, dumps_config
 from .schedulers.base import Action, Decision, HPOScheduler, TrialScheduler
 from .space import ConfigSpace, to_native
 from .store.base import EventLog, open_store
@@ -562,7 +562,7 @@ class HPOTuner(HyperParameters):
         self._append(
             "suggest",
             trial=trial,
-            config=json.dumps(config, separators=(",", ":"), allow_nan=False),
+            config=dumps_config(config),
             payload=payload,
         )
         self._configs[trial] = obj
