@@ -244,29 +244,29 @@ def test_resume_continues_and_a_finished_study_only_reports(
 
 def test_elapsed_survives_resume_without_counting_downtime(store_path: str) -> None:
     now = [100.0]
-    with open_store(store_path) as store:
-        t = HPOTuner(
-            BasicScheduler(RandomSearcher(SPACE, seed=2)),
-            lambda **c: now.__setitem__(0, now[0] + 2) or 0.5,
-            store=store,
-            study="s",
-            verbose=False,
-            clock=lambda: now[0],
-        )
-        t.run(2)
+
+    def two_second_trial(**config: Any) -> float:
+        now[0] += 2
+        return 0.5
+
+    def session(n: int) -> HPOTuner:
+        with open_store(store_path) as store:
+            scheduler = BasicScheduler(RandomSearcher(SPACE, seed=2))
+            tuner = HPOTuner(
+                scheduler,
+                two_second_trial,
+                store=store,
+                study="s",
+                verbose=False,
+                clock=lambda: now[0],
+            )
+            return tuner.run(n)
+
+    session(2)
     now[0] = 10_000.0  # a long pause between sessions
-    with open_store(store_path) as store:
-        t = HPOTuner(
-            BasicScheduler(RandomSearcher(SPACE, seed=2)),
-            lambda **c: now.__setitem__(0, now[0] + 2) or 0.5,
-            store=store,
-            study="s",
-            verbose=False,
-            clock=lambda: now[0],
-        )
-        t.run(4)
-        assert t.cumulative_runtime == [2.0, 4.0, 6.0, 8.0]
-        assert max(store.events("s").column("elapsed").to_pylist()) == 8.0
+    tuner = session(4)
+    assert tuner.cumulative_runtime == [2.0, 4.0, 6.0, 8.0]
+    assert max(tuner.state.finished_elapsed) == tuner.state.elapsed == 8.0
 
 
 # --- spec checks --------------------------------------------------------------------------------
