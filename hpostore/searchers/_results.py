@@ -8,17 +8,15 @@ model is refitted per past step, and the next proposal equals the uninterrupted 
 from __future__ import annotations
 
 import math
-import secrets
 from abc import abstractmethod
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..errors import StudyMismatch
 from ..space import ConfigSpace, JSONScalar
 from ._encoding import UnitCube
-from .base import HPOSearcher, check_seed, trial_uniforms
+from .base import SeededSearcher, check_seed, trial_uniforms
 
 if TYPE_CHECKING:
     from ..study import StudyState
@@ -37,7 +35,7 @@ def resource_of(additional_info: Any) -> float | None:
     return None
 
 
-class ResultsSearcher(HPOSearcher):
+class ResultsSearcher(SeededSearcher):
     """Seeded searcher whose state is the list of results it was given (see the module doc)."""
 
     space: ConfigSpace
@@ -54,23 +52,6 @@ class ResultsSearcher(HPOSearcher):
         self._pending: list[np.ndarray] = []  # sampled, no result yet (in order)
 
     # --- seed -------------------------------------------------------------------------------
-    def bind_seed(self, seed: int) -> None:
-        if self.seed is None:
-            self.seed = seed
-        elif self.seed != seed:
-            name = type(self).__name__
-            raise StudyMismatch(
-                f"{name}(seed={self.seed}) cannot continue a study that was started with "
-                f"seed={seed}; pass seed={seed} (or seed=None) to resume it, or use a new study name"
-            )
-        self._hparams["seed"] = self.seed
-
-    def _bound_seed(self) -> int:
-        if self.seed is None:
-            self.bind_seed(secrets.randbits(63))
-        assert self.seed is not None
-        return self.seed
-
     # --- the textbook API -------------------------------------------------------------------
     def sample_configuration(self) -> dict[str, Any]:
         seed = self._bound_seed()

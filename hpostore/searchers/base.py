@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import secrets
 from abc import ABC, abstractmethod
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
@@ -10,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .._hyper import HyperParameters
-from ..errors import InvalidArgument
+from ..errors import InvalidArgument, StudyMismatch
 
 if TYPE_CHECKING:
     from ..study import StudyState
@@ -90,3 +91,31 @@ class HPOSearcher(HyperParameters, ABC):
         ``NotImplementedError`` means re-execute.
         """
         raise NotImplementedError
+
+
+class SeededSearcher(HPOSearcher):
+    """A built-in searcher whose randomness comes from one seed, logged by the study.
+
+    ``seed=None`` draws a seed on first use (the study logs it); a resume binds the logged one,
+    and an explicit seed that differs from the log is refused.
+    """
+
+    seed: int | None
+
+    def bind_seed(self, seed: int) -> None:
+        if self.seed is None:
+            self.seed = seed
+        elif self.seed != seed:
+            name = type(self).__name__
+            raise StudyMismatch(
+                f"{name}(seed={self.seed}) cannot continue a study that was started with "
+                f"seed={seed}; pass seed={seed} (or seed=None) to resume it, or use a new study name"
+            )
+        self._hparams["seed"] = self.seed
+
+    def _bound_seed(self) -> int:
+        """The seed, drawn now (and logged by the study) if none was given or bound yet."""
+        if self.seed is None:
+            self.bind_seed(secrets.randbits(63))
+        assert self.seed is not None
+        return self.seed

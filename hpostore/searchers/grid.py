@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import itertools
 import math
-import secrets
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..errors import ConfigSpaceError, HPOStoreError, InvalidArgument, StudyMismatch
+from ..errors import ConfigSpaceError, HPOStoreError, InvalidArgument
 from ..space import Choice, ConfigSpace, Constant, JSONScalar, ScipyDomain
-from .base import HPOSearcher, check_seed
+from .base import SeededSearcher, check_seed
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Iterator
@@ -73,7 +72,7 @@ def _quantiles(domain: ScipyDomain, resolution: int) -> list[float]:
     return [(i + 0.5) / resolution for i in range(resolution)]
 
 
-class GridSearcher(HPOSearcher):
+class GridSearcher(SeededSearcher):
     """Every combination of the dimensions' values, in order (last dimension fastest).
 
     Categorical and bounded integer dimensions (up to 1000 values) contribute all their values;
@@ -136,16 +135,6 @@ class GridSearcher(HPOSearcher):
                 raise InvalidArgument(f"resolution[{name!r}] must be a positive int, got {r!r}")
         return per_dim
 
-    def bind_seed(self, seed: int) -> None:
-        if self.seed is None:
-            self.seed = seed
-        elif self.seed != seed:
-            raise StudyMismatch(
-                f"GridSearcher(seed={self.seed}) cannot continue a study that was started with "
-                f"seed={seed}; pass seed={seed} (or seed=None) to resume it, or use a new study name"
-            )
-        self._hparams["seed"] = self.seed
-
     def sample_configuration(self) -> dict[str, Any]:
         k = self._n_sampled
         if k >= self.size:
@@ -157,9 +146,8 @@ class GridSearcher(HPOSearcher):
         index = k
         if self.shuffle:
             if self._order is None:
-                if self.seed is None:
-                    self.bind_seed(secrets.randbits(63))
-                self._order = np.random.default_rng([self.seed or 0, 0]).permutation(self.size)
+                seed = self._bound_seed()
+                self._order = np.random.default_rng([seed, 0]).permutation(self.size)
             index = int(self._order[k])
         point = _unravel(index, [len(v) for v in self._values])
         return {name: values[i] for name, values, i in zip(self.space.domains, self._values, point)}

@@ -2,19 +2,17 @@
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from ..errors import StudyMismatch
 from ..space import ConfigSpace
-from .base import HPOSearcher, check_seed, trial_uniforms
+from .base import SeededSearcher, check_seed, trial_uniforms
 
 if TYPE_CHECKING:
     from ..study import StudyState
 
 
-class RandomSearcher(HPOSearcher):
+class RandomSearcher(SeededSearcher):
     """Samples each hyperparameter independently from its domain (textbook ``RandomSearcher``).
 
     Sample ``k`` is a pure function of ``(seed, k)``, so a resumed study proposes exactly what an
@@ -45,25 +43,13 @@ class RandomSearcher(HPOSearcher):
         )
         self._n_sampled = 0
 
-    def bind_seed(self, seed: int) -> None:
-        if self.seed is None:
-            self.seed = seed
-        elif self.seed != seed:
-            raise StudyMismatch(
-                f"RandomSearcher(seed={self.seed}) cannot continue a study that was started with "
-                f"seed={seed}; pass seed={seed} (or seed=None) to resume it, or use a new study name"
-            )
-        self._hparams["seed"] = self.seed
-
     def sample_configuration(self) -> dict[str, Any]:
-        if self.seed is None:
-            self.bind_seed(secrets.randbits(63))
-        assert self.seed is not None
+        seed = self._bound_seed()
         index = self._n_sampled
         self._n_sampled += 1
         if index == 0 and self._initial is not None:
             return dict(self._initial)
-        return self.space.sample(trial_uniforms(self.seed, index, self.space.n_random))
+        return self.space.sample(trial_uniforms(seed, index, self.space.n_random))
 
     def restore(self, state: StudyState) -> None:
         self.restore_results(len(state.trials), ())
