@@ -83,8 +83,13 @@ def test_stop_decisions_reach_running_trials_through_the_manager() -> None:
     trials = tuner.state.trials.values()
     stopped = [t for t in trials if t.stopped]
     assert stopped, "no trial was stopped"
-    for t in stopped:  # the trial saw the decision and ended early, cleanly, with a result
-        assert t.status.value == "finished" and t.curve[-1][0] < 12 and t.error == t.curve[-1][1]
+    events = tuner.store.events(tuner.study, columns=["kind", "trial", "resource"]).to_pylist()
+    stopped_at = {e["trial"]: e["resource"] for e in events if e["kind"] == "stop"}
+    for t in stopped:  # the trial saw the decision and ended, cleanly, with a result
+        assert t.status.value == "finished" and t.error == t.curve[-1][1]
+        # workers learn of a stop at their next report: at most one epoch after the decision
+        assert t.curve[-1][0] <= stopped_at[t.trial] + 1
+    assert any(t.curve[-1][0] < 12 for t in stopped)  # stopping saved epochs
     assert any(not t.stopped and t.curve[-1][0] == 12 for t in trials)
 
 
