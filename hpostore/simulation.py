@@ -24,7 +24,8 @@ from __future__ import annotations
 import inspect
 import math
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
 
@@ -60,7 +61,122 @@ class SimulatedClock:
     sleep = advance
 
 
-class SyntheticBenchmark(ABC):
+@dataclass(frozen=True, slots=True)
+class LearningCurve:
+    """What a simulated objective returns instead of training: the error after each epoch
+    and the seconds each epoch took (equal lengths, at least one epoch).
+
+    >>> LearningCurve([0.5, 0.3], [2.0, 2.0]).final_error
+    0.3
+    """
+
+    errors: Sequence[float]
+    seconds: Sequence[float]
+
+    def __post_init__(self) -> None:
+        if len(self.errors) != len(self.seconds) or not self.errors:
+            raise InvalidArgument(
+                "a LearningCurve needs one error and one epoch time per epoch (at least one), "
+                f"got {len(self.errors)} errors and {len(self.seconds)} epoch times"
+            )
+
+    @property
+    def final_error(self) -> float:
+        return float(self.errors[-1])
+
+
+class Benchmark(ABC):
+    """A multi-fidelity benchmark: a config space, a learning curve and an epoch cost per config.
+
+    Subclasses give :attr:`config_space`, :attr:`max_resource` and :meth:`learning_curve`;
+    everything a simulated study needs is derived from those: :meth:`error`, :meth:`cost`, the
+    objectives for the sequential tuner (:meth:`objective`, which advances a
+    :class:`SimulatedClock`) and for simulated workers (:meth:`curve_objective`, whose
+    :class:`LearningCurve` a :class:`~hpostore.executors.SimulatedExecutor` plays out).
+    """
+
+    #: name of the benchmark (also the objective's ``__qualname__`` in the study spec)
+    name: str
+    #: the largest resource (epochs) a config can be trained for
+    max_resource: int
+    #: the smallest error at full fidelity (known optimum or best tabulated value)
+    optimum: float
+
+    @property
+    @abstractmethod
+    def config_space(self) -> dict[str, Any]:
+        """The search space (a dict of scipy.stats domains, lists and constants)."""
+
+    @abstractmethod
+    def learning_curve(
+        self, config: Mapping[str, Any], resource: int | None = None
+    ) -> tuple[list[float], list[float]]:
+        """(error after each epoch 1..resource, seconds of each epoch): what an objective that
+        reports per epoch would report, and when (default resource: ``max_resource``)."""
+
+    def _resource(self, resource: float | None) -> float:
+        r = self.max_resource if resource is None else min(float(resource), self.max_resource)
+        if not r > 0:
+            raise InvalidArgument(f"resource must be > 0, got {resource!r}")
+        return r
+
+    def error(self, config: Mapping[str, Any], resource: float | None = None) -> float:
+        """The error of ``config`` after ``resource`` epochs (default: ``max_resource``)."""
+        errors, _ = self.learning_curve(config, math.ceil(self._resource(resource)))
+        return float(errors[-1])
+
+    def cost(self, config: Mapping[str, Any], resource: float | None = None) -> float:
+        """Simulated seconds to train ``config`` for ``resource`` epochs (default: all)."""
+        _, seconds = self.learning_curve(config, math.ceil(self._resource(resource)))
+        return float(sum(seconds))
+
+    def _signature(self) -> inspect.Signature:
+        params = [
+            inspect.Parameter(p, inspect.Parameter.KEYWORD_ONLY)
+            for p in self.config_space
+            if p != "max_epochs"
+        ]
+        params.append(inspect.Parameter("max_epochs", inspect.Parameter.KEYWORD_ONLY, default=None))
+        return inspect.Signature(params)
+
+    def objective(self, clock: SimulatedClock) -> Callable[..., float]:
+        """An objective ``f(**config, max_epochs=None)`` that returns the error after
+        ``max_epochs`` epochs (default: all) and advances ``clock`` by their cost."""
+
+        def objective(**kwargs: Any) -> float:
+            max_epochs = kwargs.pop("max_epochs", None)
+            clock.advance(self.cost(kwargs, max_epochs))
+            return self.error(kwargs, max_epochs)
+
+        objective.__signature__ = self._signature()  # type: ignore[attr-defined]
+        objective.__qualname__ = objective.__name__ = self.name
+        return objective
+
+    def curve_objective(self) -> Callable[..., LearningCurve]:
+        """An objective ``f(**config, max_epochs=None)`` that returns the :class:`LearningCurve`
+        up to ``max_epochs`` (default: all): for a :class:`~hpostore.executors.SimulatedExecutor`,
+        which plays it out on simulated workers (reports per epoch, stops, resumes)."""
+
+        def objective(**kwargs: Any) -> LearningCurve:
+            max_epochs = kwargs.pop("max_epochs", None)
+            r = math.ceil(self._resource(max_epochs))
+            return LearningCurve(*self.learning_curve(kwargs, r))
+
+        objective.__signature__ = self._signature()  # type: ignore[attr-defined]
+        objective.__qualname__ = objective.__name__ = self.name
+        return objective
+
+    @property
+    def reference_error(self) -> float:
+        """The scale of normalized regret: the median full-fidelity error of random configs."""
+        raise NotImplementedError
+
+    def normalized_regret(self, error: float) -> float:
+        """``(error - optimum) / (reference_error - optimum)``: 0 at the optimum, 1 at the median."""
+        return (error - self.optimum) / (self.reference_error - self.optimum)
+
+
+class SyntheticBenchmark(Benchmark):
     """A multi-fidelity test function with a known optimum, a learning curve and a cost.
 
     The error of ``config`` after ``resource`` epochs (1 .. ``max_resource``) is the function
@@ -69,11 +185,6 @@ class SyntheticBenchmark(ABC):
     for fewer epochs is). Training costs :meth:`epoch_seconds` per epoch, which depends on
     the config (as a larger model trains slower).
     """
-
-    #: name of the function (also the objective's ``__qualname__`` in the study spec)
-    name: str
-    #: the smallest error at full fidelity
-    optimum: float
 
     def __init__(self, max_resource: int = 81) -> None:
         if not isinstance(max_resource, int) or max_resource < 1:
@@ -99,46 +210,21 @@ class SyntheticBenchmark(ABC):
         return {name: stats.uniform(lo, hi - lo) for name, lo, hi in self.bounds}
 
     def error(self, config: Mapping[str, Any], resource: float | None = None) -> float:
-        """The error of ``config`` after ``resource`` epochs (default: ``max_resource``)."""
-        r = self.max_resource if resource is None else min(float(resource), self.max_resource)
-        if not r > 0:
-            raise InvalidArgument(f"resource must be > 0, got {resource!r}")
         x = np.array([float(config[name]) for name, _, _ in self.bounds])
-        return self.value(x, r / self.max_resource)
+        return self.value(x, self._resource(resource) / self.max_resource)
 
     def cost(self, config: Mapping[str, Any], resource: float | None = None) -> float:
-        """Simulated seconds to train ``config`` for ``resource`` epochs (default: all)."""
-        r = self.max_resource if resource is None else min(float(resource), self.max_resource)
-        return self.epoch_seconds(config) * r
+        return self.epoch_seconds(config) * self._resource(resource)
 
     def learning_curve(
         self, config: Mapping[str, Any], resource: int | None = None
     ) -> tuple[list[float], list[float]]:
-        """(error after each epoch 1..resource, seconds of each epoch): what an objective that
-        reports per epoch would report, and when."""
         n = self.max_resource if resource is None else min(int(resource), self.max_resource)
         seconds = self.epoch_seconds(config)
         return [self.error(config, r) for r in range(1, n + 1)], [seconds] * n
 
-    def objective(self, clock: SimulatedClock) -> Callable[..., float]:
-        """An objective ``f(**config, max_epochs=None)`` that returns the error after
-        ``max_epochs`` epochs (default: all) and advances ``clock`` by their cost."""
-
-        def objective(**kwargs: Any) -> float:
-            max_epochs = kwargs.pop("max_epochs", None)
-            clock.advance(self.cost(kwargs, max_epochs))
-            return self.error(kwargs, max_epochs)
-
-        params = [
-            inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY) for name, _, _ in self.bounds
-        ]
-        params.append(inspect.Parameter("max_epochs", inspect.Parameter.KEYWORD_ONLY, default=None))
-        objective.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
-        objective.__qualname__ = objective.__name__ = self.name
-        return objective
-
     @cached_property
-    def reference_error(self) -> float:
+    def reference_error(self) -> float:  # type: ignore[override]
         """The median full-fidelity error of uniform random configs (10,000, a fixed seed): the
         scale of normalized regret ``(best - optimum) / (reference_error - optimum)``."""
         rng = np.random.default_rng(0)
@@ -146,10 +232,6 @@ class SyntheticBenchmark(ABC):
         highs = np.array([hi for _, _, hi in self.bounds])
         xs = lows + rng.random((10_000, len(lows))) * (highs - lows)
         return float(np.median([self.value(x, 1.0) for x in xs]))
-
-    def normalized_regret(self, error: float) -> float:
-        """``(error - optimum) / (reference_error - optimum)``: 0 at the optimum, 1 at the median."""
-        return (error - self.optimum) / (self.reference_error - self.optimum)
 
 
 class Branin(SyntheticBenchmark):
