@@ -224,7 +224,7 @@ class SyntheticBenchmark(Benchmark):
         return [self.error(config, r) for r in range(1, n + 1)], [seconds] * n
 
     @cached_property
-    def reference_error(self) -> float:  # type: ignore[override]
+    def reference_error(self) -> float:
         """The median full-fidelity error of uniform random configs (10,000, a fixed seed): the
         scale of normalized regret ``(best - optimum) / (reference_error - optimum)``."""
         rng = np.random.default_rng(0)
