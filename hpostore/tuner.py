@@ -21,6 +21,7 @@ import time
 import uuid
 import warnings
 from collections.abc import Callable, Mapping
+from functools import partial
 from typing import Any, Protocol
 
 from . import __version__
@@ -106,6 +107,10 @@ def _resource_of(config: Mapping[str, Any], scheduler: Any) -> float | None:
     attr = getattr(scheduler, "resource_attr", None)
     value = config.get(attr) if isinstance(attr, str) else None
     return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+
+def _poll(futures: Any, timeout: float) -> set[cf.Future[Any]]:
+    return cf.wait(futures, timeout=timeout, return_when=cf.FIRST_COMPLETED)[0]
 
 
 def _check_picklable(objective: Callable[..., Any]) -> None:
@@ -195,6 +200,14 @@ class HPOTuner(HyperParameters):
             raise InvalidArgument(
                 f"executor must be a concurrent.futures.Executor, got {type(executor).__name__}"
             )
+        executor_clock = getattr(executor, "clock", None)
+        if executor_clock is not None and clock is not executor_clock:
+            if clock is not time.monotonic:
+                raise InvalidArgument(
+                    f"the executor {type(executor).__name__} keeps its own clock; pass "
+                    "clock=executor.clock to HPOTuner (or leave clock out)"
+                )
+            clock = executor_clock  # simulated time: the executor's clock is the study's
         self.n_workers = n_workers
         self.executor = executor
         self.scheduler = scheduler
@@ -661,19 +674,23 @@ class HPOTuner(HyperParameters):
 
     # --- parallel workers -------------------------------------------------------------------
     def _run_parallel(self, number_of_trials: int) -> None:
-        from .executors import ManagerChannel, ReportChannel, local_pool, run_trial
+        from .executors import ManagerChannel, RayExecutor, ReportChannel, local_pool, run_trial
 
         owned = self.executor is None
         executor: cf.Executor = self.executor or local_pool(self.n_workers)
         slots = self.n_workers
         if self.executor is not None and self.n_workers == 1:
             slots = int(getattr(self.executor, "_max_workers", 0) or os.cpu_count() or 1)
-        if isinstance(executor, cf.ProcessPoolExecutor) or hasattr(executor, "report_channel"):
+        if isinstance(executor, (cf.ProcessPoolExecutor, RayExecutor)):
             _check_picklable(self.objective)
         make_channel = getattr(executor, "report_channel", None)
         channel: ReportChannel | None = None
-        if self._wants_report:
+        if self._wants_report or getattr(executor, "reports_curves", False):
             channel = make_channel() if callable(make_channel) else ManagerChannel()
+        # a simulated executor moves its clock to the next report or finish; others are polled
+        wait = getattr(executor, "wait", None)
+        if not callable(wait):
+            wait = partial(_poll, timeout=0.02)
         state = self._state
         running: dict[cf.Future[Any], tuple[int, int, Any]] = {}
         reruns = [t.trial for t in state.unfinished()]
@@ -713,7 +730,7 @@ class HPOTuner(HyperParameters):
                         f"{type(self.scheduler).__name__} has nothing to suggest while no trial "
                         "is running (it waits for results that will never come)"
                     )
-                done, _ = cf.wait(running, timeout=0.02, return_when=cf.FIRST_COMPLETED)
+                done = wait(running)
                 if channel is not None:
                     self._drain(channel, running)
                 for future in done:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import json
 import math
 from pathlib import Path
 from typing import Any
@@ -10,8 +11,22 @@ from typing import Any
 import numpy as np
 import pytest
 
-from hpostore import BasicScheduler, BayesianSearcher, HPOTuner, InvalidArgument, RandomSearcher
-from hpostore.simulation import Branin, Hartmann6, SimulatedClock, SyntheticBenchmark
+from hpostore import (
+    ASHAScheduler,
+    BasicScheduler,
+    BayesianSearcher,
+    HPOTuner,
+    InvalidArgument,
+    RandomSearcher,
+)
+from hpostore.simulation import (
+    Branin,
+    Hartmann6,
+    LearningCurve,
+    SimulatedClock,
+    SimulatedExecutor,
+    SyntheticBenchmark,
+)
 
 
 def test_clock_moves_only_when_advanced() -> None:
@@ -98,3 +113,94 @@ def test_random_search_on_the_simulator_logs_many_trials_quickly(tmp_path: Path)
         tuner.run(300)
         assert tuner.state.n_finished == 300
         assert tuner.cumulative_runtime[-1] == pytest.approx(clock())
+
+
+# --- simulated workers -----------------------------------------------------------------------
+def _simulate(
+    scheduler: Any, n_workers: int, n: int, *, reports: bool = True, bench: Any = None
+) -> tuple[list[dict[str, Any]], SimulatedExecutor]:
+    bench = bench or Branin(max_resource=9)
+    executor = SimulatedExecutor(n_workers, reports=reports)
+    tuner = HPOTuner(scheduler, bench.curve_objective(), executor=executor, verbose=False)
+    tuner.run(n)
+    return tuner.store.events("default").to_pylist(), executor
+
+
+def _stream(events: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
+    keys = ("kind", "trial", "config", "resource", "error", "runtime", "elapsed", "worker")
+    return [tuple(e[k] for k in keys) for e in events if e["kind"] not in ("session", "study")]
+
+
+def test_simulated_workers_follow_the_worker_schedule() -> None:
+    bench = Branin(max_resource=9)
+    events, executor = _simulate(
+        BasicScheduler(RandomSearcher(bench.config_space, seed=1)), 3, 30, reports=False
+    )
+    assert [e["elapsed"] for e in events] == sorted(e["elapsed"] for e in events)
+    starts = {e["trial"]: e["elapsed"] for e in events if e["kind"] == "start"}
+    ends = {e["trial"]: e for e in events if e["kind"] == "evaluate"}
+    configs = {e["trial"]: json.loads(e["config"]) for e in events if e["kind"] == "suggest"}
+    # Replay the schedule by hand: each trial starts on the worker that frees up first.
+    free = [0.0, 0.0, 0.0]
+    for trial in sorted(starts):
+        t0 = min(free)
+        assert starts[trial] == pytest.approx(t0), trial
+        end = t0 + bench.cost(configs[trial])
+        assert ends[trial]["elapsed"] == pytest.approx(end)
+        assert ends[trial]["runtime"] == pytest.approx(bench.cost(configs[trial]))
+        assert ends[trial]["error"] == bench.error(configs[trial])
+        free[free.index(t0)] = end
+    assert max(free) == pytest.approx(executor.clock())
+    assert {e["worker"] for e in ends.values()} == {"sim-0", "sim-1", "sim-2"}
+
+
+def test_simulated_workers_are_deterministic_and_scale() -> None:
+    bench = Branin(max_resource=9)
+
+    def run(workers: int) -> tuple[list[tuple[Any, ...]], float]:
+        scheduler = BasicScheduler(RandomSearcher(bench.config_space, seed=4))
+        events, executor = _simulate(scheduler, workers, 40, bench=bench)
+        return _stream(events), executor.clock()
+
+    one, t1 = run(1)
+    four, t4 = run(4)
+    assert run(4) == (four, t4)  # the same seed, the same study, elapsed included
+    assert 3.0 < t1 / t4 <= 4.0  # 40 trials of uneven cost on 4 workers
+    # each trial reports every epoch, at the end of that epoch
+    reports = [r for r in four if r[0] == "report"]
+    assert len(reports) == 40 * 9
+    assert {r[1] for r in one if r[0] == "evaluate"} == {r[1] for r in four if r[0] == "evaluate"}
+
+
+def test_a_stop_ends_the_simulated_trial_at_the_report_it_follows() -> None:
+    bench = Branin(max_resource=9)
+    scheduler = ASHAScheduler(RandomSearcher(bench.config_space, seed=2), eta=3, r_max=9,
+                              type="stopping")  # fmt: skip
+    events, _ = _simulate(scheduler, 2, 30, bench=bench)
+    stopped = {e["trial"] for e in events if e["kind"] == "stop"}
+    assert stopped
+    for trial in stopped:
+        mine = [e for e in events if e["trial"] == trial]
+        last_report = [e for e in mine if e["kind"] == "report"][-1]
+        evaluate = next(e for e in mine if e["kind"] == "evaluate")
+        assert last_report["resource"] in (1.0, 3.0)  # stopped at a rung below r_max
+        assert evaluate["elapsed"] == last_report["elapsed"]
+        assert evaluate["error"] == last_report["error"]
+        assert evaluate["resource"] == last_report["resource"]
+
+
+def test_simulated_executor_rejects_what_it_cannot_run() -> None:
+    bench = Branin(max_resource=3)
+    with pytest.raises(InvalidArgument, match="n_workers must be a positive int"):
+        SimulatedExecutor(0)
+    executor = SimulatedExecutor(2)
+    with pytest.raises(InvalidArgument, match="runs the tuner's trials only"):
+        executor.submit(print, "x")
+    scheduler = BasicScheduler(RandomSearcher(bench.config_space, seed=0))
+    with pytest.raises(InvalidArgument, match="pass clock=executor.clock"):
+        HPOTuner(scheduler, bench.curve_objective(), executor=executor, clock=SimulatedClock())
+    tuner = HPOTuner(scheduler, bench.objective(executor.clock), executor=executor, verbose=False)
+    with pytest.raises(InvalidArgument, match="returns a LearningCurve"):
+        tuner.run(2)
+    with pytest.raises(InvalidArgument, match="one error and one epoch time per epoch"):
+        LearningCurve([0.1, 0.2], [1.0])
