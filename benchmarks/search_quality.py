@@ -18,9 +18,27 @@ they are logged like the others and get the same objective, budget and clock. Th
 not rebuilt on resume (the adapter is re-executed), which a benchmark never needs.
 
 With ``--asha random,bo,tpe`` those searchers also run under issue 4's ``ASHAScheduler``
-(promotion type, eta 3, 1..81 epochs) for the simulated time of FIFO's budget; their
-incumbent may be a partial (low-fidelity) result, which the fidelity bias makes worse, not
-better, on these functions.
+(promotion type, eta 3, 1..81 epochs) for the simulated time of FIFO's budget
+(``--budget`` x 81 epochs x 1 s, the mean epoch time); their incumbent may be a partial
+(low-fidelity) result, which the fidelity bias makes worse, not better, on these functions. An
+entry ``searcher+scheduler`` picks another scheduler: ``random+asha-stopping`` (ASHA, stopping
+type) or ``tpe+hyperband`` (Hyperband over ASHA brackets, stopping type); stopping-type
+schedulers get an objective that reports every epoch and ends when the trial is stopped.
+:func:`run_hpostore` runs one (searcher x scheduler, seed) study.
+
+Optuna with pruning (``--pruned``, by default both): ``optuna-tpe+hyperband`` is Optuna's
+``TPESampler`` with its ``HyperbandPruner``, ``optuna-random+sh`` its ``RandomSampler`` with its
+``SuccessiveHalvingPruner`` (asynchronous SH, i.e. ASHA of the stopping type). TPE goes with
+Hyperband as Optuna's tutorial recommends ("Which sampler and pruner should be used?");
+random goes with SH rather than the tutorial's median pruner because random + asynchronous SH
+is ASHA itself (Li et al.), the peer of hpostore's ``random+asha`` and ``random+asha-stopping``
+(``tpe+hyperband`` is the peer of the other). Both pruners use hpostore's ASHA settings:
+reduction factor 3, resource 1..81 epochs (``HyperbandPruner``'s brackets follow from those). Each Optuna trial trains epoch by epoch, calls
+``trial.report(error, epoch)`` and ``trial.should_prune()`` after each and stops when pruned; the
+clock is charged the benchmark's ``cost(config, epochs)`` of the epochs actually run, and the
+study runs for the same simulated time and seeds as the hpostore ASHA runs (through the same
+tuner and log, so the same tables). A pruned trial is told to Optuna as PRUNED and logged with
+its last (partial) error, as a stopped hpostore trial is.
 
 Figures printed per benchmark, as medians over seeds:
 - normalized regret ``(best - optimum) / (median random error - optimum)`` after 10, 25, 50
@@ -42,6 +60,9 @@ import os
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # before numpy is imported (see above)
 
 import argparse  # noqa: E402
+import importlib  # noqa: E402
+import inspect  # noqa: E402
+import math  # noqa: E402
 import shutil  # noqa: E402
 import sys  # noqa: E402
 import tempfile  # noqa: E402
@@ -54,13 +75,18 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy as np  # noqa: E402
 
-from analysis import anytime, time_to_target  # noqa: E402
-from analysis.plots import anytime_plot  # noqa: E402
+# The repo's read-path package ``analysis``, found through the sys.path entry above. Imported by
+# name: a type checker given this script puts benchmarks/ first on its path, where the script
+# benchmarks/analysis.py would shadow the package.
+_analysis: Any = importlib.import_module("analysis")
+anytime, time_to_target = _analysis.anytime, _analysis.time_to_target
+anytime_plot = importlib.import_module("analysis.plots").anytime_plot
 from hpostore import (  # noqa: E402
     BasicScheduler,
     BayesianSearcher,
     EventLog,
     EvolutionarySearcher,
+    HPOScheduler,
     HPOSearcher,
     HPOTuner,
     RandomSearcher,
@@ -74,17 +100,38 @@ TIMES_S = (1000.0, 2000.0, 4000.0)  # simulated seconds (a full-fidelity evaluat
 
 
 class OptunaSearcher(HPOSearcher):
-    """An Optuna sampler behind the textbook searcher API (ask in sample, tell in update)."""
+    """An Optuna sampler behind the textbook searcher API (ask in sample, tell in update).
+
+    With ``pruner`` (``"hyperband"`` or ``"sh"``, reduction factor 3 from 1 epoch to
+    ``max_resource``) an objective reports each epoch through :meth:`report`, which says when
+    Optuna prunes the trial; :meth:`update` then tells Optuna the trial was PRUNED.
+    """
 
     def __init__(
-        self, config_space: Mapping[str, Any], sampler: str = "tpe", seed: int | None = None
+        self,
+        config_space: Mapping[str, Any],
+        sampler: str = "tpe",
+        seed: int | None = None,
+        pruner: str | None = None,
+        max_resource: int | None = None,
     ) -> None:
         import optuna
 
         self.save_hyperparameters()
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         make = {"tpe": optuna.samplers.TPESampler, "random": optuna.samplers.RandomSampler}
-        self._study = optuna.create_study(sampler=make[sampler](seed=seed))
+        pruners: dict[str | None, Callable[[], optuna.pruners.BasePruner]] = {
+            None: optuna.pruners.NopPruner,
+            "hyperband": lambda: optuna.pruners.HyperbandPruner(
+                min_resource=1, max_resource=max_resource or "auto", reduction_factor=3
+            ),
+            "sh": lambda: optuna.pruners.SuccessiveHalvingPruner(
+                min_resource=1, reduction_factor=3
+            ),
+        }
+        self._study = optuna.create_study(
+            sampler=make[sampler](seed=seed), pruner=pruners[pruner]()
+        )
         self._distributions: dict[str, optuna.distributions.BaseDistribution] = {
             name: optuna.distributions.FloatDistribution(
                 float(d.support()[0]), float(d.support()[1])
@@ -92,17 +139,37 @@ class OptunaSearcher(HPOSearcher):
             for name, d in config_space.items()
         }
         self._asked: dict[str, Any] = {}
+        self._pruned: set[int] = set()
+
+    @staticmethod
+    def _key(config: Mapping[str, Any]) -> str:
+        return repr(sorted((k, v) for k, v in config.items() if k != "max_epochs"))
 
     def sample_configuration(self) -> dict[str, Any]:
         trial = self._study.ask(self._distributions)
-        self._asked[repr(sorted(trial.params.items()))] = trial
+        self._asked[self._key(trial.params)] = trial
         return dict(trial.params)
 
+    def report(self, config: Mapping[str, Any], epoch: int, error: float) -> bool:
+        """``trial.report(error, epoch)``; True when Optuna's pruner prunes the trial now."""
+        trial = self._asked[self._key(config)]
+        trial.report(error, epoch)
+        if trial.should_prune():
+            self._pruned.add(trial.number)
+            return True
+        return False
+
     def update(self, config: dict[str, Any], error: float, additional_info: Any = None) -> None:
-        trial = self._asked.pop(repr(sorted(config.items())))
-        self._study.tell(trial, error)
+        import optuna
+
+        trial = self._asked.pop(self._key(config))
+        if trial.number in self._pruned:
+            self._study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+        else:
+            self._study.tell(trial, error)
 
 
+#: searchers by name (``optuna-*``: Optuna's samplers through the adapter, without pruning)
 METHODS: dict[str, Callable[[dict[str, Any], int], HPOSearcher]] = {
     "random": lambda space, seed: RandomSearcher(space, seed=seed),
     "bo": lambda space, seed: BayesianSearcher(space, seed=seed),
@@ -113,27 +180,121 @@ METHODS: dict[str, Callable[[dict[str, Any], int], HPOSearcher]] = {
 }
 
 
-def run_study(
-    store: EventLog, bench: SyntheticBenchmark, method: str, seed: int, n: int, asha: bool = False
-) -> float:
-    """One study on the simulator (FIFO with ``n`` evaluations, or ASHA for the simulated time
-    FIFO's ``n`` full evaluations take on average); returns its wall-clock seconds."""
-    clock = SimulatedClock()
-    searcher = METHODS[method](bench.config_space, seed)
-    if asha:
-        from hpostore.schedulers import ASHAScheduler  # issue 4's, not in every version
+def _schedulers() -> dict[str, Callable[[HPOSearcher, SyntheticBenchmark], HPOScheduler]]:
+    # issue 4's schedulers, imported late: not in every version of hpostore
+    from hpostore.schedulers import ASHAScheduler, HyperbandScheduler
 
-        scheduler: Any = ASHAScheduler(searcher, eta=3, r_min=1, r_max=bench.max_resource)
-        study = f"{bench.name}-{method}+asha-s{seed}"
+    return {
+        "fifo": lambda searcher, bench: BasicScheduler(searcher),
+        "asha": lambda searcher, bench: ASHAScheduler(
+            searcher, eta=3, r_min=1, r_max=bench.max_resource
+        ),
+        "asha-stopping": lambda searcher, bench: ASHAScheduler(
+            searcher, eta=3, r_min=1, r_max=bench.max_resource, type="stopping"
+        ),
+        "hyperband": lambda searcher, bench: HyperbandScheduler(
+            searcher, eta=3, r_min=1, r_max=bench.max_resource, type="stopping"
+        ),
+    }
+
+
+SCHEDULERS = ("fifo", "asha", "asha-stopping", "hyperband")
+#: schedulers that stop running trials from their per-epoch reports
+STOPPING = ("asha-stopping", "hyperband")
+#: Optuna with a pruner: name -> (sampler, pruner)
+PRUNED: dict[str, tuple[str, str]] = {
+    "optuna-tpe+hyperband": ("tpe", "hyperband"),
+    "optuna-random+sh": ("random", "sh"),
+}
+
+
+def time_budget_s(bench: SyntheticBenchmark, n: int) -> float:
+    """The simulated time of ``n`` full-fidelity evaluations on average (1 s per epoch)."""
+    return n * bench.max_resource * 1.0
+
+
+def label(searcher: str, scheduler: str) -> str:
+    """The method's name in study names and tables: ``tpe``, ``random+asha``, ..."""
+    return searcher if scheduler == "fifo" else f"{searcher}+{scheduler}"
+
+
+def epochwise_objective(
+    bench: SyntheticBenchmark,
+    clock: SimulatedClock,
+    prune: Callable[[Mapping[str, Any], int, float], bool] | None = None,
+) -> Callable[..., float]:
+    """An objective ``f(**config, max_epochs=None, report)`` that trains epoch by epoch: after
+    each it charges ``clock`` that epoch's share of ``bench.cost(config, epochs)``, calls
+    ``report(epoch, error)`` and, with ``prune``, ``prune(config, epoch, error)``; it ends when
+    either says so (or at ``max_epochs``) and returns the last error. The clock is charged
+    ``cost(config, epochs run)`` in all."""
+
+    def objective(**kwargs: Any) -> float:
+        report = kwargs.pop("report")
+        max_epochs = kwargs.pop("max_epochs", None)
+        last = bench.max_resource if max_epochs is None else math.ceil(max_epochs)
+        charged, error = 0.0, math.nan
+        for epoch in range(1, last + 1):
+            cost = bench.cost(kwargs, epoch)
+            clock.advance(cost - charged)
+            charged = cost
+            error = bench.error(kwargs, epoch)
+            stop = report(epoch, error)
+            if (prune is not None and prune(kwargs, epoch, error)) or stop:
+                break
+        return error
+
+    keyword = inspect.Parameter.KEYWORD_ONLY
+    params = [inspect.Parameter(p, keyword) for p in bench.config_space]
+    params.append(inspect.Parameter("max_epochs", keyword, default=None))
+    params.append(inspect.Parameter("report", keyword))
+    objective.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
+    objective.__qualname__ = objective.__name__ = bench.name
+    return objective
+
+
+def run_hpostore(
+    store: EventLog,
+    bench: SyntheticBenchmark,
+    searcher: str,
+    scheduler: str,
+    seed: int,
+    n: int,
+) -> float:
+    """One study, ``<bench>-<label(searcher, scheduler)>-s<seed>``: searcher ``searcher`` (a
+    :data:`METHODS` name) under ``scheduler`` (one of :data:`SCHEDULERS`) on the simulator, FIFO
+    for ``n`` evaluations, the others for :func:`time_budget_s` of simulated time; returns its
+    wall-clock seconds."""
+    clock = SimulatedClock()
+    chosen = METHODS[searcher](bench.config_space, seed)
+    sched = _schedulers()[scheduler](chosen, bench)
+    objective = (
+        epochwise_objective(bench, clock) if scheduler in STOPPING else bench.objective(clock)
+    )
+    study = f"{bench.name}-{label(searcher, scheduler)}-s{seed}"
+    tuner = HPOTuner(sched, objective, store=store, study=study, clock=clock, verbose=False)
+    t0 = time.perf_counter()
+    if scheduler == "fifo":
+        tuner.run(n)
     else:
-        scheduler, study = BasicScheduler(searcher), f"{bench.name}-{method}-s{seed}"
-    tuner = HPOTuner(scheduler, bench.objective(clock), store=store, study=study, clock=clock,
+        tuner.run(100_000, time_budget_s=time_budget_s(bench, n))
+    return time.perf_counter() - t0
+
+
+def run_optuna_pruned(
+    store: EventLog, bench: SyntheticBenchmark, peer: str, seed: int, n: int
+) -> float:
+    """One study ``<bench>-<peer>-s<seed>`` of an Optuna sampler with its pruner (:data:`PRUNED`)
+    for the simulated time of the hpostore ASHA runs; returns its wall-clock seconds."""
+    sampler, pruner = PRUNED[peer]
+    clock = SimulatedClock()
+    searcher = OptunaSearcher(bench.config_space, sampler, seed, pruner, bench.max_resource)
+    objective = epochwise_objective(bench, clock, prune=searcher.report)
+    study = f"{bench.name}-{peer}-s{seed}"
+    tuner = HPOTuner(BasicScheduler(searcher), objective, store=store, study=study, clock=clock,
                      verbose=False)  # fmt: skip
     t0 = time.perf_counter()
-    if asha:
-        tuner.run(100_000, time_budget_s=n * bench.max_resource * 1.0)  # 1 s per epoch on average
-    else:
-        tuner.run(n)
+    tuner.run(100_000, time_budget_s=time_budget_s(bench, n))
     return time.perf_counter() - t0
 
 
@@ -165,8 +326,8 @@ def report(source: str, bench: SyntheticBenchmark, studies: list[str], target: f
     )
     head = " ".join(f"{str(c) + ' ev':>7}" for c in CHECKPOINTS)
     head += " " + " ".join(f"{f'{t:.0f} s':>7}" for t in TIMES_S)
-    print(f"  {'normalized regret after':<38}{'simulated time to regret <= ' + str(target):>33}")
-    print(f"  {'method':<14}{head}   {'median':>9} {'evals':>5} {'reached':>7}")
+    print(f"  {'normalized regret after':<46}{'simulated time to regret <= ' + str(target):>33}")
+    print(f"  {'method':<22}{head}   {'median':>9} {'evals':>5} {'reached':>7}")
     for method, per_n in by_evals.items():
         cells = " ".join(f"{np.nanmedian(per_n[c]):7.4f}" for c in CHECKPOINTS)
         cells += " " + " ".join(f"{np.nanmedian(by_time[method][t]):7.4f}" for t in TIMES_S)
@@ -177,7 +338,7 @@ def report(source: str, bench: SyntheticBenchmark, studies: list[str], target: f
         evals = sorted(h["n_finished"] if h["reached"] else np.inf for h in mine)
         median_t, median_n = times[len(times) // 2], evals[len(evals) // 2]
         when = f"{'never':>9} {'':>5}" if np.isinf(median_t) else f"{median_t:9.0f} {median_n:5.0f}"
-        print(f"  {method:<14}{cells}   {when} {len(reached):>4}/{len(mine)}")
+        print(f"  {method:<22}{cells}   {when} {len(reached):>4}/{len(mine)}")
 
 
 def bo_cost_at(n_obs: int, repeats: int = 10) -> tuple[float, float, float]:
@@ -222,7 +383,15 @@ def main() -> None:
         "--asha",
         default="",
         help="also run these searchers (e.g. random,bo,tpe) under ASHA (eta 3, 1..81 epochs) for "
-        "the same simulated time; their 'evals' count partial evaluations too",
+        "the same simulated time; their 'evals' count partial evaluations too. An entry "
+        "searcher+scheduler picks another scheduler: asha-stopping or hyperband (stopping type), "
+        "e.g. random+asha-stopping,tpe+hyperband",
+    )
+    parser.add_argument(
+        "--pruned",
+        default=",".join(PRUNED),
+        help="Optuna samplers with pruners, run for the same simulated time as the ASHA runs "
+        f"(any of {', '.join(PRUNED)}; '' for none)",
     )
     parser.add_argument("--quick", action="store_true", help="3 seeds, 1,000 random trials")
     args = parser.parse_args()
@@ -238,21 +407,31 @@ def main() -> None:
     benches: list[SyntheticBenchmark] = [Branin(), Hartmann6()]
     store = open_store(source, durability="batched")
     wall: dict[str, list[float]] = {}
-    asha_methods = [m for m in args.asha.split(",") if m] if args.asha else []
+    # (name in the tables, searcher or Optuna peer, scheduler; "" for an Optuna peer)
+    runs: list[tuple[str, str, str]] = [(m, m, "fifo") for m in methods]
+    for entry in (m for m in args.asha.split(",") if m):
+        searcher, _, scheduler = entry.partition("+")
+        scheduler = scheduler or "asha"
+        if searcher not in METHODS or scheduler not in SCHEDULERS[1:]:
+            parser.error(f"--asha: {entry!r} is not searcher[+{'|'.join(SCHEDULERS[1:])}]")
+        if searcher.startswith("optuna"):  # one ask/tell per trial: no promotions, own pruners
+            parser.error(f"--asha: {entry!r}: Optuna's samplers run with pruners via --pruned")
+        runs.append((label(searcher, scheduler), searcher, scheduler))
+    for peer in (p for p in args.pruned.split(",") if p):
+        if peer not in PRUNED:
+            parser.error(f"--pruned: {peer!r} is not one of {', '.join(PRUNED)}")
+        runs.append((peer, peer, ""))
     for bench in benches:
-        for method in methods:
+        for name, searcher, scheduler in runs:
             for seed in range(args.seeds):
-                wall.setdefault(method, []).append(
-                    run_study(store, bench, method, seed, args.budget)
-                )
-        for method in asha_methods:
-            for seed in range(args.seeds):
-                wall.setdefault(f"{method}+asha", []).append(
-                    run_study(store, bench, method, seed, args.budget, asha=True)
-                )
+                if scheduler:
+                    seconds = run_hpostore(store, bench, searcher, scheduler, seed, args.budget)
+                else:
+                    seconds = run_optuna_pruned(store, bench, searcher, seed, args.budget)
+                wall.setdefault(name, []).append(seconds)
     store.close()
     for bench in benches:
-        names = methods + [f"{m}+asha" for m in asha_methods]
+        names = [name for name, _, _ in runs]
         studies = [f"{bench.name}-{m}-s{s}" for m in names for s in range(args.seeds)]
         report(source, bench, studies, args.target)
         log_y = bench.optimum > 0  # Branin's errors span 0.4 .. 300
@@ -270,9 +449,9 @@ def main() -> None:
         median, worst, cpu = bo_cost_at(n_obs)
         print(f"BO cost per suggestion at {n_obs} observations (6 dims): median {median * 1e3:.1f} "
               f"ms wall (max {worst * 1e3:.1f}), {cpu * 1e3:.1f} ms CPU; target at 200: <= 50 ms")  # fmt: skip
-    for label, path in (("in-memory", ":memory:"), ("Parquet, batched", str(out / "rnd") + "/")):
+    for log, path in (("in-memory", ":memory:"), ("Parquet, batched", str(out / "rnd") + "/")):
         seconds = random_throughput(path, args.random_trials)
-        print(f"random search, {args.random_trials} sequential simulated trials, {label} log: "
+        print(f"random search, {args.random_trials} sequential simulated trials, {log} log: "
               f"{seconds:.2f} s ({args.random_trials / seconds:,.0f} trials/s; target 10,000 "
               "in <= 5 s)")  # fmt: skip
     print(f"\nplots: {', '.join(str(p) for p in sorted(out.glob('anytime_*.png')))}")
