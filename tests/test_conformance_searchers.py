@@ -215,6 +215,7 @@ def test_proposals_are_native_values_inside_the_space(searcher: str, scheduler: 
     for trial, config in logged:  # and as the log holds them
         check_in_space(config, space, where=f"logged trial {trial}")
     assert any(kind == "evaluate" for kind, *_ in events)
+    assert not any(kind == "fail" for kind, *_ in events)  # the objective's asserts held
     if scheduler != "fifo":  # the scheduler really decided something in these runs
         decisions = {kind for kind, *_ in events} & {"stop", "pause", "promote"}
         assert decisions, f"{scheduler} made no decision in {N} trials"
