@@ -274,18 +274,22 @@ class TabularBenchmark(Benchmark):
         :class:`~hpostore.EventLog` or a path, opened read-only and closed again).
 
         Each trial gives its config (from its ``suggest`` event, without ``resource_attr``),
-        its curve (the ``report`` events of its last ``start`` attempt, at epochs 1, 2, 3, ...) and the seconds of each epoch (the ``elapsed`` between the start
-        and the first report, then between consecutive reports: study time as the tuner
-        logged it, so a simulated study gives simulated seconds). The config space is the
-        study event's, without ``resource_attr``.
+        its curve (its ``report`` events at epochs 1, 2, 3, ...) and the seconds of each epoch:
+        the ``elapsed`` from the trial's latest ``start`` or report to the report, i.e. study
+        time as the tuner logged it (a simulated study gives simulated seconds; a real one
+        counts model building and data loading into epoch 1). A trial that trains again (a
+        retry after a crash, or a promotion that resumes it) replaces its curve from the first
+        epoch it reports again: from epoch 1 when it starts over, from the checkpoint's next
+        epoch when it continues; the time it waited in between is not counted. Reports after
+        a gap in the epochs are ignored. The config space is the study event's, without
+        ``resource_attr``.
 
         ``max_resource`` (default: the longest curve in the study) is the epochs of a full
         curve; longer curves are cut to it. Curves that end earlier (a trial stopped by a
         scheduler, failed, or still running) are dropped unless ``keep_partial`` (then a
-        lookup at ``r`` epochs only considers rows that reach ``r``). A curve is the reports at
-        epochs 1, 2, ... up to the first gap; trials with no report at epoch 1 are skipped. A configuration logged more than
-        once (a promotion re-runs it with more epochs) keeps its longest curve, the earliest
-        such trial on ties. ``name`` defaults to the study's name.
+        lookup at ``r`` epochs only considers rows that reach ``r``). A configuration logged
+        more than once (successive halving re-runs it as a new trial) keeps its longest curve,
+        the earliest such trial's on ties. ``name`` defaults to the study's name.
         """
         if isinstance(store, EventLog):
             return cls._from_log(store, study, resource_attr, name, max_resource, keep_partial)
@@ -332,28 +336,32 @@ class TabularBenchmark(Benchmark):
             )
         space = ConfigSpace.from_json(space_json)
 
-        # the reports of each trial's last start attempt: (epoch, error, seconds)
+        # each trial's curve, (epoch, error, seconds) per epoch 1, 2, ..., assembled in log
+        # order: a report at the next epoch extends it; one at an epoch it already holds means
+        # the trial trained again from there (a retry, or a promotion without a checkpoint) and
+        # replaces the curve from that epoch on; one after a gap ends it (``complete``).
         curves: dict[int, list[tuple[float, float, float]]] = {}
-        last: dict[int, float] = {}
+        complete: set[int] = set()  # trials whose curve ended at a gap
+        last: dict[int, float] = {}  # elapsed of the trial's latest start or report
         reported: set[int] = set()
         cols = [table.column(c).to_pylist() for c in ("kind", "trial", "resource", "error")]
         elapsed = table.column("elapsed").to_pylist()
         for (kind, trial, resource, error), t in zip(zip(*cols), elapsed):
             if kind == "start":
-                curves[trial] = []
                 last[trial] = t
+                curves.setdefault(trial, [])
             elif kind == "report" and trial in last:
                 reported.add(trial)
-                curves[trial].append((resource, error, t - last[trial]))
+                curve = curves[trial]
+                epoch = float(resource) if resource is not None else math.nan
+                if epoch.is_integer() and 1 <= epoch <= len(curve) + 1:
+                    del curve[int(epoch) - 1 :]
+                    curve.append((epoch, error, t - last[trial]))
+                    complete.discard(trial)
+                elif trial not in complete:
+                    complete.add(trial)  # a gap (or a fractional resource): the curve ends
                 last[trial] = t
-
-        usable: dict[int, list[tuple[float, float, float]]] = {}
-        for trial, curve in curves.items():
-            k = 0  # the reports at epochs 1, 2, ..., k (a prefix: a gap ends the curve)
-            while k < len(curve) and curve[k][0] == k + 1:
-                k += 1
-            if k:
-                usable[trial] = curve[:k]
+        usable = {trial: curve for trial, curve in curves.items() if curve}
         if not usable:
             raise InvalidArgument(
                 f"study {study!r} in {store.path} has no learning curves to tabulate: expected "

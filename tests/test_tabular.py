@@ -152,6 +152,48 @@ def test_an_interrupted_trial_counts_only_its_last_attempt(tmp_path: Path) -> No
         assert (list(row.errors), list(row.seconds)) == expected(row.config)
 
 
+def test_a_trial_resumed_from_its_checkpoint_continues_its_curve() -> None:
+    # a log written by hand: trial 0 pauses after epoch 1 and is resumed (a promotion with a
+    # checkpoint: epochs 2 and 3 follow); trial 1 crashes after epoch 2 and starts over
+    from hpostore import ConfigSpace
+
+    store = open_store(":memory:")
+    spec = {"format_version": 1, "space": {**ConfigSpace(SPACE).to_json(), "max_epochs": {
+        "type": "constant", "value": 3}}}  # fmt: skip
+    a = {"lr": 0.01, "width": 2, "act": "relu", "max_epochs": 3}
+    b = {"lr": 0.1, "width": 5, "act": "tanh", "max_epochs": 3}
+    log = [
+        ("study", None, None, None, None, 0.0, json.dumps(spec)),
+        ("session", None, None, None, None, 0.0, None),
+        ("suggest", 0, json.dumps({**a, "max_epochs": 1}), None, None, 0.0, None),
+        ("start", 0, None, None, None, 0.0, '{"attempt":1}'),
+        ("report", 0, None, 1.0, 0.9, 2.0, None),
+        ("evaluate", 0, None, 1.0, 0.9, 2.5, None),
+        ("suggest", 1, json.dumps(b), None, None, 2.5, None),
+        ("start", 1, None, None, None, 3.0, '{"attempt":1}'),
+        ("report", 1, None, 1.0, 0.8, 4.0, None),
+        ("report", 1, None, 2.0, 0.7, 5.5, None),
+        ("session", None, None, None, None, 6.0, None),  # a crash, then a resume
+        ("start", 1, None, None, None, 6.0, '{"attempt":2}'),
+        ("report", 1, None, 1.0, 0.8, 7.0, None),
+        ("report", 1, None, 2.0, 0.7, 7.5, None),
+        ("report", 1, None, 3.0, 0.6, 8.0, None),
+        ("evaluate", 1, None, 3.0, 0.6, 8.0, None),
+        ("start", 0, json.dumps(a), None, None, 10.0, '{"attempt":2}'),  # resumed
+        ("report", 0, None, 2.0, 0.5, 13.0, None),
+        ("report", 0, None, 3.0, 0.25, 14.0, None),
+        ("evaluate", 0, None, 3.0, 0.25, 14.0, None),
+    ]
+    for kind, trial, config, resource, error, elapsed, payload in log:
+        store.append("s", kind, elapsed=elapsed, session="x", trial=trial, config=config,
+                     resource=resource, error=error, payload=payload)  # fmt: skip
+    table = TabularBenchmark.from_study(store, "s")
+    strip = {k: v for k, v in a.items() if k != "max_epochs"}
+    assert table.rows[0] == TabularRow(strip, (0.9, 0.5, 0.25), (2.0, 3.0, 1.0))
+    assert table.rows[1].errors == (0.8, 0.7, 0.6) and table.rows[1].seconds == (1.0, 0.5, 0.5)
+    assert table.max_resource == 3 and table.optimum == 0.25
+
+
 def test_nearest_configuration_in_the_unit_cube() -> None:
     rows = [
         TabularRow({"lr": 1e-3, "width": 2, "act": "relu"}, (0.9, 0.5), (1.0, 1.0)),
@@ -256,20 +298,28 @@ def test_stopped_and_promoted_trials(tmp_path: Path) -> None:
         assert kept.rows[kept.nearest(short.config, EPOCHS)].epochs == EPOCHS
         cut = TabularBenchmark.from_study(store, "stopping", max_resource=2, keep_partial=True)
         assert cut.max_resource == 2 and all(r.epochs <= 2 for r in cut.rows)
-        # promotion re-runs a config with more epochs as a new trial: one row, its longest curve
+        # promotion runs a config again with more epochs (as a new trial, or resuming the
+        # paused one): one row per config, its longest curve, retrained from epoch 1
         promoted = TabularBenchmark.from_study(store, "promotion", keep_partial=True)
-        trials = store_trials(store, "promotion")
-        distinct = {json.dumps({k: v for k, v in t.config.items() if k != "max_epochs"},
-                               sort_keys=True) for t in trials}  # fmt: skip
-        assert len(promoted.rows) == len(distinct) < len(trials)
-        for row in promoted.rows:
-            longest = max(
-                len(t.curve)
-                for t in trials
-                if {k: v for k, v in t.config.items() if k != "max_epochs"} == row.config
-            )
-            assert row.epochs == longest
-            assert (list(row.errors), list(row.seconds)) == expected(row.config, longest)
+        events = store.events("promotion").to_pylist()
+    epochs: dict[str, int] = {}
+    for e in events:
+        if e["kind"] == "report":
+            key = json.dumps(trial_configs(events)[e["trial"]], sort_keys=True)
+            epochs[key] = max(epochs.get(key, 0), int(e["resource"]))
+    assert len(promoted.rows) == len(epochs) and max(epochs.values()) == EPOCHS
+    for row in promoted.rows:
+        n = epochs[json.dumps(row.config, sort_keys=True)]
+        assert (list(row.errors), list(row.seconds)) == expected(row.config, n)
+
+
+def trial_configs(events: list[dict[str, Any]]) -> dict[int, dict[str, Any]]:
+    """Each trial's config without the resource, from its suggest event."""
+    return {
+        e["trial"]: {k: v for k, v in json.loads(e["config"]).items() if k != "max_epochs"}
+        for e in events
+        if e["kind"] == "suggest"
+    }
 
 
 def test_parquet_round_trip_is_exact(tmp_path: Path) -> None:
@@ -322,14 +372,17 @@ def test_the_simulator_replays_asha_on_the_table_deterministically(tmp_path: Pat
     assert replay_asha(table, seed=5) == first
     assert replay_asha(table, seed=6) != first
     evaluated = [e for e in first if e[0] == "evaluate"]
-    assert len(evaluated) == 30
-    configs = {e[1]: json.loads(e[2]) for e in first if e[0] == "suggest"}
+    assert len(evaluated) >= 30  # one per finished trial (and per rung of a resumed one)
     finals = {r.errors[-1] for r in table.rows}
-    for _, trial, _, error, runtime, _ in evaluated:  # every result is a logged one
-        c = dict(configs[trial])
-        r = int(c.pop("max_epochs"))
-        row = table.rows[table.nearest(c)]
-        assert error == row.errors[r - 1] and runtime == sum(row.seconds[:r])
+    configs: dict[int, dict[str, Any]] = {}  # the latest config of each trial (a promotion
+    for kind, trial, config, error, runtime, _ in first:  # may resume it with more epochs)
+        if kind in ("suggest", "start") and config is not None:
+            configs[trial] = json.loads(config)
+        if kind == "evaluate":  # every result is a logged one
+            c = dict(configs[trial])
+            r = int(c.pop("max_epochs"))
+            row = table.rows[table.nearest(c)]
+            assert error == row.errors[r - 1] and runtime == sum(row.seconds[:r])
     assert any(e[3] in finals for e in evaluated)  # some trial was promoted to full fidelity
 
 
@@ -379,3 +432,30 @@ def test_bad_input_gets_a_clear_error(tmp_path: Path) -> None:
     pq.write_table(good.slice(1), tmp_path / "gap.parquet")  # the first config loses epoch 1
     with pytest.raises(InvalidArgument, match="each epoch 1, 2, ..., n once"):
         TabularBenchmark.from_parquet(tmp_path / "gap.parquet")
+
+
+def test_make_lenet_table_tabulates_a_store_and_replays_without_keras(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import importlib.util
+
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "make_lenet_table.py"
+    spec = importlib.util.spec_from_file_location("make_lenet_table", script)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    store, out = str(tmp_path / "runs.duckdb"), str(tmp_path / "table.parquet")
+    with open_store(store) as log:
+        random_study(log, "sweep", n=20)
+    argv = ["--from-store", store, "--study", "sweep", "--out", out, "--replay",
+            "--replay-seeds", "2", "--replay-budget", "10"]  # fmt: skip
+    assert module.main(argv) == 0
+    text = capsys.readouterr().out
+    assert "table 'sweep': 20 configs (0 partial), 4 epochs" in text
+    assert "replay on 'sweep'" in text and "\n  asha " in text and "\n  random " in text
+    assert (
+        TabularBenchmark.from_parquet(out).rows == TabularBenchmark.from_study(store, "sweep").rows
+    )
+    assert module.main(["--table", out]) == 0
+    assert module.main(["--table", str(tmp_path / "missing.parquet")]) == 1
+    assert "does not exist" in capsys.readouterr().err
