@@ -58,6 +58,9 @@ class TrialState:
     curve: list[tuple[float, float]] = field(default_factory=list)
     #: a scheduler logged a ``stop`` decision on this trial
     stopped: bool = False
+    #: (resource, error) of each ``evaluate``, in log order: one per rung a promoted trial
+    #: reached when promotion resumes the trial (promotion-type ASHA)
+    results: list[tuple[float | None, float]] = field(default_factory=list)
     _config: dict[str, Any] | None = None
 
     @property
@@ -84,9 +87,12 @@ class StudyState:
         #: (0 = suggest | 1 = update, trial) in log order: the calls re-execution replays
         self.calls: list[tuple[int, int]] = []
         self.finished: list[int] = []  # trial ids in the order their results arrived
+        #: (trial, config JSON, error, runtime, resource) of each result, in arrival order
+        self.evaluations: list[tuple[int, str, float, float | None, float | None]] = []
         self.trajectory: list[float] = []  # best error after each finished trial
         self.finished_elapsed: list[float] = []  # elapsed at each finished trial
         self.incumbent_trial: int | None = None
+        self._incumbent: tuple[str, float] | None = None  # (config JSON, error) of the best result
         # kept by the fold so the tuner's per-trial questions are O(1), not a scan of all trials
         self._open: dict[int, None] = {}  # unfinished trial ids, in suggest order
         self._next_trial = 0
@@ -176,6 +182,9 @@ class StudyState:
             t.status = TrialStatus.RUNNING
             self._open.setdefault(t.trial, None)  # a promoted trial runs again
             t.attempts += 1
+            if config is not None:  # resumed with more resource: the config it runs with now
+                t.config_json, t._config = config, None
+                t.updated = False
             t.worker = worker
             t.session = session
             t.started_at = elapsed
@@ -187,16 +196,13 @@ class StudyState:
             t.error, t.runtime, t.finished_at = error, runtime, elapsed
             if resource is not None:
                 t.resource = resource
+            t.results.append((resource, error))
             self.finished.append(t.trial)
-            best = (
-                self.trials[self.incumbent_trial].error
-                if self.incumbent_trial is not None
-                else None
-            )
-            if best is None or error < best:
+            self.evaluations.append((t.trial, t.config_json, error, runtime, resource))
+            if self._incumbent is None or error < self._incumbent[1]:
                 self.incumbent_trial = t.trial
-                best = error
-            self.trajectory.append(best)
+                self._incumbent = (t.config_json, error)
+            self.trajectory.append(self._incumbent[1])
             self.finished_elapsed.append(elapsed)
         elif kind == "fail":
             t.status = TrialStatus.FAILED
@@ -268,19 +274,20 @@ class StudyState:
 
     @property
     def incumbent(self) -> dict[str, Any] | None:
-        return None if self.incumbent_trial is None else self.trials[self.incumbent_trial].config
+        """The config of the best result (with the resource it was measured at)."""
+        return None if self._incumbent is None else dict(json.loads(self._incumbent[0]))
 
     @property
     def incumbent_error(self) -> float | None:
-        return None if self.incumbent_trial is None else self.trials[self.incumbent_trial].error
+        return None if self._incumbent is None else self._incumbent[1]
 
     def records(self) -> list[dict[str, Any]]:
-        """The textbook's ``records``: config, error, runtime of each finished trial in order."""
-        out = []
-        for i in self.finished:
-            t = self.trials[i]
-            out.append({"config": t.config, "error": t.error, "runtime": t.runtime})
-        return out
+        """The textbook's ``records``: config, error, runtime of each result in order (a
+        trial resumed with more resource has one record per rung it finished)."""
+        return [
+            {"config": json.loads(config), "error": error, "runtime": runtime}
+            for _, config, error, runtime, _ in self.evaluations
+        ]
 
     def trials_table(self) -> pa.Table:
         ts = list(self.trials.values())
@@ -322,6 +329,7 @@ class StudyState:
                     t.payload_json,
                     list(t.curve),
                     t.stopped,
+                    list(t.results),
                 )
                 for t in self.trials.values()
             ],
@@ -330,6 +338,8 @@ class StudyState:
             "trajectory": list(self.trajectory),
             "finished_elapsed": list(self.finished_elapsed),
             "incumbent_trial": self.incumbent_trial,
+            "incumbent": self._incumbent,
+            "evaluations": list(self.evaluations),
             "n_failed": self.n_failed,
             "sessions": self.sessions,
             "session_open": self.session_open,

@@ -15,8 +15,10 @@ import json
 import math
 import os
 import platform
+import shutil
 import socket
 import sys
+import tempfile
 import time
 import uuid
 import warnings
@@ -109,6 +111,18 @@ def _resource_of(config: Mapping[str, Any], scheduler: Any) -> float | None:
     return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
 
 
+_WORKER_DIED_HINT = (
+    " If the worker's output shows ModuleNotFoundError, the objective's module cannot be "
+    "imported by worker processes: define the objective in an importable module or in the "
+    "script you run."
+)
+
+
+def _succeeded(future: cf.Future[Any]) -> bool:
+    """The future finished with a result (it is not lost with a broken worker pool)."""
+    return future.done() and not future.cancelled() and future.exception() is None
+
+
 def _poll(futures: Any, timeout: float) -> set[cf.Future[Any]]:
     return cf.wait(futures, timeout=timeout, return_when=cf.FIRST_COMPLETED)[0]
 
@@ -160,6 +174,13 @@ class HPOTuner(HyperParameters):
     results are logged as they arrive, by this process only. ``elapsed`` is this process's
     wall clock, so any-time curves of 1 and k workers compare honestly. ``n_workers=1`` and no
     executor is the sequential loop.
+
+    **Checkpoints.** An objective with a ``checkpoint_dir`` parameter gets a directory of its
+    own per trial (:meth:`checkpoint_dir`), the same for every attempt and promotion of the
+    trial: a paused trial that promotion-type ASHA resumes with more resource, or a trial
+    re-run after a crash, can continue from what it saved there (see
+    :func:`hpostore.integrations.keras.restore_checkpoint`). ``checkpoint_root`` moves the
+    directories (e.g. to storage that all Ray workers see).
     """
 
     def __init__(
@@ -175,6 +196,7 @@ class HPOTuner(HyperParameters):
         clock: Clock = time.monotonic,
         n_workers: int = 1,
         executor: cf.Executor | None = None,
+        checkpoint_root: str | os.PathLike[str] | None = None,
     ) -> None:
         if not (
             callable(getattr(scheduler, "suggest", None))
@@ -240,6 +262,12 @@ class HPOTuner(HyperParameters):
             self._signature = inspect.signature(objective)
         #: the objective takes a ``report`` callable (intermediate results)
         self._wants_report = self._signature is not None and "report" in self._signature.parameters
+        #: the objective takes a ``checkpoint_dir`` (a directory per trial, kept across resumes)
+        self._wants_checkpoint = (
+            self._signature is not None and "checkpoint_dir" in self._signature.parameters
+        )
+        self._checkpoint_root = checkpoint_root
+        self._checkpoint_tmp: str | None = None
         self._trial_aware = isinstance(scheduler, TrialScheduler)
         self._stop_sent: set[int] = set()
         self._last_resource: dict[int, float] = {}
@@ -386,13 +414,8 @@ class HPOTuner(HyperParameters):
                     continue
                 failures_in_a_row += 1
                 if self.max_failures is not None and failures_in_a_row >= self.max_failures:
-                    last = state.trials[max(state.trials)].message
                     reason = "max_failures"
-                    raise TooManyFailures(
-                        f"study {self.study!r}: {failures_in_a_row} trials in a row failed "
-                        f"(max_failures={self.max_failures}); the last one: {last}. The run was "
-                        "stopped; fix the objective and run again to continue (failed trials stay in the log)."
-                    )
+                self._check_failures(failures_in_a_row, state.trials[max(state.trials)].message)
         except BaseException as exc:
             if reason == "completed":
                 reason = (
@@ -406,6 +429,15 @@ class HPOTuner(HyperParameters):
             self._session = None
             self.store.commit(force=True)
         return self
+
+    def _check_failures(self, in_a_row: int, last: str | None) -> None:
+        if self.max_failures is not None and in_a_row >= self.max_failures:
+            raise TooManyFailures(
+                f"study {self.study!r}: {in_a_row} trials in a row failed "
+                f"(max_failures={self.max_failures}); the last one: {last}. The run was "
+                "stopped; fix the objective and run again to continue (failed trials stay in "
+                "the log)."
+            )
 
     def _within_budget(self) -> bool:
         budget = getattr(self, "_budget_s", None)
@@ -485,13 +517,15 @@ class HPOTuner(HyperParameters):
         keys = frozenset(config)
         if self._signature is None or keys in self._signature_ok:
             return  # binding depends on the keys only: check each key set once
-        if self._wants_report and "report" in config:
+        extra = self._extra_kwargs(None, None)
+        clash = sorted(set(extra) & set(config))
+        if clash:
             raise ObjectiveSignatureError(
-                f"trial {trial}: the config has a 'report' entry, but the objective's `report` "
-                "parameter receives the reporting callable; rename the hyperparameter"
+                f"trial {trial}: the config has a {clash[0]!r} entry, but the objective's "
+                f"`{clash[0]}` parameter receives what the tuner passes; rename the hyperparameter"
             )
         try:
-            self._signature.bind(**config, **({"report": None} if self._wants_report else {}))
+            self._signature.bind(**config, **extra)
         except TypeError as exc:
             name = getattr(self.objective, "__qualname__", "objective")
             raise ObjectiveSignatureError(
@@ -515,16 +549,13 @@ class HPOTuner(HyperParameters):
                     "running (it waits for results that will never come)"
                 )
             trial, config, obj = suggested
-        attempt = state.trials[trial].attempts + 1
-        self._append("start", trial=trial, worker=self.worker, payload=dumps({"attempt": attempt}))
-        self.store.commit()  # write-ahead: suggest/start are durable before the objective runs
+        attempt = self._start(trial, config, self.worker)
         if self.verbose:
             print(f"Trial {trial}: config = {config}")
         t0 = self.clock()
         message: str | None
-        kwargs = dict(config)
-        if self._wants_report:
-            kwargs["report"] = self._sequential_reporter(trial, attempt)
+        report = self._sequential_reporter(trial, attempt) if self._wants_report else None
+        kwargs = {**config, **self._extra_kwargs(report, trial)}
         try:
             value = self.objective(**kwargs)
         except KeyboardInterrupt:
@@ -542,10 +573,60 @@ class HPOTuner(HyperParameters):
         runtime = self.clock() - t0
         return self._finish(trial, obj, error, message, runtime, self.worker)
 
+    def _start(self, trial: int, config: dict[str, Any], worker: str | None = None) -> int:
+        """Log the ``start`` of ``trial`` (durably: before the objective runs); its attempt.
+
+        For a trial-aware scheduler it carries the resource target, and the config when it is
+        not the trial's logged one (a paused trial resumed with more resource).
+        """
+        t = self._state.trials[trial]
+        attempt = t.attempts + 1
+        new_config: str | None = None
+        resource: float | None = None
+        if self._trial_aware:
+            resource = _resource_of(config, self.scheduler)
+            if config != t.config:
+                new_config = dumps_config(config)
+        self._append("start", trial=trial, worker=worker, config=new_config, resource=resource,
+                     payload=dumps({"attempt": attempt}))  # fmt: skip
+        self.store.commit()  # write-ahead: suggest/start are durable before the objective runs
+        return attempt
+
+    def _extra_kwargs(self, report: Any, trial: int | None) -> dict[str, Any]:
+        """What the tuner passes besides the config: ``report``, ``checkpoint_dir`` (for
+        ``trial``; None: placeholders, to check the objective's signature)."""
+        extra: dict[str, Any] = {}
+        if self._wants_report:
+            extra["report"] = report
+        if self._wants_checkpoint:
+            extra["checkpoint_dir"] = None if trial is None else self.checkpoint_dir(trial)
+        return extra
+
+    def checkpoint_dir(self, trial: int) -> str:
+        """The directory of ``trial``'s checkpoints (created): the same for every attempt and
+        promotion of the trial, so a resumed or re-run trial can continue where it stopped.
+
+        Under ``checkpoint_root`` if given, else ``<store path>.checkpoints`` (a temporary
+        directory, removed at :meth:`close`, for an in-memory store).
+        """
+        root = self._checkpoint_root
+        if root is None:
+            path = str(getattr(self.store, "path", ":memory:"))
+            if path == ":memory:":
+                if self._checkpoint_tmp is None:
+                    self._checkpoint_tmp = tempfile.mkdtemp(prefix="hpostore-checkpoints-")
+                root = self._checkpoint_tmp
+            else:
+                root = path.rstrip("/\\") + ".checkpoints"
+        directory = os.path.join(os.fspath(root), self.study, f"trial-{trial}")
+        os.makedirs(directory, exist_ok=True)
+        return directory
+
     def _suggest(self) -> tuple[int, dict[str, Any], Any] | None:
         """Ask the scheduler for the next trial and log its ``suggest`` (and any ``promote``).
 
         None: a :class:`TrialScheduler` has nothing to run until a running trial finishes.
+        A resumed trial (``Suggestion.resume``) logs ``promote`` only; its ``start`` follows.
         """
         trial = self._state.next_trial
         payload: str | None = None
@@ -555,6 +636,8 @@ class HPOTuner(HyperParameters):
             suggestion = self.scheduler.suggest_trial(trial)
             if suggestion is None:
                 return None
+            if suggestion.resume:
+                return self._resume(suggestion)
             obj: Any = dict(suggestion.config)
             if suggestion.payload:
                 payload = dumps(dict(suggestion.payload))
@@ -580,6 +663,23 @@ class HPOTuner(HyperParameters):
         )
         self._configs[trial] = obj
         return trial, config, obj
+
+    def _resume(self, suggestion: Any) -> tuple[int, dict[str, Any], Any]:
+        """Log the promotion of a paused trial that runs again with ``suggestion.config``."""
+        source = suggestion.promoted_from
+        t = self._state.trials.get(source)
+        if t is None or t.status.value != "finished":
+            raise InvalidArgument(
+                f"{type(self.scheduler).__name__} asked to resume trial {source}, which is "
+                f"{'unknown' if t is None else t.status.value}; only a finished (paused) trial "
+                "can be resumed"
+            )
+        config = native_config(dict(suggestion.config), trial=source)
+        self._check_signature(config, source)
+        self._append("promote", trial=source, resource=_resource_of(config, self.scheduler),
+                     payload=dumps({"reason": suggestion.reason, "resume": True}))  # fmt: skip
+        self._configs[source] = config
+        return source, config, config
 
     def _finish(
         self,
@@ -694,6 +794,9 @@ class HPOTuner(HyperParameters):
         state = self._state
         running: dict[cf.Future[Any], tuple[int, int, Any]] = {}
         reruns = [t.trial for t in state.unfinished()]
+        # trials that were running when a worker process died: each re-runs alone, so that the
+        # one that kills its worker is found (and failed) without failing the others
+        suspects: set[int] = set()
         failures_in_a_row = 0
         clean = False
         try:
@@ -702,8 +805,11 @@ class HPOTuner(HyperParameters):
                     len(running) < slots
                     and state.n_finished + len(running) < number_of_trials
                     and self._within_budget()
+                    and not any(t in suspects for t, _, _ in running.values())
                 ):
                     if reruns:
+                        if reruns[0] in suspects and running:
+                            break  # a suspect runs alone
                         trial = reruns.pop(0)
                         config = state.trials[trial].config
                         obj = self._configs.get(trial, config)
@@ -712,13 +818,13 @@ class HPOTuner(HyperParameters):
                         if suggested is None:
                             break
                         trial, config, obj = suggested
-                    attempt = state.trials[trial].attempts + 1
-                    self._append("start", trial=trial, payload=dumps({"attempt": attempt}))
-                    self.store.commit()  # write-ahead, as in the sequential loop
+                    attempt = self._start(trial, config)
                     if self.verbose:
                         print(f"Trial {trial}: config = {config}")
                     reporter = channel.reporter(trial, attempt) if channel is not None else None
-                    running[executor.submit(run_trial, self.objective, config, reporter)] = (
+                    kwargs = {**config, **self._extra_kwargs(reporter, trial)}
+                    kwargs.pop("report", None)  # run_trial passes the reporter
+                    running[executor.submit(run_trial, self.objective, kwargs, reporter)] = (
                         trial,
                         attempt,
                         obj,
@@ -734,17 +840,47 @@ class HPOTuner(HyperParameters):
                 if channel is not None:
                     self._drain(channel, running)
                 for future in done:
+                    if future not in running:
+                        continue  # lost with a dead worker pool (below)
                     trial, attempt, obj = running.pop(future)
                     try:
                         outcome = future.result()
                     except cf.BrokenExecutor as exc:
-                        raise HPOStoreError(
-                            f"study {self.study!r}: a worker process died while running trial "
-                            f"{trial} ({exc}). If its output shows ModuleNotFoundError, the "
-                            "objective's module cannot be imported by worker processes: define "
-                            "the objective in an importable module or in the script you run. "
-                            "Run again to resume; the running trials are re-run."
-                        ) from exc
+                        if not owned:
+                            raise HPOStoreError(
+                                f"study {self.study!r}: the executor broke while running trial "
+                                f"{trial} ({exc}). Run again to resume; the running trials are "
+                                f"re-run.{_WORKER_DIED_HINT}"
+                            ) from exc
+                        lost = [(trial, obj)] + [
+                            (t, o) for f, (t, _, o) in running.items() if not _succeeded(f)
+                        ]
+                        for f in [f for f in running if not _succeeded(f)]:
+                            del running[f]
+                        executor.shutdown(wait=False, cancel_futures=True)
+                        executor = local_pool(self.n_workers)
+                        if len(lost) == 1:  # it ran alone (or with trials that finished): it
+                            suspects.discard(trial)
+                            message = (
+                                f"the worker process died while running this trial alone "
+                                f"({exc}): the objective ends its process (a crash in native "
+                                f"code, the OOM killer, os._exit).{_WORKER_DIED_HINT}"
+                            )
+                            runtime = self._elapsed() - (state.trials[trial].started_at or 0.0)
+                            self._finish(trial, obj, None, message, runtime, "(died)")
+                            failures_in_a_row += 1
+                            self._check_failures(failures_in_a_row, message)
+                            continue
+                        for t, _ in lost:  # any of them may have killed it: each re-runs alone
+                            self._append(
+                                "interrupt", trial=t, payload=dumps({"reason": "worker died"})
+                            )
+                            suspects.add(t)
+                            if channel is not None:
+                                channel.forget(t)
+                        reruns[:0] = sorted(t for t, _ in lost)
+                        continue
+                    suspects.discard(trial)
                     if channel is not None:
                         channel.forget(trial)
                     self._stop_sent.discard(trial)
@@ -756,13 +892,7 @@ class HPOTuner(HyperParameters):
                         failures_in_a_row = 0
                         continue
                     failures_in_a_row += 1
-                    if self.max_failures is not None and failures_in_a_row >= self.max_failures:
-                        raise TooManyFailures(
-                            f"study {self.study!r}: {failures_in_a_row} trials in a row failed "
-                            f"(max_failures={self.max_failures}); the last one: {outcome.message}. "
-                            "The run was stopped; fix the objective and run again to continue "
-                            "(failed trials stay in the log)."
-                        )
+                    self._check_failures(failures_in_a_row, outcome.message)
             clean = True
         except BaseException as exc:
             for trial, _, _ in running.values():
@@ -795,6 +925,9 @@ class HPOTuner(HyperParameters):
         """Close the store if the tuner opened it (a path or the default in-memory store)."""
         if self._owns_store:
             self.store.close()
+        if self._checkpoint_tmp is not None:
+            shutil.rmtree(self._checkpoint_tmp, ignore_errors=True)
+            self._checkpoint_tmp = None
 
     def __enter__(self) -> HPOTuner:
         return self

@@ -98,10 +98,15 @@ def test_every_scheduler_cycles_decides_validly_and_replays_to_its_live_state(
     for row in rows:  # decisions are valid events with a reason, on known trials
         if row["kind"] in ("stop", "promote", "pause"):
             assert row["trial"] in trials and json.loads(row["payload"])["reason"]
-        if row["kind"] == "promote":
-            target = trials[json.loads(row["payload"])["to_trial"]]
+        if row["kind"] == "promote" and "to_trial" in json.loads(row["payload"]):
+            target = trials[json.loads(row["payload"])["to_trial"]]  # re-run as a new trial (SH)
             assert target.payload["promoted_from"] == row["trial"]
             assert target.config["max_epochs"] > trials[row["trial"]].config["max_epochs"]
+        elif row["kind"] == "promote":  # the paused trial itself starts again, with more
+            assert json.loads(row["payload"])["resume"] is True
+            nxt = next(r for r in rows if r["seq"] > row["seq"] and r["trial"] == row["trial"])
+            assert nxt["kind"] == "start" and nxt["resource"] == row["resource"]
+            assert json.loads(nxt["config"])["max_epochs"] == row["resource"]
     for t in trials.values():  # a stopped trial ended at its next report: below r_max
         if t.stopped:
             assert t.curve and t.curve[-1][0] < 8 and t.resource == t.curve[-1][0]
@@ -134,29 +139,50 @@ def test_textbook_rung_levels() -> None:
     assert rung_levels(1, 10, 3) == (1, 3, 9, 10)
 
 
-def _drive(scheduler: TrialScheduler, errors: list[float], steps: int) -> dict[int, Any]:
-    """Hand-made results: trial k's error is ``errors[origin]`` minus a bonus per rung."""
-    suggested: dict[int, Any] = {}
-    for trial in range(steps):
+def _drive(scheduler: TrialScheduler, errors: list[float], steps: int) -> list[Any]:
+    """Hand-made results: the error of config ``origin`` is ``errors[origin]`` minus a bonus
+    per rung. Returns (trial, origin, resource, promoted_from) of each run, in order."""
+    runs: list[Any] = []
+    origins: dict[int, int] = {}
+    trial = 0
+    for _ in range(steps):
         s = scheduler.suggest_trial(trial)
         assert s is not None
-        origin = (s.payload or {}).get("origin", trial)
-        suggested[trial] = (origin, s.config["max_epochs"], s.promoted_from)
+        if s.resume:  # the paused trial runs again
+            assert s.promoted_from is not None
+            t = s.promoted_from
+        else:
+            t, trial = trial, trial + 1
+            origins[t] = (s.payload or {}).get("origin", t)
+        runs.append((t, origins[t], s.config["max_epochs"], s.promoted_from))
         scheduler.on_result(
-            trial, errors[origin % len(errors)] - s.config["max_epochs"] / 1e3, None
+            t, errors[origins[t] % len(errors)] - s.config["max_epochs"] / 1e3, None
         )
-        _check_promotion_counts(scheduler, suggested)
-    return suggested
+        _check_promotion_counts(scheduler, runs)
+    return runs
 
 
-def _check_promotion_counts(scheduler: TrialScheduler, suggested: dict[int, Any]) -> None:
+def _check_promotion_counts(scheduler: TrialScheduler, runs: list[Any]) -> None:
     """Never more than 1/eta of a rung's results promoted to the next rung."""
     levels = scheduler.rung_levels  # type: ignore[attr-defined]
     eta = scheduler.eta  # type: ignore[attr-defined]
     for low, high in zip(levels, levels[1:]):
-        at_low = [t for t, (_, r, _) in suggested.items() if r == low]
-        promoted = [t for t, (_, r, src) in suggested.items() if r == high and src in at_low]
+        at_low = {t for t, _, r, _ in runs if r == low}
+        promoted = [t for t, _, r, src in runs if r == high and src in at_low]
         assert len(promoted) <= len(at_low) // eta, (low, high, len(at_low), len(promoted))
+
+
+def test_asha_promotion_resumes_the_paused_trial_with_the_best_error() -> None:
+    errors = [0.8, 0.1, 0.5, 0.3, 0.9, 0.2]
+    asha = ASHAScheduler(_searcher(), eta=3, r_min=1, r_max=9)
+    runs = _drive(asha, errors, 9)
+    # trials 0, 1, 2 at rung 1; the 3rd result makes 1/3 promotable: the best (trial 1) resumes
+    assert runs[:4] == [(0, 0, 1, None), (1, 1, 1, None), (2, 2, 1, None), (1, 1, 3, 1)]
+    assert runs[6] == (5, 5, 1, None) and runs[7] == (5, 5, 3, 5)  # 6 results: the top 2 go on
+    assert [r for r in runs if r[2] == 9] == []  # rung 3 holds 2 results: none goes to 9 yet
+    resumed = [asha.snapshot()[str(t)] for t in (1, 5)]
+    assert [json.loads(r[0])["max_epochs"] for r in resumed] == [3, 3]
+    assert [dict(r[6]) for r in resumed] == [{1: 0.099, 3: 0.097}, {1: 0.199, 3: 0.197}]
 
 
 @settings(max_examples=30)
@@ -168,9 +194,9 @@ def test_asha_never_promotes_more_than_one_eta_of_a_rung(errors: list[float], et
 def test_successive_halving_promotes_the_best_half_per_rung_synchronously() -> None:
     errors = [0.8, 0.1, 0.5, 0.3, 0.9, 0.2, 0.7, 0.4]  # origin k's error (lower: better)
     sh = SuccessiveHalvingScheduler(_searcher(), eta=2, r_min=2, r_max=10)
-    suggested = _drive(sh, errors, 15)
+    runs = _drive(sh, errors, 15)
     by_rung: dict[int, list[int]] = {}
-    for origin, rung, _ in suggested.values():
+    for _, origin, rung, _ in runs:
         by_rung.setdefault(rung, []).append(origin)
     assert {r: len(o) for r, o in by_rung.items()} == {2: 8, 4: 4, 8: 2, 10: 1}
     assert sorted(by_rung[4]) == [1, 3, 5, 7] and sorted(by_rung[8]) == [1, 5]

@@ -119,17 +119,27 @@ class Suggestion:
     ``payload`` is logged with the ``suggest`` event (rung, bracket, origin: whatever the
     scheduler needs to rebuild its state from the log). ``promoted_from`` names the trial whose
     result earned this run; the tuner logs a ``promote`` event on it with ``reason``.
+
+    ``resume=True``: no new trial; trial ``promoted_from``, paused at a rung, runs again with
+    ``config`` (its config with a larger resource). The tuner logs ``promote`` and a ``start``
+    of that trial carrying the new config, and passes the objective the trial's
+    ``checkpoint_dir`` (when it takes one) so it can continue instead of starting over.
     """
 
     config: Mapping[str, Any]
     payload: Mapping[str, Any] | None = None
     promoted_from: int | None = None
     reason: str | None = None
+    resume: bool = False
 
     def __post_init__(self) -> None:
         if self.promoted_from is not None and not self.reason:
             raise InvalidArgument(
                 f"a promotion of trial {self.promoted_from} needs a reason, got {self.reason!r}"
+            )
+        if self.resume and (self.promoted_from is None or self.payload):
+            raise InvalidArgument(
+                "a resume names the paused trial (promoted_from) and logs no suggest payload"
             )
 
 

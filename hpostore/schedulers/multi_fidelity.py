@@ -1,15 +1,20 @@
 """Multi-fidelity schedulers: successive halving, ASHA, Hyperband, the median-stopping rule.
 
 Each scheduler keeps one record per trial (config, ``suggest`` payload, status, error, learning
-curve, stopped) and derives every decision from those records alone. The records are exactly
-what the log holds, so :meth:`restore` rebuilds them from a replayed study in one pass and a
-resumed study decides as the uninterrupted one would. Promotions re-run a configuration with a
-larger resource (``config[resource_attr]``, e.g. ``max_epochs``) as a new trial; its ``suggest``
-payload names the trial it was promoted from and the source trial gets a ``promote`` event.
+curve, results per rung, stopped) and derives every decision from those records alone. The
+records are exactly what the log holds, so :meth:`restore` rebuilds them from a replayed study
+in one pass and a resumed study decides as the uninterrupted one would.
+
+Promotion gives a configuration a larger resource (``config[resource_attr]``, e.g.
+``max_epochs``) and logs a ``promote`` event on the trial that earned it. Synchronous
+successive halving re-runs the configuration as a new trial (the textbook's); promotion-type
+ASHA and Hyperband *resume* the paused trial: the same trial id starts again with the larger
+resource, and an objective that takes a ``checkpoint_dir`` continues from its checkpoint.
 """
 
 from __future__ import annotations
 
+import bisect
 import json
 import math
 from dataclasses import dataclass, field
@@ -68,6 +73,8 @@ class _Record:
     error: float | None = None
     curve: list[tuple[float, float]] = field(default_factory=list)
     stopped: bool = False
+    #: resource -> error of each result (a resumed trial has one per rung it finished)
+    rungs: dict[float, float] = field(default_factory=dict)
 
     @property
     def origin(self) -> int | None:
@@ -117,7 +124,12 @@ class _RecordScheduler(TrialScheduler):
         record.status = "failed" if error is None else "finished"
         record.error = error
         if error is not None:
-            self.searcher.update(dict(record.config), error, additional_info=self._info(trial))
+            level = resource if resource is not None else self._target(record)
+            if level is not None:
+                record.rungs[level] = error
+            self.searcher.update(
+                dict(record.config), error, additional_info={"trial": trial, "resource": level}
+            )
         return self._decide_result(trial, record)
 
     def _decide_report(
@@ -128,12 +140,10 @@ class _RecordScheduler(TrialScheduler):
     def _decide_result(self, trial: int, record: _Record) -> list[tuple[int, Decision]]:
         return []
 
-    def _info(self, trial: int) -> dict[str, Any]:
-        record = self._records[trial]
-        resource = record.payload.get("rung")
-        if resource is None and self.resource_attr is not None:
-            resource = record.config.get(self.resource_attr)
-        return {"trial": trial, "resource": resource}
+    def _target(self, record: _Record) -> float | None:
+        """The resource the record's current run asks for (None: the scheduler sets none)."""
+        value = record.config.get(self.resource_attr) if self.resource_attr else None
+        return value if isinstance(value, (int, float)) else record.payload.get("rung")
 
     def _fresh(self, trial: int, payload: dict[str, Any], resource: float | None) -> Suggestion:
         sampled = self.searcher.sample_configuration()
@@ -165,10 +175,15 @@ class _RecordScheduler(TrialScheduler):
                 t.error if t.status is TrialStatus.FINISHED else None,
                 list(t.curve),
                 t.stopped,
+                {r: e for r, e in t.results if r is not None},
             )
             for t in state.trials.values()
         }
+        self._restore_index()
         self._restore_searcher(state)
+
+    def _restore_index(self) -> None:
+        """Rebuild any index a scheduler keeps over its records (after :meth:`restore`)."""
 
     def _restore_searcher(self, state: StudyState) -> None:
         """Bring the searcher to where the live calls left it: one sample per fresh trial,
@@ -177,8 +192,8 @@ class _RecordScheduler(TrialScheduler):
             t for t in sorted(self._records) if "promoted_from" not in self._records[t].payload
         ]
         results = [
-            (dict(self._records[t].config), self._records[t].error, self._info(t))
-            for t in state.finished
+            (json.loads(config), error, {"trial": t, "resource": resource})
+            for t, config, error, _, resource in state.evaluations
             if t in self._records
         ]
         done = set(state.finished)
@@ -193,21 +208,14 @@ class _RecordScheduler(TrialScheduler):
         self._reexecute_searcher(state, set(fresh))
 
     def _reexecute_searcher(self, state: StudyState, fresh: set[int]) -> None:
-        updated: set[int] = set()
-        order = [(code, t) for code, t in state.calls if code == 0 and t in fresh]
-        order += [(1, t) for t in state.finished]
-        # interleave as the live calls were: samples in suggest order, results in arrival order
-        calls = sorted(
-            order,
-            key=lambda c: (
-                state.trials[c[1]].suggested_at
-                if c[0] == 0
-                else (state.trials[c[1]].finished_at or 0.0)
-            ),
-        )
-        for code, trial in calls:
+        # the live calls, in log order: a sample per fresh trial's suggest, an update per result
+        # (each ``update`` event follows its ``evaluate``; a crash between them only delays it)
+        results: dict[int, list[tuple[str, float, float | None]]] = {}
+        for t, config, error, _, resource in reversed(state.evaluations):
+            results.setdefault(t, []).append((config, error, resource))
+        for code, trial in state.calls:
             record = self._records[trial]
-            if code == 0:
+            if code == 0 and trial in fresh:
                 sampled = self.searcher.sample_configuration()
                 redrawn = {k: to_native(v, where=f"trial {trial}") for k, v in sampled.items()}
                 logged = {k: v for k, v in record.config.items() if k in redrawn}
@@ -218,9 +226,11 @@ class _RecordScheduler(TrialScheduler):
                         "deterministic given the log",
                         trial=trial,
                     )
-            elif trial not in updated and record.error is not None:
-                updated.add(trial)
-                self.searcher.update(dict(record.config), record.error, self._info(trial))
+            elif code == 1 and results.get(trial):
+                config, error, resource = results[trial].pop()
+                self.searcher.update(
+                    json.loads(config), error, {"trial": trial, "resource": resource}
+                )
 
     def snapshot(self) -> dict[str, Any]:
         return {
@@ -231,6 +241,7 @@ class _RecordScheduler(TrialScheduler):
                 r.error,
                 [list(p) for p in r.curve],
                 r.stopped,
+                sorted(r.rungs.items()),
             ]
             for t, r in sorted(self._records.items())
         }
@@ -328,11 +339,13 @@ class ASHAScheduler(_RecordScheduler):
     """Asynchronous successive halving (Li et al., 2020), promotion or stopping type.
 
     ``type="promotion"``: fresh trials run with ``config[resource_attr] = r_min``; a finished
-    trial pauses at its rung and is promoted (re-run with the next rung level as a new trial) as
-    soon as it ranks in the top ``1/eta`` of its rung; a free worker never waits.
-    ``type="stopping"``: every trial runs with ``r_max`` and reports as it goes; at each rung
-    level it continues only while its error is within the top ``1/eta`` (rounded up) of the
-    errors reported at that rung so far, else it is stopped.
+    trial pauses at its rung, and as soon as it ranks in the top ``1/eta`` of its rung it is
+    *resumed*: the same trial starts again with the next rung level (a ``promote`` event, then a
+    ``start`` carrying the new config; an objective that takes ``checkpoint_dir`` continues from
+    its checkpoint). A free worker never waits. ``type="stopping"``: every trial runs with
+    ``r_max`` and reports as it goes; at each rung level it continues only while its error is
+    within the top ``1/eta`` (rounded up) of the errors reported at that rung so far, else it
+    is stopped.
 
     Promotion budget: at most ``floor(n / eta)`` of a rung's ``n`` results are ever promoted.
     The published rule (promote any top-``n/eta`` trial not yet promoted) can exceed that when
@@ -367,6 +380,7 @@ class ASHAScheduler(_RecordScheduler):
         self.rung_levels = rung_levels(r_min, r_max, eta)
         self.brackets: tuple[int, ...] = (0,)
         self._init_records()
+        self._restore_index()
 
     def _bracket_for(self, trial: int) -> int:
         return 0
@@ -374,48 +388,78 @@ class ASHAScheduler(_RecordScheduler):
     def _levels(self, bracket: int) -> tuple[float, ...]:
         return self.rung_levels[bracket:]
 
+    # --- per-rung indexes: sorted (error, trial) of the results / first reports at a rung -------
+    def _restore_index(self) -> None:
+        self._ranked: dict[tuple[int, float], list[tuple[float, int]]] = {}
+        self._promoted: dict[tuple[int, float], int] = {}  # promotions out of each rung
+        for trial, record in self._records.items():
+            bracket = record.payload.get("bracket", 0)
+            if self.type == "promotion":
+                target = self._target(record) or 0
+                for level, error in record.rungs.items():
+                    self._rank(bracket, level, error, trial)
+                    if target > level:
+                        key = (bracket, level)
+                        self._promoted[key] = self._promoted.get(key, 0) + 1
+            else:
+                for level in self._levels(bracket)[:-1]:
+                    first = record.first_error_at(level)
+                    if first is not None:
+                        self._rank(bracket, level, first, trial)
+
+    def _rank(
+        self, bracket: int, level: float, error: float, trial: int
+    ) -> list[tuple[float, int]]:
+        ranked = self._ranked.setdefault((bracket, level), [])
+        bisect.insort(ranked, (error, trial))
+        return ranked
+
     def suggest_trial(self, trial: int) -> Suggestion | None:
         if self.type == "promotion":
-            promotion = self._next_promotion(trial)
+            promotion = self._next_promotion()
             if promotion is not None:
                 return promotion
         bracket = self._bracket_for(trial)
         if self.type == "stopping":
             return self._fresh(trial, {"bracket": bracket}, self.r_max)
         first = self._levels(bracket)[0]
-        return self._fresh(trial, {"bracket": bracket, "rung": first}, first)
+        return self._fresh(trial, {"bracket": bracket}, first)
 
-    def _next_promotion(self, trial: int) -> Suggestion | None:
+    def _next_promotion(self) -> Suggestion | None:
+        """Resume the best paused trial that ranks in the top 1/eta of its rung, if any."""
         for bracket in self.brackets:
             levels = self._levels(bracket)
-            members = [
-                (t, r) for t, r in self._records.items() if r.payload.get("bracket") == bracket
-            ]
             for i in reversed(range(len(levels) - 1)):
                 level, nxt = levels[i], levels[i + 1]
-                ranked = sorted(
-                    (r.error, t, r.origin if r.origin is not None else t)
-                    for t, r in members
-                    if r.payload.get("rung") == level and r.error is not None
-                )
+                ranked = self._ranked.get((bracket, level), [])
                 k = int(len(ranked) // self.eta)
-                have = {r.origin for _, r in members if r.payload.get("rung") == nxt}
-                if len(have) >= k:
+                if self._promoted.get((bracket, level), 0) >= k:
                     continue  # 1/eta of the rung is promoted already: the budget is spent
-                for rank, (error, source, origin) in enumerate(ranked[:k], 1):
-                    if origin not in have:
-                        reason = (
-                            f"error {error:.6g} ranks {rank} of {len(ranked)} at rung {level}; "
-                            f"the top {k} (1/{self.eta}) go on to {nxt}"
-                        )
-                        payload = {
-                            "bracket": bracket,
-                            "rung": nxt,
-                            "origin": origin,
-                            "promoted_from": source,
-                        }
-                        return self._promote(trial, source, nxt, payload, reason)
+                for rank, (error, source) in enumerate(ranked[:k], 1):
+                    record = self._records[source]
+                    if record.status != "finished" or self._target(record) != level:
+                        continue  # promoted already, or running again
+                    config = dict(record.config)
+                    config[self.resource_attr] = nxt
+                    record.config, record.status, record.error = config, "running", None
+                    self._promoted[bracket, level] = self._promoted.get((bracket, level), 0) + 1
+                    reason = (
+                        f"error {error:.6g} ranks {rank} of {len(ranked)} at rung {level}; "
+                        f"the top {k} (1/{self.eta}) go on to {nxt}: resumed"
+                    )
+                    return Suggestion(config, promoted_from=source, reason=reason, resume=True)
         return None
+
+    def on_result(
+        self, trial: int, error: float | None, resource: float | None
+    ) -> list[tuple[int, Decision]]:
+        decisions = super().on_result(trial, error, resource)
+        record = self._records[trial]
+        if self.type == "promotion" and error is not None:
+            level = resource if resource is not None else self._target(record)
+            if level is not None:
+                self._rank(record.payload.get("bracket", 0), level, error, trial)
+        return decisions
 
     def _decide_report(
         self, trial: int, record: _Record, resource: float, error: float
@@ -427,27 +471,24 @@ class ASHAScheduler(_RecordScheduler):
         crossed = [lv for lv in self._levels(bracket)[:-1] if before < lv <= resource]
         if not crossed:
             return CONTINUE
+        for level in crossed:  # the first report at or beyond a rung is the trial's error there
+            ranked = self._rank(bracket, level, error, trial)
         level = crossed[-1]
-        errors = [
-            e
-            for r in self._records.values()
-            if r.payload.get("bracket", 0) == bracket and (e := r.first_error_at(level)) is not None
-        ]
-        rank = sum(e < error for e in errors)
-        k = math.ceil(len(errors) / self.eta)
+        rank = bisect.bisect_left(ranked, (error, -1))  # results strictly better
+        k = math.ceil(len(ranked) / self.eta)
         if rank < k:
             return Decision(
                 Action.CONTINUE,
-                f"error {error:.6g} ranks {rank + 1} of {len(errors)} at rung {level}",
+                f"error {error:.6g} ranks {rank + 1} of {len(ranked)} at rung {level}",
             )
         return Decision(
             Action.STOP,
-            f"error {error:.6g} at rung {level} ranks {rank + 1} of {len(errors)}; only the "
+            f"error {error:.6g} at rung {level} ranks {rank + 1} of {len(ranked)}; only the "
             f"top {k} (1/{self.eta}) continue",
         )
 
     def _decide_result(self, trial: int, record: _Record) -> list[tuple[int, Decision]]:
-        level = record.payload.get("rung")
+        level = self._target(record)
         if (
             self.type != "promotion"
             or record.status != "finished"
