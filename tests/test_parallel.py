@@ -21,7 +21,6 @@ import pytest
 from hpostore import (
     ASHAScheduler,
     BasicScheduler,
-    HPOStoreError,
     HPOTuner,
     InvalidArgument,
     MedianStoppingScheduler,
