@@ -30,7 +30,10 @@ Build one from a log with :meth:`TabularBenchmark.from_study`, keep it as Parque
 ``loguniform`` one log-scaled, an integer one at its bin centre (other distributions through
 their CDF); a categorical dimension adds 1 when the values differ. The distance is Euclidean
 over the dimensions; on ties the row that comes first in the table (the earlier logged trial)
-wins, so lookups are deterministic.
+wins, so lookups are deterministic. The table is kept encoded as one numpy array: a lookup is
+one matrix-vector product (tens of microseconds for a few hundred rows) when the dimensions
+are uniform, loguniform, randint, norm or choices (others go through scipy's CDF, slower), and
+a repeated config is answered from a cache.
 """
 
 from __future__ import annotations
