@@ -201,8 +201,12 @@ class SyntheticBenchmark(Benchmark):
         """(name, low, high) of each input."""
 
     @abstractmethod
+    def values(self, x: np.ndarray, z: np.ndarray) -> np.ndarray:
+        """The function at inputs ``x`` and each fidelity in ``z`` (values in (0, 1])."""
+
     def value(self, x: np.ndarray, z: float) -> float:
         """The function at inputs ``x`` and fidelity ``z`` in (0, 1]."""
+        return float(self.values(x, np.array([z]))[0])
 
     @abstractmethod
     def epoch_seconds(self, config: Mapping[str, Any]) -> float:
@@ -224,8 +228,9 @@ class SyntheticBenchmark(Benchmark):
         self, config: Mapping[str, Any], resource: int | None = None
     ) -> tuple[list[float], list[float]]:
         n = self.max_resource if resource is None else min(int(resource), self.max_resource)
-        seconds = self.epoch_seconds(config)
-        return [self.error(config, r) for r in range(1, n + 1)], [seconds] * n
+        x = np.array([float(config[name]) for name, _, _ in self.bounds])
+        z = np.arange(1, n + 1) / self.max_resource  # the same z as error(config, r)
+        return self.values(x, z).tolist(), [self.epoch_seconds(config)] * n
 
     @cached_property
     def reference_error(self) -> float:
@@ -253,7 +258,7 @@ class Branin(SyntheticBenchmark):
     def bounds(self) -> list[tuple[str, float, float]]:
         return [("x1", -5.0, 10.0), ("x2", 0.0, 15.0)]
 
-    def value(self, x: np.ndarray, z: float) -> float:
+    def values(self, x: np.ndarray, z: np.ndarray) -> np.ndarray:
         x1, x2 = float(x[0]), float(x[1])
         b = 5.1 / (4 * math.pi**2) - 0.01 * (1 - z)
         c = 5 / math.pi - 0.1 * (1 - z)
@@ -298,10 +303,10 @@ class Hartmann6(SyntheticBenchmark):
     def bounds(self) -> list[tuple[str, float, float]]:
         return [(f"x{i + 1}", 0.0, 1.0) for i in range(6)]
 
-    def value(self, x: np.ndarray, z: float) -> float:
-        alpha = _H6_ALPHA - 0.1 * (1 - z)
+    def values(self, x: np.ndarray, z: np.ndarray) -> np.ndarray:
+        alpha = _H6_ALPHA[None, :] - 0.1 * (1 - z)[:, None]
         inner = (_H6_A * (np.asarray(x, dtype=float)[None, :] - _H6_P) ** 2).sum(1)
-        return float(-(alpha * np.exp(-inner)).sum() + 0.5 * (1 - z))
+        return -(alpha * np.exp(-inner)[None, :]).sum(1) + 0.5 * (1 - z)
 
     def epoch_seconds(self, config: Mapping[str, Any]) -> float:
         return 0.5 + sum(float(config[f"x{i + 1}"]) for i in range(6)) / 6.0
