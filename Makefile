@@ -40,7 +40,7 @@ demo: install
 bench: install
 	$(BIN)/python -m pip install --quiet -e ".[bench]"
 	$(BIN)/python benchmarks/overhead.py
-	$(BIN)/python benchmarks/analysis.py
+	$(BIN)/python benchmarks/read_path.py
 	$(BIN)/python benchmarks/parallel.py
 	OPENBLAS_NUM_THREADS=1 $(BIN)/python benchmarks/search_quality.py
 

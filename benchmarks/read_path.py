@@ -1,7 +1,7 @@
 """Read-path benchmark: SQL views and any-time analysis over a 1,000,000-event log.
 
-    python benchmarks/analysis.py                 # 1M events, 20 studies (~250k trials)
-    python benchmarks/analysis.py --events 100000 --optuna-trials 20000
+    python benchmarks/read_path.py                 # 1M events, 20 studies (~250k trials)
+    python benchmarks/read_path.py --events 100000 --optuna-trials 20000
 
 Builds a synthetic log (20 studies = 4 algorithms x 5 seeds; per trial the events suggest,
 start, evaluate, update), writes it to a DuckDB file and to a Parquet directory (zstd), and
