@@ -13,6 +13,10 @@ budget, one store), then reads the figures from the log alone:
 
 ``--analyse-only`` recomputes the figures from an existing store (the run is resumable: run the
 same command again after an interruption and each study gets its budget again).
+``--asha-type promotion`` runs ASHA's promotion type (paused trials resumed from their
+checkpoints) instead of the stopping type. ``--arms asha`` runs the ASHA study only and compares
+it with the random-search study of ``--random-store``/``--random-prefix`` (e.g. to re-measure
+one arm on a quieter machine).
 """
 
 from __future__ import annotations
@@ -49,9 +53,15 @@ def at(curve: list[tuple[float, float]], t: float) -> float | None:
     return best
 
 
-def analyse(store: str, prefix: str, budget_s: float) -> int:
+def analyse(
+    store: str,
+    prefix: str,
+    budget_s: float,
+    random_store: str | None = None,
+    random_prefix: str | None = None,
+) -> int:
     asha = incumbent_curve(store, f"{prefix}-asha")
-    rand = incumbent_curve(store, f"{prefix}-random")
+    rand = incumbent_curve(random_store or store, f"{random_prefix or prefix}-random")
     if not asha or not rand:
         print("error: both studies need finished trials; run without --analyse-only first")
         return 1
@@ -85,19 +95,26 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--prefix", default="bench")
     p.add_argument("--train-subset", type=int, default=None)
     p.add_argument("--analyse-only", action="store_true")
+    p.add_argument("--asha-type", choices=("stopping", "promotion"), default="stopping")
+    p.add_argument("--arms", default="asha,random", help="asha, random or asha,random")
+    p.add_argument("--random-store", default=None, help="random search's store (default: --store)")
+    p.add_argument("--random-prefix", default=None, help="its prefix (default: --prefix)")
     args = p.parse_args(argv)
     if not args.analyse_only:
         example_args = [
             "--budget-minutes", str(args.minutes), "--workers", str(args.workers),
             "--store", args.store, "--study-prefix", args.prefix,
             "--plot", str(Path(args.store).with_suffix(".png")),
+            "--asha-type", args.asha_type, "--arms", args.arms,
         ]  # fmt: skip
         if args.data_dir:
             example_args += ["--data-dir", args.data_dir]
         if args.train_subset:
             example_args += ["--train-subset", str(args.train_subset)]
         subprocess.run([sys.executable, str(EXAMPLE), *example_args], check=True)
-    return analyse(args.store, args.prefix, args.minutes * 60)
+    return analyse(
+        args.store, args.prefix, args.minutes * 60, args.random_store, args.random_prefix
+    )
 
 
 if __name__ == "__main__":
