@@ -97,6 +97,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--analyse-only", action="store_true")
     p.add_argument("--asha-type", choices=("stopping", "promotion"), default="stopping")
     p.add_argument("--arms", default="asha,random", help="asha, random or asha,random")
+    p.add_argument(
+        "--no-initial-config", action="store_true", help="no textbook initial config first"
+    )
     p.add_argument("--random-store", default=None, help="random search's store (default: --store)")
     p.add_argument("--random-prefix", default=None, help="its prefix (default: --prefix)")
     args = p.parse_args(argv)
@@ -107,6 +110,8 @@ def main(argv: list[str] | None = None) -> int:
             "--plot", str(Path(args.store).with_suffix(".png")),
             "--asha-type", args.asha_type, "--arms", args.arms,
         ]  # fmt: skip
+        if args.no_initial_config:
+            example_args.append("--no-initial-config")
         if args.data_dir:
             example_args += ["--data-dir", args.data_dir]
         if args.train_subset:

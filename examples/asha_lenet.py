@@ -1,11 +1,18 @@
 """ASHA vs random search on LeNet / Fashion-MNIST: same workers, same wall-clock budget, one store.
 
 Both studies run ``--workers`` trials at a time on a local process pool for ``--budget-minutes``
-each. Random search trains every configuration for ``--epochs`` epochs; ASHA (stopping type,
-eta=3) runs the same trials but stops a trial at rung levels 1, 3, 9 epochs unless its
-validation error is in the top third of that rung so far: the Keras callback reports the
-validation error after every epoch and ends the fit when told to stop. Both studies go to one
-store; the script ends with the any-time comparison plot (incumbent error against study time).
+each. Random search trains every configuration for ``--epochs`` epochs; ASHA (eta=3, rung
+levels 1, 3, 9 epochs) runs the same searcher, in one of two forms (``--asha-type``):
+
+- ``stopping`` (default): every trial aims at ``--epochs`` and is stopped at a rung unless its
+  validation error is in the top third of that rung so far; the Keras callback reports the
+  validation error after every epoch and ends the fit when told to stop.
+- ``promotion``: trials train 1 epoch and pause; one in the top third of its rung is resumed
+  with the next rung's epochs, continuing from its checkpoint (the objective takes the trial's
+  ``checkpoint_dir``; the Keras integration saves weights and optimizer state every epoch).
+
+Both studies go to one store; the script ends with the any-time comparison plot (incumbent
+error against study time). ``--arms asha`` or ``--arms random`` runs one of them only.
 
     python examples/asha_lenet.py --data-dir ../shared/data/fashion-mnist \\
         --budget-minutes 10 --workers 2 --store asha.duckdb --plot asha_vs_random.png
@@ -62,11 +69,14 @@ def lenet_objective(
     batch_size: int,
     max_epochs: int,
     report: Callable[[float, float], bool],
+    checkpoint_dir: str,
 ) -> float:
-    """Train LeNet, reporting the validation error after every epoch; stop when told to."""
+    """Train LeNet, reporting the validation error after every epoch; stop when told to.
+
+    Continues from the trial's checkpoint when it has one (a promoted or re-run trial)."""
     import keras
 
-    from hpostore.integrations.keras import ReportCallback
+    from hpostore.integrations.keras import ReportCallback, restore_checkpoint
 
     x_train, y_train, x_test, y_test = _data()
     keras.backend.clear_session()
@@ -77,12 +87,16 @@ def lenet_objective(
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
         metrics=["accuracy"],
     )
-    callback = ReportCallback(report, monitor="val_accuracy")
+    initial_epoch, last_error = restore_checkpoint(model, checkpoint_dir)
+    if initial_epoch >= int(max_epochs) and last_error is not None:
+        return last_error  # trained that far already (a re-run after a crash)
+    callback = ReportCallback(report, monitor="val_accuracy", checkpoint_dir=checkpoint_dir)
     model.fit(
         x_train,
         y_train,
         batch_size=int(batch_size),
         epochs=int(max_epochs),
+        initial_epoch=initial_epoch,
         validation_data=(x_test, y_test),
         callbacks=[callback],
         verbose=0,
@@ -102,7 +116,27 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--study-prefix", default="lenet", help="studies: PREFIX-asha, PREFIX-random")
     p.add_argument("--seed", type=int, default=0, help="searcher seed (both studies)")
     p.add_argument("--plot", default="asha_vs_random.png", help="any-time plot (PNG)")
-    return p.parse_args(argv)
+    p.add_argument(
+        "--asha-type",
+        choices=("stopping", "promotion"),
+        default="stopping",
+        help="stop trials at rungs, or pause and resume them (default: %(default)s)",
+    )
+    p.add_argument(
+        "--no-initial-config",
+        action="store_true",
+        help="start both studies from a random config, not the textbook's initial one",
+    )
+    p.add_argument(
+        "--arms",
+        default="asha,random",
+        help="which studies to run: asha, random or both (default: %(default)s)",
+    )
+    args = p.parse_args(argv)
+    arms = set(args.arms.split(","))
+    if not arms or not arms <= {"asha", "random"}:
+        p.error(f"--arms takes asha, random or asha,random; got {args.arms!r}")
+    return args
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -118,22 +152,25 @@ def main(argv: list[str] | None = None) -> int:
     except RuntimeError as exc:
         raise SystemExit(f"error: {exc}") from None
     budget_s = args.budget_minutes * 60
+    initial = None if args.no_initial_config else lenet.INITIAL_CONFIG
     studies = {
         f"{args.study_prefix}-asha": ASHAScheduler(
-            RandomSearcher(lenet.CONFIG_SPACE, initial_config=lenet.INITIAL_CONFIG, seed=args.seed),
+            RandomSearcher(lenet.CONFIG_SPACE, initial_config=initial, seed=args.seed),
             eta=ETA,
             r_min=R_MIN,
             r_max=args.epochs,
-            type="stopping",
+            type=args.asha_type,
         ),
         f"{args.study_prefix}-random": BasicScheduler(
             RandomSearcher(
                 {**lenet.CONFIG_SPACE, "max_epochs": args.epochs},
-                initial_config={**lenet.INITIAL_CONFIG, "max_epochs": args.epochs},
+                initial_config=initial and {**initial, "max_epochs": args.epochs},
                 seed=args.seed,
             )
         ),
     }
+    arms = args.arms.split(",")
+    studies = {s: sched for s, sched in studies.items() if s.rsplit("-", 1)[1] in arms}
     with open_store(args.store) as store:
         for study, scheduler in studies.items():
             t0 = time.monotonic()
