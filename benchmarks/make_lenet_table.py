@@ -46,7 +46,7 @@ from hpostore import (
     RandomSearcher,
     open_store,
 )
-from hpostore.simulation import SimulatedClock
+from hpostore.simulation import SimulatedExecutor
 from hpostore.tabular import TabularBenchmark
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
@@ -147,8 +147,12 @@ def incumbent_at(tuner: HPOTuner, t: float) -> float | None:
     return best
 
 
-def replay(table: TabularBenchmark, budget_trainings: float, seeds: int, store: str) -> None:
-    """Random search vs ASHA on ``table`` in simulated time; prints median incumbent errors."""
+def replay(
+    table: TabularBenchmark, budget_trainings: float, seeds: int, store: str, workers: int = 2
+) -> None:
+    """Random search vs ASHA on ``table`` in simulated time, on ``workers`` simulated workers
+    (a promoted trial resumes where it paused, as the checkpointing LeNet objective does);
+    prints median incumbent errors."""
     full_cost = statistics.fmean(
         sum(r.seconds) for r in table.rows if r.epochs == table.max_resource
     )
@@ -166,11 +170,11 @@ def replay(table: TabularBenchmark, budget_trainings: float, seeds: int, store: 
     results: dict[str, list[list[float | None]]] = {m: [] for m in methods}
     trials: dict[str, list[int]] = {m: [] for m in methods}
     t0 = time.monotonic()
-    with open_store(store) as log:
+    with open_store(store, durability="batched") as log:
         for method, make in methods.items():
             for seed in range(seeds):
-                clock = SimulatedClock()
-                tuner = HPOTuner(make(seed), table.objective(clock), clock=clock, store=log,
+                tuner = HPOTuner(make(seed), table.curve_objective(), store=log,
+                                 executor=SimulatedExecutor(workers),
                                  study=f"replay-{table.name}-{method}-{seed}", verbose=False)  # fmt: skip
                 tuner.run(10**9, time_budget_s=budget)
                 results[method].append([incumbent_at(tuner, f * budget) for f in TIME_FRACTIONS])
@@ -205,7 +209,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     sweep.add_argument("--data-dir", default=None, help="Fashion-MNIST IDX files")
     sweep.add_argument("--trials", type=int, default=60, help="configurations (default: 60)")
     sweep.add_argument("--epochs", type=int, default=10, help="epochs per trial (default: 10)")
-    sweep.add_argument("--workers", type=int, default=2, help="trials at a time (default: 2)")
+    sweep.add_argument(
+        "--workers", type=int, default=2, help="trials at a time, real or replayed (default: 2)"
+    )
     sweep.add_argument("--train-subset", type=int, default=None, help="first N training images")
     sweep.add_argument("--store", default="lenet_table.duckdb", help="event log of the sweep")
     sweep.add_argument("--seed", type=int, default=0, help="searcher seed")
@@ -243,7 +249,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"wrote {args.out}")
         print(summary(table))
         if args.replay:
-            replay(table, args.replay_budget, args.replay_seeds, args.replay_store)
+            replay(table, args.replay_budget, args.replay_seeds, args.replay_store, args.workers)
     except HPOStoreError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
