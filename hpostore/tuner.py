@@ -42,7 +42,7 @@ from .events import FORMAT_VERSION, dumps, dumps_config
 from .schedulers.base import Action, Decision, HPOScheduler, TrialScheduler
 from .space import ConfigSpace, to_native
 from .store.base import EventLog, open_store
-from .study import REPLAY_COLUMNS, StudyState, TrialState, replay_table
+from .study import REPLAY_COLUMNS, StudyState, TrialState, TrialStatus, replay_table
 
 _SUGGEST = 0
 
@@ -668,7 +668,7 @@ class HPOTuner(HyperParameters):
         """Log the promotion of a paused trial that runs again with ``suggestion.config``."""
         source = suggestion.promoted_from
         t = self._state.trials.get(source)
-        if t is None or t.status.value != "finished":
+        if t is None or t.status is not TrialStatus.FINISHED:
             raise InvalidArgument(
                 f"{type(self.scheduler).__name__} asked to resume trial {source}, which is "
                 f"{'unknown' if t is None else t.status.value}; only a finished (paused) trial "
@@ -852,33 +852,14 @@ class HPOTuner(HyperParameters):
                                 f"{trial} ({exc}). Run again to resume; the running trials are "
                                 f"re-run.{_WORKER_DIED_HINT}"
                             ) from exc
-                        lost = [(trial, obj)] + [
-                            (t, o) for f, (t, _, o) in running.items() if not _succeeded(f)
-                        ]
-                        for f in [f for f in running if not _succeeded(f)]:
-                            del running[f]
                         executor.shutdown(wait=False, cancel_futures=True)
-                        executor = local_pool(self.n_workers)
-                        if len(lost) == 1:  # it ran alone (or with trials that finished): it
-                            suspects.discard(trial)
-                            message = (
-                                f"the worker process died while running this trial alone "
-                                f"({exc}): the objective ends its process (a crash in native "
-                                f"code, the OOM killer, os._exit).{_WORKER_DIED_HINT}"
-                            )
-                            runtime = self._elapsed() - (state.trials[trial].started_at or 0.0)
-                            self._finish(trial, obj, None, message, runtime, "(died)")
+                        executor = local_pool(self.n_workers)  # a fresh pool, and go on
+                        message = self._worker_died(
+                            trial, obj, exc, running, reruns, suspects, channel
+                        )
+                        if message is not None:
                             failures_in_a_row += 1
                             self._check_failures(failures_in_a_row, message)
-                            continue
-                        for t, _ in lost:  # any of them may have killed it: each re-runs alone
-                            self._append(
-                                "interrupt", trial=t, payload=dumps({"reason": "worker died"})
-                            )
-                            suspects.add(t)
-                            if channel is not None:
-                                channel.forget(t)
-                        reruns[:0] = sorted(t for t, _ in lost)
                         continue
                     suspects.discard(trial)
                     if channel is not None:
@@ -911,6 +892,43 @@ class HPOTuner(HyperParameters):
                     for process in list(getattr(executor, "_processes", {}).values()):
                         process.terminate()
                 executor.shutdown(wait=clean, cancel_futures=True)
+
+    def _worker_died(
+        self,
+        trial: int,
+        obj: Any,
+        exc: BaseException,
+        running: dict[cf.Future[Any], tuple[int, int, Any]],
+        reruns: list[int],
+        suspects: set[int],
+        channel: Any,
+    ) -> str | None:
+        """A worker process died and took the pool with it while ``trial`` ran.
+
+        If ``trial`` ran alone it killed its worker: it is failed (the message is returned).
+        Else every trial lost with the pool is logged as interrupted and becomes a suspect,
+        re-run alone before anything else, so the culprit is found without failing the others.
+        """
+        lost = [(trial, obj)] + [(t, o) for f, (t, _, o) in running.items() if not _succeeded(f)]
+        for f in [f for f in running if not _succeeded(f)]:
+            del running[f]  # trials that finished before the pool broke are logged as usual
+        if len(lost) == 1:
+            suspects.discard(trial)
+            message = (
+                f"the worker process died while running this trial alone ({exc}): the "
+                "objective ends its process (a crash in native code, the OOM killer, "
+                f"os._exit).{_WORKER_DIED_HINT}"
+            )
+            runtime = self._elapsed() - (self._state.trials[trial].started_at or 0.0)
+            self._finish(trial, obj, None, message, runtime, "(died)")
+            return message
+        for t, _ in lost:
+            self._append("interrupt", trial=t, payload=dumps({"reason": "worker died"}))
+            suspects.add(t)
+            if channel is not None:
+                channel.forget(t)
+        reruns[:0] = sorted(t for t, _ in lost)
+        return None
 
     def _drain(self, channel: Any, running: Mapping[cf.Future[Any], tuple[int, int, Any]]) -> None:
         live = {(trial, attempt) for trial, attempt, _ in running.values()}
