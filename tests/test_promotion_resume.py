@@ -74,8 +74,10 @@ def test_a_promoted_trial_resumes_from_its_checkpoint(tmp_path: Path) -> None:
     # the trials view: one row per trial, at the highest resource it reached
     rows = analysis.query(
         store,
-        "SELECT trial, status, resource, attempts FROM trials WHERE study = 's' ORDER BY trial",
+        "SELECT trial, status, resource, attempts, max_epochs FROM trials WHERE study = 's' "
+        "ORDER BY trial",
     ).to_pylist()
+    assert all(r["max_epochs"] == r["resource"] for r in rows)  # the config it ran last
     rows = [(r["trial"], r["status"], r["resource"], r["attempts"]) for r in rows]
     assert [r[0] for r in rows] == sorted(state.trials)
     for trial, status, resource, attempts in rows:

@@ -5,7 +5,8 @@
 -- Columns: study, trial, status, error (of the last evaluate), resource (highest reached
 -- by report/evaluate), runtime (s), attempts (number of starts), reports, suggested_at /
 -- started_at / finished_at (study time in s, summed over sessions), session and worker (of
--- the last start), message (of a failure), config (the JSON text as logged), then one typed
+-- the last start), message (of a failure), config (the JSON text as logged; for a trial that
+-- a scheduler resumed with more resource, the config of its latest start), then one typed
 -- column per hyperparameter: the union over all studies of the keys of the suggested
 -- configs, NULL where a trial has no such key. A hyperparameter named like a column before
 -- it gets a suffix (`error_1`).
@@ -36,7 +37,7 @@ WITH per_trial AS (
     SELECT
         study,
         trial,
-        any_value(config) FILTER (kind = 'suggest') AS config,
+        arg_max(config, seq) FILTER (kind IN ('suggest', 'start') AND config IS NOT NULL) AS config,
         arg_max(kind, seq) FILTER (kind IN ('start', 'evaluate', 'fail', 'interrupt', 'stop')) AS last_kind,
         max(seq) FILTER (kind = 'start') AS last_start_seq,
         count(*) FILTER (kind = 'start') AS attempts,
