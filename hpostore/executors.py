@@ -6,11 +6,15 @@ only evaluate: they never open the log. Intermediate reports travel through the 
 machinery — a :mod:`multiprocessing` manager queue for processes and threads
 (:class:`ManagerChannel`), a Ray actor for Ray (:class:`RayChannel`) — and the tuner, the single
 writer, turns them into ``report`` events. A scheduler's stop decision travels back the same
-way: the trial's ``report`` callable returns True from its next call on.
+way. Through the manager, ``report`` waits (up to :data:`REPORT_WAIT_S`) until the tuner has
+decided on that report, so a trial stopped at a rung ends right there instead of training one
+more epoch; through Ray, ``report`` returns at once and the decision reaches the trial's next
+report.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
 import multiprocessing
 import os
@@ -41,6 +45,9 @@ __all__ = [
 
 #: (trial, attempt, resource, error) as a worker reports it
 Report = tuple[int, int, float, float]
+
+#: how long a worker's ``report`` waits for the tuner's decision on it (manager channel)
+REPORT_WAIT_S = 5.0
 
 
 def check_report(resource: Any, error: Any) -> tuple[float, float]:
@@ -144,14 +151,30 @@ def run_trial(
 
 
 class _QueueReporter:
-    """The ``report`` callable a worker gets: picklable, talks to a manager process."""
+    """The ``report`` callable a worker gets: picklable, talks to a manager process.
 
-    def __init__(self, queue: Any, stops: Any, trial: int, attempt: int) -> None:
-        self.queue, self.stops, self.trial, self.attempt = queue, stops, trial, attempt
+    Each call waits until the tuner has decided on this report (its count in ``acks``), up to
+    ``wait_s``, so it returns the decision on this very report.
+    """
+
+    def __init__(
+        self, queue: Any, stops: Any, acks: Any, trial: int, attempt: int, wait_s: float
+    ) -> None:
+        self.queue, self.stops, self.acks = queue, stops, acks
+        self.trial, self.attempt, self.wait_s = trial, attempt, wait_s
+        self.sent = 0
 
     def __call__(self, resource: float, error: float) -> bool:
         r, e = check_report(resource, error)
         self.queue.put((self.trial, self.attempt, r, e))
+        self.sent += 1
+        deadline = time.monotonic() + self.wait_s
+        pause = 0.001
+        while self.acks.get((self.trial, self.attempt), 0) < self.sent:
+            if time.monotonic() > deadline:
+                break  # the tuner is busy: go on; the decision reaches the next report
+            time.sleep(pause)
+            pause = min(2 * pause, 0.02)
         return self.should_stop()
 
     def should_stop(self) -> bool:
@@ -179,6 +202,14 @@ class ReportChannel(ABC):
     def forget(self, trial: int) -> None:
         """The trial ended: drop what the channel holds for it."""
 
+    def decided(self, trial: int, attempt: int) -> None:
+        """The tuner has decided on the trial's oldest undecided report (default: nothing)."""
+        return None  # for channels whose reporters do not wait for decisions
+
+    def wait_for_report(self, timeout: float) -> None:
+        """Block until a report arrives or ``timeout`` seconds pass (default: sleep)."""
+        time.sleep(timeout)
+
     @abstractmethod
     def close(self) -> None: ...
 
@@ -191,28 +222,44 @@ class ManagerChannel(ReportChannel):
     lock) and exits by itself if the tuner dies.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, wait_s: float = REPORT_WAIT_S) -> None:
         self._manager = managers.SyncManager(ctx=worker_context())
         self._manager.start(exit_when_gone, (os.getpid(),))
         self._queue = self._manager.Queue()
         self._stops = self._manager.dict()
+        self._acks = self._manager.dict()  # (trial, attempt) -> reports decided
+        self._decided: dict[tuple[int, int], int] = {}
+        self._early: list[Report] = []  # taken off the queue by wait_for_report
+        self._wait_s = wait_s
 
     def reporter(self, trial: int, attempt: int) -> Callable[[float, float], bool]:
-        return _QueueReporter(self._queue, self._stops, trial, attempt)
+        return _QueueReporter(self._queue, self._stops, self._acks, trial, attempt, self._wait_s)
+
+    def decided(self, trial: int, attempt: int) -> None:
+        key = (trial, attempt)
+        self._decided[key] = self._decided.get(key, 0) + 1
+        self._acks[key] = self._decided[key]
 
     def drain(self) -> list[Report]:
-        out: list[Report] = []
+        out, self._early = self._early, []
         while True:
             try:
                 out.append(self._queue.get_nowait())
             except queue.Empty:
                 return out
 
+    def wait_for_report(self, timeout: float) -> None:
+        with contextlib.suppress(queue.Empty):
+            self._early.append(self._queue.get(timeout=timeout))
+
     def stop(self, trial: int) -> None:
         self._stops[trial] = True
 
     def forget(self, trial: int) -> None:
         self._stops.pop(trial, None)
+        for key in [k for k in self._decided if k[0] == trial]:
+            del self._decided[key]
+            self._acks.pop(key, None)
 
     def close(self) -> None:
         self._manager.shutdown()

@@ -123,8 +123,15 @@ def _succeeded(future: cf.Future[Any]) -> bool:
     return future.done() and not future.cancelled() and future.exception() is None
 
 
-def _poll(futures: Any, timeout: float) -> set[cf.Future[Any]]:
-    return cf.wait(futures, timeout=timeout, return_when=cf.FIRST_COMPLETED)[0]
+def _poll(futures: Any, channel: Any, timeout: float) -> set[cf.Future[Any]]:
+    """The futures done within ``timeout`` s; returns sooner when a report arrives."""
+    if channel is None:
+        return cf.wait(futures, timeout=timeout, return_when=cf.FIRST_COMPLETED)[0]
+    done = cf.wait(futures, timeout=0, return_when=cf.FIRST_COMPLETED)[0]
+    if not done:
+        channel.wait_for_report(timeout)
+        done = cf.wait(futures, timeout=0, return_when=cf.FIRST_COMPLETED)[0]
+    return done
 
 
 def _check_picklable(objective: Callable[..., Any]) -> None:
@@ -787,10 +794,11 @@ class HPOTuner(HyperParameters):
         channel: ReportChannel | None = None
         if self._wants_report or getattr(executor, "reports_curves", False):
             channel = make_channel() if callable(make_channel) else ManagerChannel()
-        # a simulated executor moves its clock to the next report or finish; others are polled
+        # a simulated executor moves its clock to the next report or finish; others are polled,
+        # waking up early for a report (a worker may be waiting for the decision on it)
         wait = getattr(executor, "wait", None)
         if not callable(wait):
-            wait = partial(_poll, timeout=0.02)
+            wait = partial(_poll, channel=channel, timeout=0.02)
         state = self._state
         running: dict[cf.Future[Any], tuple[int, int, Any]] = {}
         reruns = [t.trial for t in state.unfinished()]
@@ -937,6 +945,7 @@ class HPOTuner(HyperParameters):
                 continue  # from a trial that already ended (or an earlier attempt)
             if self._on_report(trial, resource, error):
                 channel.stop(trial)
+            channel.decided(trial, attempt)  # the worker waiting on this report goes on
 
     # --- lifetime ---------------------------------------------------------------------------
     def close(self) -> None:
