@@ -78,6 +78,8 @@ def test_a_promoted_trial_resumes_from_its_checkpoint(tmp_path: Path) -> None:
         "ORDER BY trial",
     ).to_pylist()
     assert all(r["max_epochs"] == r["resource"] for r in rows)  # the config it ran last
+    (study,) = analysis.query(store, "SELECT * FROM studies").to_pylist()
+    assert (study["finished"], study["evaluations"]) == (len(rows), 12)
     rows = [(r["trial"], r["status"], r["resource"], r["attempts"]) for r in rows]
     assert [r[0] for r in rows] == sorted(state.trials)
     for trial, status, resource, attempts in rows:
