@@ -204,3 +204,15 @@ def test_simulated_executor_rejects_what_it_cannot_run() -> None:
         tuner.run(2)
     with pytest.raises(InvalidArgument, match="one error and one epoch time per epoch"):
         LearningCurve([0.1, 0.2], [1.0])
+
+
+def test_a_store_opened_for_a_simulated_executor_commits_in_batches(tmp_path: Path) -> None:
+    bench = Branin(max_resource=3)
+    scheduler = BasicScheduler(RandomSearcher(bench.config_space, seed=0))
+    tuner = HPOTuner(scheduler, bench.curve_objective(), store=f"{tmp_path}/runs/",
+                     executor=SimulatedExecutor(2), verbose=False)  # fmt: skip
+    assert tuner.store.durability == "batched"
+    tuner.run(50)
+    tuner.close()
+    segments = list((tmp_path / "runs").rglob("*.parquet"))
+    assert 1 <= len(segments) < 10  # not a segment per trial
