@@ -370,7 +370,10 @@ class HPOTuner(HyperParameters):
         self._state.apply_row(row)
 
     def run(self, number_of_trials: int, *, time_budget_s: float | None = None) -> HPOTuner:
-        """Run until the study holds ``number_of_trials`` finished trials (resuming if it has some).
+        """Run until the study holds ``number_of_trials`` results (resuming if it has some).
+
+        A result is an ``evaluate`` event: a trial that a multi-fidelity scheduler resumed with
+        more resource counts once per rung it finished, as a promotion re-run as a new trial does.
 
         Unlike the textbook's loop, which runs ``number_of_trials`` *more* trials per call, the
         count is the study's total, so running the same script again after a crash finishes
