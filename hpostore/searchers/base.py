@@ -119,3 +119,27 @@ class SeededSearcher(HPOSearcher):
             self.bind_seed(secrets.randbits(63))
         assert self.seed is not None
         return self.seed
+
+
+class IndexedSearcher(SeededSearcher):
+    """A seeded searcher whose proposal ``k`` depends on ``(seed, k)`` only (random, grid):
+    its whole state is how many it proposed, so resume just sets that count."""
+
+    _n_sampled: int
+
+    def _proposes_by_index(self) -> bool:
+        """False when a subclass changed how proposals are made (then it is re-executed)."""
+        raise NotImplementedError
+
+    def restore(self, state: StudyState) -> None:
+        self.restore_results(len(state.trials), ())
+
+    def restore_results(
+        self,
+        n_sampled: int,
+        results: Iterable[tuple[dict[str, Any], float, Any]],
+        pending: Iterable[dict[str, Any]] = (),
+    ) -> None:
+        if not self._proposes_by_index():
+            raise NotImplementedError  # a subclass may propose differently: re-execute it
+        self._n_sampled = n_sampled

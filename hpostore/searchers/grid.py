@@ -11,12 +11,11 @@ import numpy as np
 
 from ..errors import ConfigSpaceError, HPOStoreError, InvalidArgument
 from ..space import Choice, ConfigSpace, Constant, JSONScalar, ScipyDomain
-from .base import SeededSearcher, check_seed
+from .base import IndexedSearcher, check_seed
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Iterator
+    from collections.abc import Iterator
 
-    from ..study import StudyState
 
 #: integer domains with more values than this need a resolution too
 MAX_INTEGER_VALUES = 1000
@@ -72,7 +71,7 @@ def _quantiles(domain: ScipyDomain, resolution: int) -> list[float]:
     return [(i + 0.5) / resolution for i in range(resolution)]
 
 
-class GridSearcher(SeededSearcher):
+class GridSearcher(IndexedSearcher):
     """Every combination of the dimensions' values, in order (last dimension fastest).
 
     Categorical and bounded integer dimensions (up to 1000 values) contribute all their values;
@@ -158,18 +157,8 @@ class GridSearcher(SeededSearcher):
         for combo in itertools.product(*self._values):
             yield dict(zip(names, combo))
 
-    def restore(self, state: StudyState) -> None:
-        self.restore_results(len(state.trials), ())
-
-    def restore_results(
-        self,
-        n_sampled: int,
-        results: Iterable[tuple[dict[str, Any], float, Any]],
-        pending: Iterable[dict[str, Any]] = (),
-    ) -> None:
-        if type(self).sample_configuration is not GridSearcher.sample_configuration:
-            raise NotImplementedError  # a subclass may propose differently: re-execute it
-        self._n_sampled = n_sampled
+    def _proposes_by_index(self) -> bool:
+        return type(self).sample_configuration is GridSearcher.sample_configuration
 
 
 def _unravel(index: int, sizes: list[int]) -> list[int]:

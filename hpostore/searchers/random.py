@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from ..space import ConfigSpace
-from .base import SeededSearcher, check_seed, trial_uniforms
+from .base import IndexedSearcher, check_seed, trial_uniforms
 
 if TYPE_CHECKING:
-    from ..study import StudyState
+    pass
 
 
-class RandomSearcher(SeededSearcher):
+class RandomSearcher(IndexedSearcher):
     """Samples each hyperparameter independently from its domain (textbook ``RandomSearcher``).
 
     Sample ``k`` is a pure function of ``(seed, k)``, so a resumed study proposes exactly what an
@@ -51,15 +51,5 @@ class RandomSearcher(SeededSearcher):
             return dict(self._initial)
         return self.space.sample(trial_uniforms(seed, index, self.space.n_random))
 
-    def restore(self, state: StudyState) -> None:
-        self.restore_results(len(state.trials), ())
-
-    def restore_results(
-        self,
-        n_sampled: int,
-        results: Iterable[tuple[dict[str, Any], float, Any]],
-        pending: Iterable[dict[str, Any]] = (),
-    ) -> None:
-        if type(self).sample_configuration is not RandomSearcher.sample_configuration:
-            raise NotImplementedError  # a subclass may sample differently: re-execute it
-        self._n_sampled = n_sampled
+    def _proposes_by_index(self) -> bool:
+        return type(self).sample_configuration is RandomSearcher.sample_configuration
