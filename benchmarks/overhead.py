@@ -54,7 +54,7 @@ from optuna.storages.journal import BaseJournalBackend, JournalFileBackend  # no
 from scipy import stats  # noqa: E402
 
 from hpostore import BasicScheduler, HPOTuner, RandomSearcher, open_store  # noqa: E402
-from hpostore.events import dumps  # noqa: E402
+from hpostore.log.events import dumps  # noqa: E402
 
 STUDY = "bench"
 #: targets printed next to the hpostore figures (seconds)

@@ -36,7 +36,7 @@ import pyarrow as pa  # noqa: E402
 import pyarrow.compute as pc  # noqa: E402
 
 import analysis  # noqa: E402
-from hpostore.events import DUCKDB_DDL, SCHEMA  # noqa: E402
+from hpostore.log.events import DUCKDB_DDL, SCHEMA  # noqa: E402
 from hpostore.store.parquet import ParquetStore  # noqa: E402
 
 ALGORITHMS = [("RandomSearcher", "BasicScheduler"), ("RandomSearcher", "ASHA"),

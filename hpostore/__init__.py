@@ -28,7 +28,7 @@ from .errors import (  # noqa: E402
     StudyWriterConflict,
     TooManyFailures,
 )
-from .events import FORMAT_VERSION, Event, Kind  # noqa: E402
+from .log.events import FORMAT_VERSION, Event, Kind  # noqa: E402
 from .schedulers import (  # noqa: E402
     Action,
     ASHAScheduler,

@@ -17,7 +17,7 @@ from typing import Any
 import pyarrow as pa
 
 from .errors import CorruptLogError, FormatVersionError
-from .events import FORMAT_VERSION, Event
+from .log.events import FORMAT_VERSION, Event
 
 _SUGGEST, _UPDATE = 0, 1
 

@@ -50,7 +50,7 @@ from typing import Any
 import numpy as np
 
 from .errors import ConfigSpaceError, HPOStoreError, InvalidArgument
-from .events import dumps, dumps_config
+from .log.events import dumps, dumps_config
 from .searchers._encoding import UnitCube
 from .simulation import Benchmark
 from .space import Choice, ConfigSpace, ScipyDomain

@@ -38,7 +38,7 @@ from .errors import (
     StudyMismatch,
     TooManyFailures,
 )
-from .events import FORMAT_VERSION, dumps, dumps_config
+from .log.events import FORMAT_VERSION, dumps, dumps_config
 from .schedulers.base import Action, Decision, HPOScheduler, TrialScheduler
 from .space import ConfigSpace, to_native
 from .store.base import EventLog, open_store

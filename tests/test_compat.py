@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from hpostore import Event, replay
-from hpostore.events import decode_line, rows_to_table
+from hpostore.log.events import decode_line, rows_to_table
 from hpostore.study import replay_table
 
 GOLDEN = Path(__file__).parent / "compat" / "golden_v1.jsonl"

@@ -22,7 +22,7 @@ from hpostore import (
     replay,
     replay_table,
 )
-from hpostore.events import decode_line, encode_line, rows_to_table, table_to_events
+from hpostore.log.events import decode_line, encode_line, rows_to_table, table_to_events
 
 text = st.text(max_size=20)
 maybe_float = st.none() | st.floats(allow_nan=False, allow_infinity=False)

@@ -22,7 +22,7 @@ from hpostore import (
     StoreLocked,
     open_store,
 )
-from hpostore.events import COLUMNS, SCHEMA
+from hpostore.log.events import COLUMNS, SCHEMA
 
 PYTHON = sys.executable
 

@@ -27,7 +27,7 @@ from hpostore import (
     TooManyFailures,
     open_store,
 )
-from hpostore.events import FORMAT_VERSION
+from hpostore.log.events import FORMAT_VERSION
 
 TEXTBOOK_SPACE = {"learning_rate": stats.loguniform(1e-2, 1), "batch_size": stats.randint(32, 256)}
 INITIAL = {"learning_rate": 0.1, "batch_size": 128}

@@ -10,7 +10,7 @@ from typing import Any
 import pyarrow as pa
 
 from ..errors import HPOStoreError, ReadOnlyStoreError
-from ..events import KINDS, Row
+from ..log.events import KINDS, Row
 
 #: Durability modes: ``durable`` (fdatasync before every objective call) or ``batched``.
 DURABILITY = ("durable", "batched")

@@ -33,7 +33,7 @@ from ..errors import (
     ReadOnlyStoreError,
     StoreLocked,
 )
-from ..events import COLUMNS, DUCKDB_DDL, SCHEMA, Row, decode_line, encode_line, rows_to_table
+from ..log.events import COLUMNS, DUCKDB_DDL, SCHEMA, Row, decode_line, encode_line, rows_to_table
 from .base import FOLD_INTERVAL_S, EventLog
 
 #: Close the DuckDB connection after a fold when folds are further apart than this (long trials),

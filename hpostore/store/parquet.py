@@ -46,7 +46,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from ..errors import CorruptLogError, HPOStoreError, StudyWriterConflict
-from ..events import COLUMNS, SCHEMA, Row, rows_to_table
+from ..log.events import COLUMNS, SCHEMA, Row, rows_to_table
 from .base import FOLD_INTERVAL_S, EventLog
 from .duckdb import _select_only, arrow
 
