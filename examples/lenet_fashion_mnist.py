@@ -172,10 +172,47 @@ def build_lenet() -> Any:
     )
 
 
+def _datasets(data: Data, batch_size: int, seed: int, eval_batch_size: int) -> tuple[Any, Any]:
+    """``tf.data`` input: the training set cached, shuffled each epoch and prefetched; the test
+    set in large batches (evaluation has no gradient, so a large batch only saves overhead)."""
+    import tensorflow as tf
+
+    x_train, y_train, x_test, y_test = data
+    train = (
+        tf.data.Dataset.from_tensor_slices((x_train, y_train))
+        .cache()
+        .shuffle(len(x_train), seed=seed, reshuffle_each_iteration=True)
+        .batch(batch_size)
+        .prefetch(tf.data.AUTOTUNE)
+    )
+    test = (
+        tf.data.Dataset.from_tensor_slices((x_test, y_test))
+        .batch(eval_batch_size)
+        .cache()
+        .prefetch(tf.data.AUTOTUNE)
+    )
+    return train, test
+
+
 def train_lenet(
-    data: Data, learning_rate: float, batch_size: int, max_epochs: int, seed: int = 0
+    data: Data,
+    learning_rate: float,
+    batch_size: int,
+    max_epochs: int,
+    seed: int = 0,
+    *,
+    pipeline: bool = True,
+    jit_compile: bool = False,
+    eval_batch_size: int = 2048,
+    callbacks: list[Any] | None = None,
 ) -> float:
-    """Train LeNet on the training set; 1 - the test-set accuracy after the last epoch."""
+    """Train LeNet on the training set; 1 - the test-set accuracy after the last epoch.
+
+    ``pipeline=True`` feeds ``tf.data`` (cached, prefetched, evaluation in batches of
+    ``eval_batch_size``); ``pipeline=False`` is the textbook's ``model.fit`` on arrays.
+    ``jit_compile`` compiles the train step with XLA: faster epochs, but a compilation for
+    every new batch size (see ``benchmarks/lenet_epoch.py`` for the figures on this machine).
+    """
     import keras
 
     x_train, y_train, x_test, y_test = data
@@ -186,15 +223,28 @@ def train_lenet(
         optimizer=keras.optimizers.SGD(learning_rate=float(learning_rate)),
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
         metrics=["accuracy"],
+        jit_compile=jit_compile,
     )
-    history = model.fit(
-        x_train,
-        y_train,
-        batch_size=int(batch_size),
-        epochs=int(max_epochs),
-        validation_data=(x_test, y_test),
-        verbose=0,
-    )
+    if pipeline:
+        train, test = _datasets(data, int(batch_size), seed, eval_batch_size)
+        history = model.fit(
+            train,
+            epochs=int(max_epochs),
+            validation_data=test,
+            shuffle=False,  # tf.data shuffles (seeded) each epoch
+            verbose=0,
+            callbacks=callbacks,
+        )
+    else:
+        history = model.fit(
+            x_train,
+            y_train,
+            batch_size=int(batch_size),
+            epochs=int(max_epochs),
+            validation_data=(x_test, y_test),
+            verbose=0,
+            callbacks=callbacks,
+        )
     val_acc = history.history["val_accuracy"][-1]
     return float(1.0 - float(val_acc))
 
