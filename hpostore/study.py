@@ -12,26 +12,66 @@ import gc
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NoReturn
 
 import pyarrow as pa
 
 from .errors import CorruptLogError, FormatVersionError
-from .log.events import FORMAT_VERSION, Event
+from .log.events import FORMAT_VERSION, KINDS, Event, Kind
 
-_SUGGEST, _UPDATE = 0, 1
+class Call(enum.IntEnum):
+    """What a live tuner asked of its scheduler, in :attr:`StudyState.calls` (re-execution
+    replays these in order). An ``IntEnum``: code written against the plain codes 0/1 works."""
+
+    SUGGEST = 0  # ``suggest()``: a ``suggest`` event
+    UPDATE = 1  # ``update(config, error)``: an ``update`` event
 
 
 class TrialStatus(str, enum.Enum):
+    """A trial's status: the one vocabulary of the fold, the SQL views and the CLI.
+
+    Transitions the fold accepts (anything else is a :class:`CorruptLogError` naming the seq):
+
+    - ``suggest`` -> SUGGESTED (a new trial id)
+    - ``start``: SUGGESTED, INTERRUPTED (a re-run), PAUSED, FINISHED or STOPPED (resumed with
+      more resource, e.g. promotion-type ASHA) -> RUNNING; never from RUNNING or FAILED
+    - ``report``: RUNNING only (status unchanged)
+    - ``evaluate``: RUNNING -> FINISHED, or STOPPED / PAUSED when the last ``stop`` / ``pause``
+      decision on the trial since its last ``start`` says so
+    - ``fail``: RUNNING -> FAILED; ``interrupt``: RUNNING -> INTERRUPTED
+    - ``session`` / ``end`` (a new session after a crash or Ctrl-C, a clean end): every
+      RUNNING trial -> INTERRUPTED (it is re-run on resume)
+    - ``stop`` / ``pause`` / ``promote`` on a trial started at least once: recorded as its
+      decision; on a trial with a result (FINISHED, PAUSED, STOPPED) the status becomes
+      STOPPED / PAUSED / FINISHED (a promoted trial waits no more); a RUNNING or INTERRUPTED
+      trial keeps its status until its attempt ends
+    - ``update``: only after a result (status unchanged)
+    """
+
     SUGGESTED = "suggested"  # proposed, not yet dispatched
     RUNNING = "running"  # dispatched in the current session
-    INTERRUPTED = "interrupted"  # was in flight when its session ended or died; re-run on resume
+    PAUSED = "paused"  # has a result and waits at a rung: a scheduler may resume it
     FINISHED = "finished"  # the objective returned an error
     FAILED = "failed"  # the objective raised or returned something unusable
+    STOPPED = "stopped"  # has a result, and the scheduler stopped it
+    INTERRUPTED = "interrupted"  # was in flight when its session ended or died; re-run on resume
 
 
 #: statuses of trials that must be (re-)run to finish
 UNFINISHED = (TrialStatus.SUGGESTED, TrialStatus.RUNNING, TrialStatus.INTERRUPTED)
+#: statuses of trials whose latest attempt returned a result (an ``evaluate``)
+WITH_RESULT = (TrialStatus.FINISHED, TrialStatus.PAUSED, TrialStatus.STOPPED)
+#: the status a decision gives a trial whose attempt has ended with a result
+_AFTER_DECISION = {
+    Kind.STOP.value: TrialStatus.STOPPED,
+    Kind.PAUSE.value: TrialStatus.PAUSED,
+    Kind.PROMOTE.value: TrialStatus.FINISHED,
+}
+_CAN_START = frozenset(
+    (TrialStatus.SUGGESTED, TrialStatus.INTERRUPTED, TrialStatus.PAUSED, TrialStatus.FINISHED,
+     TrialStatus.STOPPED)
+)  # fmt: skip
+_SUGGEST, _UPDATE = Call.SUGGEST, Call.UPDATE
 
 
 @dataclass(slots=True)
@@ -61,6 +101,8 @@ class TrialState:
     #: (resource, error) of each ``evaluate``, in log order: one per rung a promoted trial
     #: reached when promotion resumes the trial (promotion-type ASHA)
     results: list[tuple[float | None, float]] = field(default_factory=list)
+    #: the last decision (``stop`` | ``pause`` | ``promote``) since the trial's last ``start``
+    decision: str | None = None
     _config: dict[str, Any] | None = None
 
     @property
@@ -74,6 +116,16 @@ class TrialState:
         """The ``suggest`` payload as a dict (empty when the scheduler logged none)."""
         return {} if self.payload_json is None else dict(json.loads(self.payload_json))
 
+    @property
+    def has_result(self) -> bool:
+        """Its latest attempt returned a result (FINISHED, PAUSED or STOPPED)."""
+        return self.status in WITH_RESULT
+
+
+#: the arguments every handler takes (after ``self``), in this order
+_Args = tuple[int, "int | None", "str | None", "float | None", "float | None", "float | None",
+              float, str, "str | None", "str | None"]  # fmt: skip
+
 
 class StudyState:
     """What a study's events say: trials, incumbent, trajectory, elapsed time."""
@@ -84,7 +136,7 @@ class StudyState:
         self.elapsed = 0.0
         self.spec: dict[str, Any] | None = None
         self.trials: dict[int, TrialState] = {}
-        #: (0 = suggest | 1 = update, trial) in log order: the calls re-execution replays
+        #: (Call.SUGGEST | Call.UPDATE, trial) in log order: the calls re-execution replays
         self.calls: list[tuple[int, int]] = []
         self.finished: list[int] = []  # trial ids in the order their results arrived
         #: (trial, config JSON, error, runtime, resource) of each result, in arrival order
@@ -101,6 +153,24 @@ class StudyState:
         self.session_open = False
         self.last_kind: str | None = None
         self.decisions: list[tuple[int, str, int | None, str | None]] = []
+        #: one handler per event kind (``Kind`` values); a kind this version does not know is
+        #: skipped (kinds are extended, never repurposed)
+        self._handlers: dict[str, Any] = {
+            Kind.STUDY.value: self._apply_study,
+            Kind.SESSION.value: self._apply_session,
+            Kind.SUGGEST.value: self._apply_suggest,
+            Kind.START.value: self._apply_start,
+            Kind.REPORT.value: self._apply_report,
+            Kind.EVALUATE.value: self._apply_evaluate,
+            Kind.FAIL.value: self._apply_fail,
+            Kind.INTERRUPT.value: self._apply_interrupt,
+            Kind.STOP.value: self._apply_stop,
+            Kind.PROMOTE.value: self._apply_promote,
+            Kind.PAUSE.value: self._apply_pause,
+            Kind.UPDATE.value: self._apply_update,
+            Kind.END.value: self._apply_end,
+        }
+        assert set(self._handlers) == KINDS, "every kind has a handler"
 
     # --- the fold ---------------------------------------------------------------------------
     def apply(self, event: Event) -> StudyState:
@@ -113,18 +183,9 @@ class StudyState:
     def apply_row(self, row: tuple[Any, ...]) -> None:
         """Apply a row in the events column order (as returned by ``EventLog.append``)."""
         self._apply(
-            row[1],
-            row[5],
-            row[6],
-            row[7],
-            row[8],
-            row[9],
-            row[10],
-            row[3],
-            row[4],
-            row[11],
+            row[1], row[5], row[6], row[7], row[8], row[9], row[10], row[3], row[4], row[11],
             row[12],
-        )
+        )  # fmt: skip
 
     def _apply(
         self,
@@ -144,96 +205,18 @@ class StudyState:
             raise CorruptLogError(
                 f"study {self.study!r}: expected seq {self.seq + 1} after {self.seq}, got {seq}"
             )
+        handler = self._handlers.get(kind)
+        if handler is not None:  # before the state moves: a refused event changes nothing
+            handler(seq, trial, config, resource, error, runtime, elapsed, session, worker, payload)
         self.seq = seq
         self.elapsed = elapsed
         self.last_kind = kind
-        if kind == "suggest":
-            if trial is None or config is None or trial in self.trials:
-                raise CorruptLogError(
-                    f"study {self.study!r} seq {seq}: suggest needs a new trial id and a config"
-                )
-            self.trials[trial] = TrialState(
-                trial, config, suggested_at=elapsed, session=session, payload_json=payload
-            )
-            self.calls.append((_SUGGEST, trial))
-            self._open[trial] = None
-            self._next_trial = max(self._next_trial, trial + 1)
-            return
-        if kind == "study":
-            self._apply_study(seq, payload)
-            return
-        if kind == "session":
-            self.sessions += 1
-            self.session_open = True
-            for i in self._open:
-                if self.trials[i].status is TrialStatus.RUNNING:
-                    self.trials[i].status = TrialStatus.INTERRUPTED
-            return
-        if kind == "end":
-            self.session_open = False
-            for i in self._open:
-                if self.trials[i].status is TrialStatus.RUNNING:
-                    self.trials[i].status = TrialStatus.INTERRUPTED
-            return
-        if trial is None:
-            return  # a kind without a trial that this version does not know: skipped
-        t = self._trial(seq, kind, trial)
-        if kind == "start":
-            t.status = TrialStatus.RUNNING
-            self._open.setdefault(t.trial, None)  # a promoted trial runs again
-            t.attempts += 1
-            if config is not None:  # resumed with more resource: the config it runs with now
-                t.config_json, t._config = config, None
-                t.updated = False
-            t.worker = worker
-            t.session = session
-            t.started_at = elapsed
-        elif kind == "evaluate":
-            if error is None:
-                raise CorruptLogError(f"study {self.study!r} seq {seq}: evaluate without an error")
-            t.status = TrialStatus.FINISHED
-            self._open.pop(t.trial, None)
-            t.error, t.runtime, t.finished_at = error, runtime, elapsed
-            if resource is not None:
-                t.resource = resource
-            t.results.append((resource, error))
-            self.finished.append(t.trial)
-            self.evaluations.append((t.trial, t.config_json, error, runtime, resource))
-            if self._incumbent is None or error < self._incumbent[1]:
-                self.incumbent_trial = t.trial
-                self._incumbent = (t.config_json, error)
-            self.trajectory.append(self._incumbent[1])
-            self.finished_elapsed.append(elapsed)
-        elif kind == "fail":
-            t.status = TrialStatus.FAILED
-            self._open.pop(t.trial, None)
-            t.runtime, t.finished_at = runtime, elapsed
-            t.message = json.loads(payload).get("message") if payload else None
-            self.n_failed += 1
-        elif kind == "interrupt":
-            t.status = TrialStatus.INTERRUPTED
-        elif kind == "update":
-            t.updated = True
-            self.calls.append((_UPDATE, t.trial))
-        elif kind == "report":
-            if resource is not None:
-                t.resource = resource if t.resource is None else max(t.resource, resource)
-                if error is not None:
-                    t.curve.append((resource, error))
-        elif kind in ("stop", "promote", "pause"):
-            self.decisions.append((seq, kind, t.trial, payload))
-            if kind == "stop":
-                t.stopped = True
 
-    def _trial(self, seq: int, kind: str, trial: int) -> TrialState:
-        t = self.trials.get(trial)
-        if t is None:
-            raise CorruptLogError(
-                f"study {self.study!r} seq {seq}: {kind} of trial {trial}, which was never suggested"
-            )
-        return t
-
-    def _apply_study(self, seq: int, payload: str | None) -> None:
+    # --- one handler per kind (arguments: seq, trial, config, resource, error, runtime,
+    # elapsed, session, worker, payload) ------------------------------------------------------
+    def _apply_study(self, seq: int, trial: Any, config: Any, resource: Any, error: Any,
+                     runtime: Any, elapsed: Any, session: Any, worker: Any,
+                     payload: str | None) -> None:  # fmt: skip
         if seq != 1 or payload is None:
             raise CorruptLogError(
                 f"study {self.study!r}: the study event must come first (seq 1) with a spec"
@@ -247,6 +230,152 @@ class StudyState:
                 f"{FORMAT_VERSION}. Upgrade hpostore (pip install -U hpostore) to read it."
             )
         self.spec = spec
+
+    def _apply_session(self, *_: Any) -> None:
+        self.sessions += 1
+        self.session_open = True
+        self._interrupt_running()
+
+    def _apply_end(self, *_: Any) -> None:
+        self.session_open = False
+        self._interrupt_running()
+
+    def _interrupt_running(self) -> None:
+        trials = self.trials
+        for i in self._open:
+            t = trials[i]
+            if t.status is TrialStatus.RUNNING:
+                t.status = TrialStatus.INTERRUPTED
+
+    def _apply_suggest(self, seq: int, trial: int | None, config: str | None, resource: Any,
+                       error: Any, runtime: Any, elapsed: float, session: str, worker: Any,
+                       payload: str | None) -> None:  # fmt: skip
+        if trial is None or config is None or trial in self.trials:
+            raise CorruptLogError(
+                f"study {self.study!r} seq {seq}: suggest needs a new trial id and a config"
+                + (f" (trial {trial} was suggested before)" if trial in self.trials else "")
+            )
+        self.trials[trial] = TrialState(
+            trial, config, suggested_at=elapsed, session=session, payload_json=payload
+        )
+        self.calls.append((_SUGGEST, trial))
+        self._open[trial] = None
+        if trial >= self._next_trial:
+            self._next_trial = trial + 1
+
+    def _apply_start(self, seq: int, trial: int | None, config: str | None, resource: Any,
+                     error: Any, runtime: Any, elapsed: float, session: str,
+                     worker: str | None, payload: Any) -> None:  # fmt: skip
+        t = self._trial(seq, "start", trial)
+        if t.status not in _CAN_START:
+            self._refuse(seq, "start", t, "a trial can start again only when it is not running "
+                         "and has not failed")  # fmt: skip
+        t.status = TrialStatus.RUNNING
+        t.decision = None
+        self._open[t.trial] = None  # a promoted trial runs again
+        t.attempts += 1
+        if config is not None:  # resumed with more resource: the config it runs with now
+            t.config_json, t._config = config, None
+            t.updated = False
+        t.worker = worker
+        t.session = session
+        t.started_at = elapsed
+
+    def _apply_report(self, seq: int, trial: int | None, config: Any, resource: float | None,
+                      error: float | None, *_: Any) -> None:  # fmt: skip
+        t = self._trial(seq, "report", trial)
+        if t.status is not TrialStatus.RUNNING:
+            self._refuse(seq, "report", t, "only a running trial reports")
+        if resource is not None:
+            t.resource = resource if t.resource is None else max(t.resource, resource)
+            if error is not None:
+                t.curve.append((resource, error))
+
+    def _apply_evaluate(self, seq: int, trial: int | None, config: Any, resource: float | None,
+                        error: float | None, runtime: float | None, elapsed: float,
+                        *_: Any) -> None:  # fmt: skip
+        t = self._trial(seq, "evaluate", trial)
+        if t.status is not TrialStatus.RUNNING:
+            self._refuse(seq, "evaluate", t, "only a running trial returns a result")
+        if error is None:
+            raise CorruptLogError(f"study {self.study!r} seq {seq}: evaluate without an error")
+        d = t.decision
+        t.status = TrialStatus.FINISHED if d is None else _AFTER_DECISION[d]
+        self._open.pop(t.trial, None)
+        t.error, t.runtime, t.finished_at = error, runtime, elapsed
+        if resource is not None:
+            t.resource = resource
+        t.results.append((resource, error))
+        self.finished.append(t.trial)
+        self.evaluations.append((t.trial, t.config_json, error, runtime, resource))
+        incumbent = self._incumbent
+        if incumbent is None or error < incumbent[1]:
+            self.incumbent_trial = t.trial
+            incumbent = self._incumbent = (t.config_json, error)
+        self.trajectory.append(incumbent[1])
+        self.finished_elapsed.append(elapsed)
+
+    def _apply_fail(self, seq: int, trial: int | None, config: Any, resource: Any, error: Any,
+                    runtime: float | None, elapsed: float, session: Any, worker: Any,
+                    payload: str | None) -> None:  # fmt: skip
+        t = self._trial(seq, "fail", trial)
+        if t.status is not TrialStatus.RUNNING:
+            self._refuse(seq, "fail", t, "only a running trial fails")
+        t.status = TrialStatus.FAILED
+        self._open.pop(t.trial, None)
+        t.runtime, t.finished_at = runtime, elapsed
+        t.message = json.loads(payload).get("message") if payload else None
+        self.n_failed += 1
+
+    def _apply_interrupt(self, seq: int, trial: int | None, *_: Any) -> None:
+        t = self._trial(seq, "interrupt", trial)
+        if t.status is not TrialStatus.RUNNING:
+            self._refuse(seq, "interrupt", t, "only a running trial is interrupted")
+        t.status = TrialStatus.INTERRUPTED
+
+    def _apply_stop(self, seq: int, trial: int | None, *args: Any) -> None:
+        self._decide(seq, Kind.STOP.value, trial, args[-1])
+
+    def _apply_pause(self, seq: int, trial: int | None, *args: Any) -> None:
+        self._decide(seq, Kind.PAUSE.value, trial, args[-1])
+
+    def _apply_promote(self, seq: int, trial: int | None, *args: Any) -> None:
+        self._decide(seq, Kind.PROMOTE.value, trial, args[-1])
+
+    def _decide(self, seq: int, kind: str, trial: int | None, payload: str | None) -> None:
+        t = self._trial(seq, kind, trial)
+        if not t.attempts:
+            self._refuse(seq, kind, t, "a scheduler decides only on a trial that has started")
+        self.decisions.append((seq, kind, t.trial, payload))
+        t.decision = kind
+        if kind == "stop":
+            t.stopped = True
+        if t.status in WITH_RESULT:
+            t.status = _AFTER_DECISION[kind]
+
+    def _apply_update(self, seq: int, trial: int | None, *_: Any) -> None:
+        t = self._trial(seq, "update", trial)
+        if not t.results:
+            self._refuse(seq, "update", t, "an update follows a result")
+        t.updated = True
+        self.calls.append((_UPDATE, t.trial))
+
+    def _trial(self, seq: int, kind: str, trial: int | None) -> TrialState:
+        t = self.trials.get(trial) if trial is not None else None
+        if t is None:
+            raise CorruptLogError(
+                f"study {self.study!r} seq {seq}: {kind} of trial {trial}, which was never "
+                "suggested. The log is damaged: restore it from a copy, or export the events "
+                "before this seq to a new store"
+            )
+        return t
+
+    def _refuse(self, seq: int, kind: str, t: TrialState, rule: str) -> NoReturn:
+        raise CorruptLogError(
+            f"study {self.study!r} seq {seq}: {kind} of trial {t.trial}, which is "
+            f"{t.status.value} (attempts {t.attempts}); {rule}. The log is damaged: restore it "
+            "from a copy, or export the events before this seq to a new store"
+        )
 
     # --- views ------------------------------------------------------------------------------
     @property
@@ -268,9 +397,16 @@ class StudyState:
         return None
 
     def not_updated(self) -> list[TrialState]:
-        return [
-            t for t in self.trials.values() if t.status is TrialStatus.FINISHED and not t.updated
-        ]
+        """Trials with a result the scheduler has not consumed yet (no ``update`` after it)."""
+        return [t for t in self.trials.values() if t.status in WITH_RESULT and not t.updated]
+
+    def status_counts(self) -> dict[TrialStatus, int]:
+        """How many trials have each status (every status, in the enum's order): the counts
+        the ``studies`` view and ``hpostore studies``/``show`` give."""
+        counts = dict.fromkeys(TrialStatus, 0)
+        for t in self.trials.values():
+            counts[t.status] += 1
+        return counts
 
     @property
     def incumbent(self) -> dict[str, Any] | None:

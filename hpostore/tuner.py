@@ -680,7 +680,7 @@ class HPOTuner(HyperParameters):
         """Log the promotion of a paused trial that runs again with ``suggestion.config``."""
         source = suggestion.promoted_from
         t = self._state.trials.get(source)
-        if t is None or t.status is not TrialStatus.FINISHED:
+        if t is None or not t.has_result:
             raise InvalidArgument(
                 f"{type(self.scheduler).__name__} asked to resume trial {source}, which is "
                 f"{'unknown' if t is None else t.status.value}; only a finished (paused) trial "

@@ -164,15 +164,15 @@ class _RecordScheduler(TrialScheduler):
 
     # --- the log ----------------------------------------------------------------------------
     def restore(self, state: StudyState) -> None:
-        from ..study import TrialStatus
+        from ..study import WITH_RESULT, TrialStatus
 
-        status = {TrialStatus.FINISHED: "finished", TrialStatus.FAILED: "failed"}
+        status = {s: "finished" for s in WITH_RESULT} | {TrialStatus.FAILED: "failed"}
         self._records = {
             t.trial: _Record(
                 t.config,
                 t.payload,
                 status.get(t.status, "running"),
-                t.error if t.status is TrialStatus.FINISHED else None,
+                t.error if t.has_result else None,
                 list(t.curve),
                 t.stopped,
                 {r: e for r, e in t.results if r is not None},
