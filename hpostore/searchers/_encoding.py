@@ -3,8 +3,10 @@
 A config is encoded as the prior's quantiles ``q`` in (0, 1), one per non-constant domain in
 space order, and decoded by :meth:`ConfigSpace.sample`, the same inverse-CDF map random
 search uses. So a ``loguniform`` dimension is log-scaled, a ``uniform`` one linear, an integer
-is the centre of its value's quantile bin, and a categorical value is the centre of its bin
-(searchers that need it one-hot encode it with :meth:`UnitCube.features`).
+is the centre of its value's quantile bin, and a categorical value is the centre of its bin.
+A model reads a categorical column as the category's index (:meth:`UnitCube.inputs`) and
+compares indices for equality; nothing is ever one-hot encoded, so a categorical with 100k
+choices costs what one with 2 does.
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ class Dim:
 
 
 def _int_size(domain: ScipyDomain) -> tuple[int, int]:
-    low, high = domain.frozen().support()
+    low, high = domain.support()
     if math.isinf(low) or math.isinf(high):
         return 0, (0 if math.isinf(low) else int(low))
     return int(high) - int(low) + 1, int(low)
@@ -58,10 +60,6 @@ class UnitCube:
         self.dims: tuple[Dim, ...] = tuple(dims)
         self.n = len(dims)
         self.categorical = np.array([d.kind == "cat" for d in dims], dtype=bool)
-        #: columns of the one-hot feature matrix: (start, width) per dim
-        widths = [d.size if d.kind == "cat" else 1 for d in dims]
-        self.n_features = int(sum(widths))
-        self._starts = np.cumsum([0, *widths[:-1]]).astype(int)
 
     # --- configs <-> quantiles --------------------------------------------------------------
     def encode(self, config: Mapping[str, Any]) -> np.ndarray:
@@ -90,18 +88,14 @@ class UnitCube:
         size = self.dims[j].size
         return np.minimum((q[:, j] * size).astype(int), size - 1)
 
-    def features(self, q: np.ndarray) -> np.ndarray:
-        """The model's inputs for quantile rows ``q``: numeric dims as is, categoricals one-hot."""
-        m = q.shape[0]
+    def inputs(self, q: np.ndarray) -> np.ndarray:
+        """A model's inputs for quantile rows ``q``: numeric dims as is, categoricals as their
+        category index (compare them for equality, never by distance); same shape as ``q``."""
         if not self.categorical.any():
             return q
-        out = np.zeros((m, self.n_features))
-        for j, d in enumerate(self.dims):
-            start = self._starts[j]
-            if d.kind == "cat":
-                out[np.arange(m), start + self.category(q, j)] = 1.0
-            else:
-                out[:, start] = q[:, j]
+        out = np.array(q, dtype=float)
+        for j in map(int, np.flatnonzero(self.categorical)):
+            out[:, j] = self.category(q, j)
         return out
 
 
@@ -112,13 +106,7 @@ def _is_randint(domain: ScipyDomain | Choice) -> bool:
 def _quantile(d: Dim, value: Any) -> float:
     domain = d.domain
     if isinstance(domain, Choice):
-        index = next(
-            (i for i, v in enumerate(domain.values) if v == value and type(v) is type(value)),
-            None,
-        )
-        if index is None:
-            index = domain.values.index(value)
-        return (index + 0.5) / d.size
+        return (domain.index(value) + 0.5) / d.size
     kw = dict(domain.kwds)
     if d.kind == "int":
         if _is_randint(domain) and d.size > 0:

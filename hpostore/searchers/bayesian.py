@@ -1,4 +1,9 @@
-"""Gaussian-process Bayesian optimization (Matérn 5/2, expected improvement), numpy/scipy only."""
+"""Gaussian-process Bayesian optimization (Matérn 5/2, expected improvement), numpy/scipy only.
+
+scipy is imported when a model is first fitted, not with the module (``import hpostore`` stays
+fast). A categorical dimension enters the kernel as "same category or not" (a Hamming term with
+its own lengthscale), never one-hot, so its cost does not grow with the number of choices.
+"""
 
 from __future__ import annotations
 
@@ -7,8 +12,6 @@ from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
-from scipy import linalg, optimize, special
-from scipy.linalg import lapack
 
 from ..errors import InvalidArgument
 from ..space import JSONScalar
@@ -38,11 +41,32 @@ def _matern52(scaled_sq_dist: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.nd
     return (1.0 + s + s * s / 3.0) * e, s, e
 
 
-def _sq_dists(a: np.ndarray, b: np.ndarray, inv_ell2: np.ndarray) -> np.ndarray:
-    a = a * np.sqrt(inv_ell2)
-    b = b * np.sqrt(inv_ell2)
-    d = (a * a).sum(1)[:, None] + (b * b).sum(1)[None, :] - 2.0 * a @ b.T
-    return np.maximum(d, 0.0)
+def _sq_dists(a: np.ndarray, b: np.ndarray, inv_ell2: np.ndarray, cat: np.ndarray) -> np.ndarray:
+    """Squared scaled distances between rows of ``a`` and ``b``: numeric columns by difference,
+    categorical columns (``cat``, category indices) 1 when the categories differ, else 0."""
+    num = ~cat
+    if num.all():
+        w = np.sqrt(inv_ell2)
+        an, bn = a * w, b * w
+    else:
+        w = np.sqrt(inv_ell2[num])
+        an, bn = a[:, num] * w, b[:, num] * w
+    d = (an * an).sum(1)[:, None] + (bn * bn).sum(1)[None, :] - 2.0 * an @ bn.T
+    d = np.maximum(d, 0.0)
+    for j in map(int, np.flatnonzero(cat)):
+        d += inv_ell2[j] * (a[:, j, None] != b[None, :, j])
+    return d
+
+
+def _pair_sq_diffs(x: np.ndarray, cat: np.ndarray) -> np.ndarray:
+    """Per input dimension, the squared differences of all row pairs, flattened: ``dims x n*n``
+    (for a categorical dimension, 1 where the categories differ)."""
+    n_dims, n = x.shape[1], x.shape[0]
+    d2 = np.empty((n_dims, n * n))
+    for j in range(n_dims):
+        diff = x[:, j, None] - x[None, :, j]
+        d2[j] = (diff != 0).ravel() if cat[j] else (diff * diff).ravel()
+    return d2
 
 
 def _neg_log_posterior(
@@ -59,6 +83,8 @@ def _neg_log_posterior(
     kc, s, e = _matern52((inv_ell2 @ d2).reshape(n, n))
     k = sf2 * kc
     k[np.diag_indices(n)] += sn2 + _JITTER
+    from scipy.linalg import lapack
+
     # LAPACK directly: at these sizes scipy.linalg's wrappers cost as much as the work
     chol, info = lapack.dpotrf(k, lower=1, clean=1)
     if info != 0:
@@ -87,13 +113,16 @@ def _neg_log_posterior(
 class _Posterior:
     """GP posterior on standardized targets for fixed hyperparameters ``theta``."""
 
-    def __init__(self, x: np.ndarray, y: np.ndarray, theta: np.ndarray) -> None:
+    def __init__(self, x: np.ndarray, y: np.ndarray, theta: np.ndarray, cat: np.ndarray) -> None:
+        from scipy import linalg
+
         n_dims = x.shape[1]
         self.x = x
+        self.cat = cat
         self.inv_ell2 = np.exp(-2.0 * theta[:n_dims])
         self.sf2 = math.exp(theta[n_dims])
         self.sn2 = math.exp(theta[n_dims + 1])
-        k = self.sf2 * _matern52(_sq_dists(x, x, self.inv_ell2))[0]
+        k = self.sf2 * _matern52(_sq_dists(x, x, self.inv_ell2, cat))[0]
         k[np.diag_indices(len(y))] += self.sn2 + _JITTER
         for jitter in (0.0, 1e-6, 1e-4, 1e-2):  # more only if rounding broke definiteness
             try:
@@ -107,7 +136,9 @@ class _Posterior:
 
     def predict(self, xs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Mean and standard deviation of the latent function at rows ``xs``."""
-        ks = self.sf2 * _matern52(_sq_dists(xs, self.x, self.inv_ell2))[0]
+        from scipy import linalg
+
+        ks = self.sf2 * _matern52(_sq_dists(xs, self.x, self.inv_ell2, self.cat))[0]
         mean = ks @ self.alpha
         v = linalg.solve_triangular(self.chol, ks.T, lower=True, check_finite=False)
         var = self.sf2 - (v * v).sum(0)
@@ -128,12 +159,17 @@ def fit_subset(y: np.ndarray, size: int) -> np.ndarray:
     return np.sort(np.concatenate([best, spread]))
 
 
-def fit_hyperparameters(x: np.ndarray, y: np.ndarray, *, max_iter: int = 60) -> np.ndarray:
+def fit_hyperparameters(
+    x: np.ndarray, y: np.ndarray, cat: np.ndarray | None = None, *, max_iter: int = 60
+) -> np.ndarray:
     """Matérn 5/2 ARD hyperparameters ``[log lengthscales, log signal var, log noise var]`` that
     maximize the marginal likelihood of standardized ``y`` at ``x`` (SLSQP, analytic
-    gradient, from a fixed start so the fit is a pure function of the data)."""
+    gradient, from a fixed start so the fit is a pure function of the data). ``cat`` marks the
+    columns that hold category indices."""
+    from scipy import optimize
+
     n_dims = x.shape[1]
-    d2 = ((x.T[:, :, None] - x.T[:, None, :]) ** 2).reshape(n_dims, -1)
+    d2 = _pair_sq_diffs(x, np.zeros(n_dims, dtype=bool) if cat is None else cat)
     bounds = [_LOG_ELL_BOUNDS] * n_dims + [_LOG_SF2_BOUNDS, _LOG_SN2_BOUNDS]
     start = np.array([math.log(0.5)] * n_dims + [0.0, math.log(1e-3)])
     result = optimize.minimize(
@@ -150,6 +186,8 @@ def fit_hyperparameters(x: np.ndarray, y: np.ndarray, *, max_iter: int = 60) -> 
 
 def expected_improvement(mean: np.ndarray, sd: np.ndarray, best: float) -> np.ndarray:
     """EI of minimization below ``best``."""
+    from scipy import special
+
     z = (best - mean) / sd
     return sd * (z * special.ndtr(z) + np.exp(-0.5 * z * z) / math.sqrt(2.0 * math.pi))
 
@@ -160,7 +198,8 @@ class BayesianSearcher(ResultsSearcher):
     The first ``n_init`` proposals are random search's (the same configs as
     :class:`RandomSearcher` with this seed). Then each proposal fits a GP with a Matérn 5/2
     ARD kernel to the results — inputs in the unit cube of the prior's quantiles (log-scaled for
-    ``loguniform``, integers at their bin centres, categoricals one-hot), errors standardized —
+    ``loguniform``, integers at their bin centres; a categorical adds a same-or-not term to the
+    kernel's distance, with its own lengthscale), errors standardized —
     with hyperparameters maximizing the marginal likelihood (SLSQP from a fixed start), and
     returns the config maximizing expected improvement among ``n_candidates`` random points and
     a local refinement around the best of them and of the results. Configs proposed but without
@@ -207,21 +246,22 @@ class BayesianSearcher(ResultsSearcher):
         rng = trial_rng(seed, k)
         mean, scale = float(errors.mean()), float(errors.std())
         y = (errors - mean) / (scale if scale > 0 else 1.0)
-        x = self.cube.features(q_obs)
+        cat = self.cube.categorical
+        x = self.cube.inputs(q_obs)
         fit_rows = fit_subset(y, _MAX_FIT_POINTS)
-        theta = fit_hyperparameters(x[fit_rows], y[fit_rows])
-        posterior = _Posterior(x, y, theta)
+        theta = fit_hyperparameters(x[fit_rows], y[fit_rows], cat)
+        posterior = _Posterior(x, y, theta, cat)
         pending = self._pending_q()
         if len(pending):  # kriging believer: pending configs "observed" at the predicted mean
-            x_pending = self.cube.features(pending)
+            x_pending = self.cube.inputs(pending)
             x_all = np.vstack([x, x_pending])
             posterior = _Posterior(
-                x_all, np.concatenate([y, posterior.predict(x_pending)[0]]), theta
+                x_all, np.concatenate([y, posterior.predict(x_pending)[0]]), theta, cat
             )
         best = float(y.min())
 
         def score(q: np.ndarray) -> np.ndarray:
-            mu, sd = posterior.predict(self.cube.features(q))
+            mu, sd = posterior.predict(self.cube.inputs(q))
             return expected_improvement(mu, sd, best)
 
         # random candidates, and steps around the best results

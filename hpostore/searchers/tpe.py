@@ -1,4 +1,8 @@
-"""Tree-structured Parzen estimator (multivariate), in the unit cube of the prior's quantiles."""
+"""Tree-structured Parzen estimator (multivariate), in the unit cube of the prior's quantiles.
+
+A categorical dimension is compared by category index (same or not), so its cost does not grow
+with the number of choices; scipy is imported at the first model-based proposal.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +11,6 @@ from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
-from scipy import special
 
 from ..errors import InvalidArgument
 from ..space import JSONScalar
@@ -96,6 +99,8 @@ class _Parzen:
         self.sizes = np.array([dim.size for dim in self.cube.dims])
 
     def sample(self, rng: np.random.Generator, m: int) -> np.ndarray:
+        from scipy import special
+
         n, d = self.centres.shape
         which = rng.integers(0, n + 1, size=m)  # n = the prior
         out = rng.random((m, d))
@@ -114,6 +119,8 @@ class _Parzen:
         return self.cube.snap(np.clip(out, 0.0, 1.0))
 
     def log_pdf(self, x: np.ndarray) -> np.ndarray:
+        from scipy import special
+
         n, d = self.centres.shape
         diff = x[:, None, :] - self.centres[None, :, :]  # m x n x d
         num = ~self.cat

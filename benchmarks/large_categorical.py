@@ -1,0 +1,80 @@
+"""Per-proposal time and peak memory of BO and TPE with one large categorical dimension.
+
+A script, not a test::
+
+    .venv/bin/python benchmarks/large_categorical.py                 # 10k and 100k choices
+    .venv/bin/python benchmarks/large_categorical.py --choices 10000 --results 200
+
+The space is one categorical of ``--choices`` string values plus two numeric dimensions. The
+searcher is restored from ``--results`` logged results (as a resume does), then ``--proposals``
+proposals are timed one by one (each also observes its own result, as a study would); the
+median milliseconds per proposal and the peak traced allocation (tracemalloc) are printed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+import tracemalloc
+from typing import Any
+
+from scipy import stats
+
+from hpostore import BayesianSearcher, TPESearcher
+from hpostore.searchers import trial_uniforms
+
+
+def _space(n_choices: int) -> dict[str, Any]:
+    return {
+        "cat": [f"c{i}" for i in range(n_choices)],
+        "x": stats.uniform(-5, 10),
+        "lr": stats.loguniform(1e-4, 1),
+    }
+
+
+def _error(config: dict[str, Any]) -> float:
+    # a smooth function of x and lr plus a fixed per-choice offset
+    offset = (int(config["cat"][1:]) * 2654435761 % 1000) / 1000
+    return (config["x"] - 1) ** 2 + (1 + abs(__import__("math").log10(config["lr"]) + 2)) + offset
+
+
+def measure(cls: type, n_choices: int, n_results: int, n_proposals: int) -> tuple[float, float]:
+    """(median ms per proposal, peak traced MiB) for ``cls`` at ``n_choices``."""
+    space = _space(n_choices)
+    searcher = cls(space, seed=0)
+    from hpostore.space import ConfigSpace
+
+    cs = ConfigSpace(space)
+    results = []
+    for k in range(n_results):
+        config = cs.sample(trial_uniforms(1, k, cs.n_random))
+        results.append((config, _error(config), None))
+    searcher.restore_results(n_results, results)
+    times = []
+    tracemalloc.start()
+    for _ in range(n_proposals):
+        t0 = time.perf_counter()
+        config = searcher.sample_configuration()
+        times.append(time.perf_counter() - t0)
+        searcher.update(config, _error(config))
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    return statistics.median(times) * 1e3, peak / 2**20
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--choices", type=int, nargs="*", default=[10_000, 100_000])
+    parser.add_argument("--results", type=int, default=100)
+    parser.add_argument("--proposals", type=int, default=10)
+    args = parser.parse_args()
+    print(f"{'searcher':<18} {'choices':>8} {'results':>8} {'ms/proposal':>12} {'peak MiB':>9}")
+    for n_choices in args.choices:
+        for cls in (TPESearcher, BayesianSearcher):
+            ms, mib = measure(cls, n_choices, args.results, args.proposals)
+            print(f"{cls.__name__:<18} {n_choices:>8} {args.results:>8} {ms:>12.1f} {mib:>9.1f}")
+
+
+if __name__ == "__main__":
+    main()
