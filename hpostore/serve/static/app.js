@@ -1,0 +1,286 @@
+// hpostore dashboard: polls the read-only JSON API and draws with the bundled plotly.js.
+// Data from the log (study names, messages) is only ever set as text, never as HTML.
+"use strict";
+
+const POLL_MS = 1000;          // new events are looked for every second
+const STUDIES_EVERY_MS = 5000; // the studies list is refreshed at least this often
+const state = {
+  study: null, lastSeq: 0, overlay: new Set(), page: null,
+  sort: { column: "trial", dir: 1 }, studiesAt: 0,
+};
+
+function api(path) {
+  return fetch(path, { credentials: "same-origin", cache: "no-store" }).then(async (r) => {
+    const body = await r.json().catch(() => ({ error: r.statusText }));
+    if (!r.ok) throw Object.assign(new Error(body.error || r.statusText), { status: r.status });
+    return body;
+  });
+}
+
+function el(tag, text, cls) {
+  const node = document.createElement(tag);
+  if (text !== undefined && text !== null) node.textContent = String(text);
+  if (cls) node.className = cls;
+  return node;
+}
+
+function fmt(v) {
+  if (v === null || v === undefined) return "";
+  if (typeof v === "number") return Number.isInteger(v) ? String(v) : v.toPrecision(4);
+  return String(v);
+}
+
+function setLive(text, cls) {
+  const live = document.getElementById("live");
+  live.textContent = text;
+  live.className = "live " + (cls || "");
+}
+
+// ---- studies list ---------------------------------------------------------------------
+async function loadStudies() {
+  const data = await api("/api/studies");
+  state.studiesAt = Date.now();
+  document.getElementById("source").textContent = data.source;
+  const body = document.querySelector("#studies tbody");
+  body.replaceChildren();
+  for (const s of data.studies) {
+    const tr = el("tr");
+    tr.dataset.study = s.study;
+    if (s.study === state.study) tr.classList.add("selected");
+    const box = el("input");
+    box.type = "checkbox";
+    box.checked = state.overlay.has(s.study);
+    box.addEventListener("click", (ev) => {
+      ev.stopPropagation();
+      if (box.checked) state.overlay.add(s.study); else state.overlay.delete(s.study);
+      drawAnytime();
+    });
+    const cell = el("td"); cell.appendChild(box); tr.appendChild(cell);
+    tr.appendChild(el("td", s.study));
+    tr.appendChild(el("td", s.status, "status-" + s.status));
+    for (const k of ["trials", "finished", "failed", "best_error", "elapsed_s"]) {
+      tr.appendChild(el("td", fmt(s[k]), "num"));
+    }
+    tr.appendChild(el("td", [s.searcher, s.scheduler].filter(Boolean).map((c) => c.split(".").pop()).join(" + ")));
+    tr.addEventListener("click", () => openStudy(s.study));
+    body.appendChild(tr);
+  }
+  if (!state.study && data.studies.length) {
+    const wanted = decodeURIComponent((location.hash.match(/^#study=(.*)$/) || [])[1] || "");
+    const pick = data.studies.find((s) => s.study === wanted) || data.studies[data.studies.length - 1];
+    openStudy(pick.study);
+  }
+}
+
+// ---- one study ------------------------------------------------------------------------
+async function openStudy(name) {
+  state.study = name;
+  state.lastSeq = 0;
+  state.overlay.add(name);
+  history.replaceState(null, "", "#study=" + encodeURIComponent(name));
+  for (const tr of document.querySelectorAll("#studies tbody tr")) {
+    tr.classList.toggle("selected", tr.dataset.study === name);
+    const box = tr.querySelector("input"); if (box) box.checked = state.overlay.has(tr.dataset.study);
+  }
+  await loadStudy();
+}
+
+async function loadStudy() {
+  const name = state.study;
+  const page = await api("/api/studies/" + encodeURIComponent(name));
+  if (name !== state.study) return;
+  state.page = page;
+  state.lastSeq = Math.max(state.lastSeq, page.info.last_seq);
+  document.getElementById("study-panel").hidden = false;
+  document.getElementById("study-title").textContent = name;
+  const i = page.info;
+  document.getElementById("study-info").textContent =
+    `${i.status} · ${i.trials} trials, ${i.finished} finished, ${i.failed} failed, ${i.running} running · ` +
+    `best ${fmt(i.best_error)} · ${fmt(i.elapsed_s)} s · ${i.metric || "error"} (${i.mode || "min"}) · ` +
+    `${i.events} events, last seq ${i.last_seq}`;
+  drawTrials(); drawCurves(); drawTimeline(); drawImportance(); drawParcoords(); drawSlices();
+  await drawAnytime();
+}
+
+const LAYOUT = { margin: { l: 55, r: 15, t: 10, b: 40 }, hovermode: "closest", showlegend: false };
+const CONFIG = { displaylogo: false, responsive: true };
+function plot(id, traces, layout) {
+  if (!window.Plotly) return;
+  Plotly.react(id, traces, Object.assign({}, LAYOUT, layout), CONFIG);
+}
+function yTitle() { const i = state.page.info; return i.metric || "error"; }
+
+async function drawAnytime() {
+  if (!state.page) return;
+  const names = [...state.overlay].slice(0, 12);
+  if (!names.includes(state.study)) names.unshift(state.study);
+  const query = names.map((n) => "study=" + encodeURIComponent(n)).join("&");
+  let data;
+  try { data = await api("/api/anytime?" + query); } catch (e) { return; }
+  const xKey = document.getElementById("anytime-x").value;
+  const traces = data.curves.map((c) => {
+    const x = c[xKey].slice(), y = c.best_error.slice();
+    const end = xKey === "elapsed" ? c.end_elapsed : c.end_finished;
+    if (y.length && end !== null && end > x[x.length - 1]) { x.push(end); y.push(y[y.length - 1]); }
+    return { x, y, name: c.study, mode: "lines+markers", line: { shape: "hv" },
+      marker: { size: 4 }, text: c.trial.map((t) => "trial " + t).concat(["now"]) };
+  });
+  plot("chart-anytime", traces, { showlegend: names.length > 1, legend: { orientation: "h", y: -0.25 },
+    xaxis: { title: xKey === "elapsed" ? "study time (s)" : "results" }, yaxis: { title: "best " + yTitle() } });
+}
+
+function drawCurves() {
+  const c = state.page.curves;
+  document.getElementById("curves-caption").textContent =
+    `Learning curves (${c.lines.length} of ${c.total} trials: the best and the most recent) · ` +
+    "× stop, ▲ promote, ○ pause";
+  const traces = c.lines.map((l) => ({ x: l.x, y: l.y, mode: "lines", name: "trial " + l.trial,
+    line: { width: 1 }, hovertemplate: "trial " + l.trial + "<br>%{x}: %{y}<extra></extra>" }));
+  const symbols = { stop: "x", promote: "triangle-up", pause: "circle-open" };
+  for (const kind of Object.keys(symbols)) {
+    const m = c.marks.filter((k) => k.decision === kind);
+    if (!m.length) continue;
+    traces.push({ x: m.map((k) => k.x), y: m.map((k) => k.y), mode: "markers", name: kind,
+      marker: { symbol: symbols[kind], size: 9, color: "#333" },
+      text: m.map((k) => `${kind} trial ${k.trial}: ${k.reason || ""}`), hoverinfo: "text" });
+  }
+  plot("chart-curves", traces, { xaxis: { title: "resource" }, yaxis: { title: yTitle() } });
+}
+
+function drawTimeline() {
+  const t = state.page.timeline;
+  document.getElementById("timeline-caption").textContent =
+    `Worker timeline (${t.bars.length} of ${t.total} attempts): which trial ran where and when`;
+  const colors = { evaluate: "#43a047", fail: "#e53935", stop: "#8d6e63", pause: "#ffb300",
+    interrupt: "#9e9e9e", open: "#1e88e5", lost: "#616161" };
+  const traces = Object.keys(colors).map((outcome) => {
+    const bars = t.bars.filter((b) => b.outcome === outcome);
+    return { type: "bar", orientation: "h", name: outcome, marker: { color: colors[outcome] },
+      y: bars.map((b) => b.worker), base: bars.map((b) => b.start),
+      x: bars.map((b) => Math.max((b.end === null ? t.end_elapsed : b.end) - b.start, 1e-3)),
+      text: bars.map((b) => `trial ${b.trial} (attempt ${b.attempt}): ${outcome}`),
+      hoverinfo: "text", textposition: "none" };
+  }).filter((tr) => tr.y.length);
+  plot("chart-timeline", traces, { barmode: "overlay", showlegend: true, legend: { orientation: "h", y: -0.25 },
+    xaxis: { title: "study time (s)" }, yaxis: { type: "category", automargin: true } });
+}
+
+function drawImportance() {
+  const imp = state.page.importance;
+  document.getElementById("importance-caption").textContent =
+    `Hyperparameter importance: share of the error's variance explained by each alone (η², binned means, ${imp.length ? imp[0].n : 0} trials)`;
+  const rev = imp.slice().reverse();
+  plot("chart-importance", [{ type: "bar", orientation: "h", x: rev.map((r) => r.eta2), y: rev.map((r) => r.param) }],
+    { xaxis: { title: "η²", range: [0, 1] }, yaxis: { automargin: true } });
+}
+
+function dimension(p, values) {
+  if (p.kind === "choice") {
+    const labels = p.values.map(String);
+    return { label: p.name, values: values.map((v) => labels.indexOf(String(v))),
+      tickvals: labels.map((_, i) => i), ticktext: labels };
+  }
+  if (p.kind === "log") {
+    return { label: "log10 " + p.name, values: values.map((v) => (v > 0 ? Math.log10(v) : NaN)) };
+  }
+  return { label: p.name, values: values.map((v) => (v === null ? NaN : v)) };
+}
+
+function drawParcoords() {
+  const pts = state.page.points, params = state.page.params;
+  document.getElementById("parcoords-caption").textContent =
+    `Parallel coordinates (${pts.trial.length} most recent trials with a result)`;
+  if (!pts.trial.length) { plot("chart-parcoords", [], {}); return; }
+  const dims = params.map((p) => dimension(p, pts.params[p.name] || []));
+  dims.push({ label: yTitle(), values: pts.error });
+  const reverse = state.page.info.mode !== "max";
+  plot("chart-parcoords", [{ type: "parcoords", dimensions: dims,
+    line: { color: pts.error, colorscale: "Viridis", reversescale: reverse, showscale: true } }],
+    { margin: { l: 60, r: 60, t: 40, b: 20 } });
+}
+
+function drawSlices() {
+  const pts = state.page.points, box = document.getElementById("slices");
+  for (const p of state.page.params) {
+    const id = "slice-" + p.name.replace(/[^A-Za-z0-9_-]/g, "_");
+    let div = document.getElementById(id);
+    if (!div) { div = el("div"); div.id = id; box.appendChild(div); }
+    const x = pts.params[p.name] || [];
+    plot(id, [{ x: p.kind === "choice" ? x.map(String) : x, y: pts.error, mode: "markers",
+      marker: { size: 5, color: pts.trial, colorscale: "Blues" }, text: pts.trial.map((t) => "trial " + t) }],
+      { xaxis: { title: p.name, type: p.kind === "log" ? "log" : (p.kind === "choice" ? "category" : "linear") },
+        yaxis: { title: yTitle() } });
+  }
+}
+
+// ---- trials table ---------------------------------------------------------------------
+function drawTrials() {
+  const t = state.page.trials, cols = t.columns;
+  document.getElementById("trials-count").textContent = t.rows.length < t.total
+    ? `(${t.rows.length} of ${t.total}: the best and the most recent)` : `(${t.total})`;
+  const head = document.querySelector("#trials thead tr");
+  if (head.children.length !== cols.length || [...head.children].some((th, i) => th.dataset.col !== cols[i])) {
+    head.replaceChildren();
+    cols.forEach((c) => {
+      const th = el("th", c); th.dataset.col = c;
+      th.addEventListener("click", () => {
+        state.sort = { column: c, dir: state.sort.column === c ? -state.sort.dir : 1 };
+        drawTrials();
+      });
+      head.appendChild(th);
+    });
+  }
+  const statusSel = document.getElementById("trials-status");
+  const statuses = [...new Set(t.rows.map((r) => r[1]))].sort();
+  for (const s of statuses) {
+    if (![...statusSel.options].some((o) => o.value === s)) statusSel.appendChild(Object.assign(el("option", s), { value: s }));
+  }
+  const needle = document.getElementById("trials-filter").value.toLowerCase();
+  const status = statusSel.value;
+  const k = cols.indexOf(state.sort.column), dir = state.sort.dir;
+  const rows = t.rows.filter((r) => (!status || r[1] === status) &&
+    (!needle || r.some((v) => fmt(v).toLowerCase().includes(needle))));
+  rows.sort((a, b) => {
+    const x = a[k], y = b[k];
+    if (x === y) return 0; if (x === null) return 1; if (y === null) return -1;
+    return (x < y ? -1 : 1) * dir;
+  });
+  const body = document.querySelector("#trials tbody");
+  const frag = document.createDocumentFragment();
+  for (const r of rows) {
+    const tr = el("tr");
+    r.forEach((v, i) => {
+      const cls = cols[i] === "status" ? "status-" + v : (typeof v === "number" ? "num" : (cols[i] === "message" ? "message" : ""));
+      const td = el("td", fmt(v), cls);
+      if (cols[i] === "message" && v) td.title = v;
+      tr.appendChild(td);
+    });
+    frag.appendChild(tr);
+  }
+  body.replaceChildren(frag);
+}
+
+// ---- live updates ---------------------------------------------------------------------
+async function poll() {
+  try {
+    if (Date.now() - state.studiesAt > STUDIES_EVERY_MS) await loadStudies();
+    if (state.study) {
+      const name = state.study;
+      const ev = await api(`/api/studies/${encodeURIComponent(name)}/events?after=${state.lastSeq}&limit=1`);
+      if (name === state.study && ev.last_seq > state.lastSeq) {
+        state.lastSeq = ev.last_seq;
+        await loadStudy();
+        await loadStudies();
+      }
+      setLive(ev.stale ? "log busy: showing the last reading" : `live · seq ${state.lastSeq} · ${new Date().toLocaleTimeString()}`, ev.stale ? "busy" : "");
+    }
+  } catch (e) {
+    setLive(e.status === 503 ? "log busy, retrying…" : "error: " + e.message, e.status === 503 ? "busy" : "error");
+  }
+  setTimeout(poll, POLL_MS);
+}
+
+document.getElementById("anytime-x").addEventListener("change", drawAnytime);
+document.getElementById("trials-filter").addEventListener("input", () => state.page && drawTrials());
+document.getElementById("trials-status").addEventListener("change", () => state.page && drawTrials());
+poll();

@@ -1,0 +1,277 @@
+"""The dashboard's HTTP API (hpostore.serve) with Starlette's TestClient, on real stores."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import signal
+import subprocess
+import sys
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("starlette")
+pytest.importorskip("httpx")
+
+from _shared import SPACE  # noqa: E402
+from starlette.testclient import TestClient  # noqa: E402
+
+from hpostore import ASHAScheduler, HPOTuner, InvalidArgument, RandomSearcher, open_store  # noqa: E402
+from hpostore.serve import DashboardServer, LogSource, create_app, importance  # noqa: E402
+
+LOOPBACK = "http://127.0.0.1"
+
+
+def objective(x: float, lr: float, n: int, act: str, max_epochs: int, report: object) -> float:
+    if x > 0.9:
+        raise ValueError("diverged: x > 0.9")
+    error = 1.0
+    for epoch in range(1, int(max_epochs) + 1):
+        error = (x - 0.25) ** 2 + 1.0 / (epoch + n) + (0.05 if act == "tanh" else 0.0)
+        report(resource=epoch, error=error)  # type: ignore[operator]
+    return error
+
+
+def run_study(store_path: str, study: str, trials: int) -> None:
+    scheduler = ASHAScheduler(RandomSearcher(SPACE, seed=3), eta=3, r_min=1, r_max=9)
+    store = open_store(store_path)
+    try:
+        HPOTuner(scheduler, objective, store=store, study=study, verbose=False).run(trials)
+    finally:
+        store.close()
+
+
+@pytest.fixture(scope="module")
+def study_file(tmp_path_factory: pytest.TempPathFactory) -> str:
+    path = os.fspath(tmp_path_factory.mktemp("serve") / "runs.duckdb")
+    run_study(path, "asha", 24)
+    run_study(path, "other/study", 6)  # a name with a slash reaches its page too
+    return path
+
+
+@pytest.fixture
+def client(study_file: str) -> TestClient:
+    return TestClient(create_app(LogSource(study_file)), base_url=LOOPBACK)
+
+
+def _digest(path: str) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def test_the_studies_list_says_status_trials_and_best(client: TestClient, study_file: str) -> None:
+    body = client.get("/api/studies").json()
+    assert body["source"] == study_file
+    rows = {s["study"]: s for s in body["studies"]}
+    assert set(rows) == {"asha", "other/study"}
+    asha = rows["asha"]
+    assert asha["status"] == "ended"
+    assert asha["trials"] >= 10 and asha["failed"] >= 1  # x > 0.9 fails
+    assert asha["best_error"] is not None and asha["elapsed_s"] > 0
+
+
+def test_a_study_page_holds_every_chart_consistent_with_the_log(client: TestClient) -> None:
+    page = client.get("/api/studies/asha").json()
+    info = page["info"]
+    assert sorted(p["name"] for p in page["params"]) == ["act", "lr", "n", "x"]
+    assert {p["name"]: p["kind"] for p in page["params"]} == {
+        "x": "float", "lr": "log", "n": "int", "act": "choice",
+    }  # fmt: skip
+    trials = page["trials"]
+    assert trials["total"] == info["trials"] == len(trials["rows"])
+    cols = trials["columns"]
+    assert cols[:2] == ["trial", "status"] and sorted(cols[-4:]) == ["act", "lr", "n", "x"]
+    statuses = {row[1] for row in trials["rows"]}
+    assert "failed" in statuses
+    failed = next(r for r in trials["rows"] if r[1] == "failed")
+    assert "diverged" in failed[cols.index("message")]
+    # importance: x decides the error (and the failures), so it ranks first
+    assert page["importance"][0]["param"] == "x"
+    assert all(0.0 <= r["eta2"] <= 1.0 for r in page["importance"])
+    # ASHA promotion: paused and promoted trials are marked on their learning curves
+    curves = page["curves"]
+    assert curves["lines"] and {m["decision"] for m in curves["marks"]} >= {"promote"}
+    timeline = page["timeline"]
+    assert len(timeline["bars"]) == timeline["total"] > info["trials"]  # promotions restart
+    assert all(b["end"] is None or b["end"] >= b["start"] for b in timeline["bars"])
+    best = page["anytime"]["best_error"]
+    assert best == sorted(best, reverse=True) and best[-1] == pytest.approx(info["best_error"])
+    assert len(page["points"]["trial"]) == len(page["points"]["error"]) > 0
+
+
+def test_a_study_name_with_a_slash_has_a_page_and_events(client: TestClient) -> None:
+    assert client.get("/api/studies/other%2Fstudy").json()["info"]["study"] == "other/study"
+    assert client.get("/api/studies/other/study/events").json()["study"] == "other/study"
+
+
+def test_events_after_a_seq_are_the_newest_ones_in_order(client: TestClient) -> None:
+    last = client.get("/api/studies/asha").json()["info"]["last_seq"]
+    body = client.get(f"/api/studies/asha/events?after={last - 3}").json()
+    assert body["last_seq"] == last
+    assert [e["seq"] for e in body["events"]] == [last - 2, last - 1, last]
+    assert body["events"][-1]["kind"] == "end" and body["more"] is False
+    assert client.get(f"/api/studies/asha/events?after={last}").json()["events"] == []
+    capped = client.get("/api/studies/asha/events?after=0&limit=5").json()
+    assert [e["seq"] for e in capped["events"]] == list(range(last - 4, last + 1))
+    assert capped["more"] is True
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "/api/studies/asha/events?after=x",
+        "/api/studies/asha/events?after=-1",
+        "/api/studies/asha/events?limit=100000",
+        "/api/anytime",
+        "/api/anytime?" + "&".join(f"study=s{i}" for i in range(13)),
+    ],
+)
+def test_bad_query_parameters_are_a_400_with_a_message(client: TestClient, url: str) -> None:
+    response = client.get(url)
+    assert response.status_code == 400
+    assert response.json()["error"]
+
+
+@pytest.mark.parametrize(
+    "url", ["/api/studies/nope", "/api/studies/nope/events", "/api/anytime?study=asha&study=nope"]
+)
+def test_an_unknown_study_is_a_404_naming_the_known_ones(client: TestClient, url: str) -> None:
+    response = client.get(url)
+    assert response.status_code == 404
+    assert "'nope'" in response.json()["error"] and "'asha'" in response.json()["error"]
+
+
+def test_the_dashboard_is_read_only_and_runs_no_sql_from_requests(
+    client: TestClient, study_file: str
+) -> None:
+    before = _digest(study_file)
+    events = client.get("/api/studies").json()["studies"][0]["events"]
+    for name in ("asha'; DELETE FROM events; --", "x' OR 1=1 --", "asha%00"):
+        assert client.get("/api/studies/" + name).status_code == 404
+    for method in ("POST", "PUT", "DELETE", "PATCH"):
+        assert client.request(method, "/api/studies/asha").status_code == 405
+    assert client.get("/api/studies").json()["studies"][0]["events"] == events
+    assert _digest(study_file) == before
+
+
+def test_request_bodies_are_bounded(client: TestClient) -> None:
+    big = b"x" * (64 * 1024 + 1)
+    response = client.post("/api/studies", content=big)
+    assert response.status_code == 413 and "65536 bytes" in response.json()["error"]
+    assert client.post("/api/studies", content=b"{}").status_code == 405  # small: not a route
+
+
+def test_a_token_is_checked_on_every_request(study_file: str) -> None:
+    token = "s3cret-token-123"
+    client = TestClient(
+        create_app(LogSource(study_file), token=token), base_url="http://192.0.2.7:8765"
+    )
+    for url in ("/", "/static/app.js", "/api/studies", "/api/studies/asha/events"):
+        assert client.get(url).status_code == 401
+        assert client.get(url, headers={"Authorization": "Bearer wrong-token"}).status_code == 401
+        assert client.get(url, headers={"Authorization": f"Bearer {token}"}).status_code == 200
+    opened = client.get(f"/?token={token}")  # the printed link: the page then uses a cookie
+    assert opened.status_code == 200 and "HttpOnly" in opened.headers["set-cookie"]
+    assert client.get("/api/studies").status_code == 200  # the cookie set above
+    client.cookies.clear()
+    assert client.get("/api/studies").status_code == 401
+
+
+def test_without_a_token_only_loopback_host_names_are_answered(client: TestClient) -> None:
+    assert client.get("/api/studies").status_code == 200
+    assert client.get("/api/studies", headers={"Host": "localhost:8765"}).status_code == 200
+    rebinding = client.get("/api/studies", headers={"Host": "evil.example:8765"})
+    assert rebinding.status_code == 403 and "loopback" in rebinding.json()["error"]
+
+
+def test_the_page_and_plotly_are_served_locally_with_a_strict_policy(client: TestClient) -> None:
+    page = client.get("/")
+    assert page.status_code == 200
+    scripts = re.findall(r'<script src="([^"]+)"', page.text)
+    assert scripts == ["/static/plotly.min.js", "/static/app.js"]  # no CDN
+    assert "script-src 'self'" in page.headers["content-security-policy"]
+    plotly = client.get("/static/plotly.min.js")
+    assert plotly.status_code == 200 and len(plotly.content) > 1_000_000
+    assert client.get("/static/secret.txt").status_code == 404
+    assert client.get("/static/..%2F_app.py").status_code == 404
+
+
+def test_a_parquet_directory_live_writer_is_seen_as_it_grows(tmp_path: Path) -> None:
+    path = os.fspath(tmp_path / "runs") + "/"
+    run_study(path, "asha", 6)
+    client = TestClient(create_app(LogSource(path)), base_url=LOOPBACK)
+    first = client.get("/api/studies/asha").json()["info"]
+    assert client.get("/api/studies/asha").json()["info"] == first  # cached: same reading
+    run_study(path, "asha", 12)  # a resumed session adds trials
+    events = client.get(f"/api/studies/asha/events?after={first['last_seq']}&limit=500").json()
+    assert events["last_seq"] > first["last_seq"]
+    assert events["events"][0]["seq"] == first["last_seq"] + 1
+    assert events["events"][0]["kind"] == "session"
+    now = client.get("/api/studies/asha").json()["info"]
+    assert now["trials"] > first["trials"] and now["sessions"] == 2
+
+
+def test_importance_finds_the_parameter_that_decides_and_not_noise() -> None:
+    xs = [i / 99 for i in range(100)]
+    noise = [float(i % 2) for i in range(100)]
+    ranked = dict(
+        importance({"noise": noise, "x": xs, "cat": ["a", "b"] * 50}, [x * x for x in xs])
+    )
+    assert ranked["x"] > 0.9 and ranked["noise"] < 0.05 and ranked["cat"] < 0.05
+    assert dict(importance({"x": xs}, [1.0] * 100)) == {"x": 0.0}  # constant error
+    assert importance({"x": [None, 1.0]}, [0.0, 1.0]) == []  # too few values
+
+
+def test_any_host_but_loopback_needs_a_token(study_file: str) -> None:
+    server = DashboardServer(study_file, host="0.0.0.0", port=0)
+    try:
+        assert server.token is not None and len(server.token) >= 24
+        assert f"?token={server.token}" in server.url
+    finally:
+        server._socket.close()
+    local = DashboardServer(study_file, port=0)
+    try:
+        assert local.token is None and local.url.startswith("http://127.0.0.1:")
+    finally:
+        local._socket.close()
+    with pytest.raises(InvalidArgument, match="at least 8"):
+        DashboardServer(study_file, port=0, token="short")
+
+
+def test_serve_in_the_background_answers_over_http(study_file: str) -> None:
+    with (
+        DashboardServer(study_file, port=0) as server,
+        urllib.request.urlopen(server.url + "api/studies", timeout=10) as response,
+    ):
+        assert b'"asha"' in response.read()
+
+
+def test_the_serve_command_prints_its_url_and_stops_on_ctrl_c(study_file: str) -> None:
+    child = subprocess.Popen(
+        [sys.executable, "-m", "hpostore.cli", "serve", study_file, "--port", "0",
+         "--host", "0.0.0.0"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert child.stdout is not None
+        line = child.stdout.readline()
+        match = re.search(r"http://0\.0\.0\.0:(\d+)/\?token=(\S+)", line)
+        assert match, line
+        base = f"http://127.0.0.1:{match.group(1)}"
+        with pytest.raises(urllib.error.HTTPError) as denied:
+            urllib.request.urlopen(base + "/api/studies", timeout=10)
+        assert denied.value.code == 401
+        request = urllib.request.Request(
+            base + "/api/studies", headers={"Authorization": f"Bearer {match.group(2)}"}
+        )
+        with urllib.request.urlopen(request, timeout=10) as response:
+            assert b'"asha"' in response.read()
+        child.send_signal(signal.SIGINT)
+        assert child.wait(timeout=20) == 0
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait()
