@@ -327,7 +327,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("path", help="the Parquet log directory, e.g. runs/")
     p.add_argument("--study", default=None, help="compact only this study")
     p.set_defaults(run=_compact)
+    p = sub.add_parser(
+        "serve",
+        help="a live, read-only dashboard of a store in the browser",
+        description="Serve a live, read-only dashboard of a store (DuckDB file or Parquet "
+        "directory): studies, any-time curves, trials, learning curves, parallel coordinates, "
+        "worker timeline, importance, slices. Loopback only unless --host is given; any other "
+        "host needs a token (generated and printed unless --token). Needs 'hpostore[serve]'.",
+    )
+    p.add_argument("path", help="the store: runs.duckdb or a Parquet directory runs/")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=8765, help="port (default 8765; 0: any free one)")
+    p.add_argument("--token", default=None, help="secret every request must carry")
+    p.set_defaults(run=_serve)
     return parser
+
+
+def _serve(args: argparse.Namespace) -> str:
+    from .serve._cli import run_serve  # Starlette and Uvicorn load only for this command
+
+    return run_serve(args.path, host=args.host, port=args.port, token=args.token)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
