@@ -1,9 +1,10 @@
 """The read path: SQL views over an hpostore event log, any-time curves, plots.
 
-Depends on the log format only (the ``events`` columns, DESIGN.md "The event log"), not on
-hpostore's internals; :func:`state_at` alone replays with :mod:`hpostore.study`. Compute
-functions return Arrow tables (``.to_pandas()`` for pandas); only :mod:`analysis.plots`
-imports matplotlib.
+Reads the log through :mod:`hpostore.log` only (the one reader of the format: checksums,
+gaps, segment cover) and raises :mod:`hpostore.errors` (``AnalysisError`` is an
+``HPOStoreError``), never through the tuner; :func:`state_at` alone replays with
+:mod:`hpostore.study`. Compute functions return Arrow tables (``.to_pandas()`` for
+pandas); only :mod:`analysis.plots` imports matplotlib.
 
 >>> import analysis
 >>> con = analysis.views("runs.duckdb")                                   # doctest: +SKIP

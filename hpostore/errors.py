@@ -53,3 +53,11 @@ class InvalidArgument(HPOStoreError, ValueError):
 
 class StudyWriterConflict(StoreLocked):
     """Another writer is appending to the same study of a Parquet log directory."""
+
+
+class SQLNotAllowed(ReadOnlyStoreError):
+    """User SQL tried to write, or to reach files or settings outside the log; it was refused."""
+
+
+class AnalysisError(HPOStoreError):
+    """The read path cannot answer: not an event log, or arguments out of range (message says why)."""

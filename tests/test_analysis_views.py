@@ -10,6 +10,7 @@ import textwrap
 from pathlib import Path
 
 import duckdb
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 
@@ -150,14 +151,16 @@ def test_views_over_a_parquet_directory_and_an_open_store_agree(
         table = store.sql("SELECT * FROM events ORDER BY study, seq")
         from_store = analysis.views(store)
         expected = _rows(from_store, "SELECT * EXCLUDE (config) FROM trials ORDER BY study, trial")
-    folder = tmp_path / "runs" / "resumed"
-    folder.mkdir(parents=True)
     n = table.num_rows
-    pq.write_table(table, folder / f"{1:012d}-{n:012d}.writer1.parquet", compression="zstd")
-    pq.write_table(
-        table.slice(0, 5), folder / f"{1:012d}-{5:012d}.writer1.parquet"
-    )  # compacted away
-    (folder / ".tmp-partial.parquet.tmp").write_bytes(b"PAR1 torn")
+    for study in sorted(set(table.column("study").to_pylist())):  # hpostore 0.1 names: no hash
+        part = table.filter(pc.equal(table.column("study"), study))
+        folder = tmp_path / "runs" / study
+        folder.mkdir(parents=True)
+        last = part.num_rows
+        pq.write_table(part, folder / f"{1:012d}-{last:012d}.writer1.parquet", compression="zstd")
+        if last > 5:  # a segment the wider one holds (a compaction in progress)
+            pq.write_table(part.slice(0, 5), folder / f"{1:012d}-{5:012d}.writer1.parquet")
+        (folder / ".tmp-partial.parquet.tmp").write_bytes(b"PAR1 torn")
     con = analysis.views(tmp_path / "runs")
     assert _rows(con, "SELECT * EXCLUDE (config) FROM trials ORDER BY study, trial") == expected
     assert _rows(con, "SELECT count(*) FROM events") == [(n,)]
@@ -222,14 +225,15 @@ def test_views_refuse_what_is_not_an_event_log(tmp_path: Path) -> None:
         analysis.views(tmp_path / "missing.duckdb")
 
 
-def test_analysis_imports_neither_hpostore_nor_matplotlib() -> None:
+def test_analysis_reads_through_hpostore_log_and_does_not_import_matplotlib() -> None:
     script = (
         "import sys, analysis; "
-        "print(sorted(m for m in ('hpostore', 'matplotlib') if m in sys.modules))"
+        "print(sorted(m for m in ('hpostore.log.tail', 'hpostore.log.segments', 'matplotlib')"
+        " if m in sys.modules))"
     )
     root = Path(__file__).resolve().parents[1]
     result = subprocess.run(
         [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, cwd=root
     )
     assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == "[]"
+    assert result.stdout.strip() == "['hpostore.log.segments', 'hpostore.log.tail']"

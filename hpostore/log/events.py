@@ -1,4 +1,4 @@
-"""The event record: kinds, the Arrow schema, the tail (JSON lines) encoding, the format version.
+"""The event record: kinds, the Arrow schema, the checksummed tail-line codec, the format version.
 
 This module is the one contract between the write path (``hpostore``) and the read path
 (``analysis``); see DESIGN.md, "The event log".
@@ -9,10 +9,14 @@ from __future__ import annotations
 import enum
 import json
 import math
+import zlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import pyarrow as pa
+
+from ..errors import CorruptLogError, FormatVersionError, InvalidArgument
 
 #: Major format version written into every ``study`` event. A reader refuses a larger one.
 FORMAT_VERSION = 1
@@ -127,18 +131,83 @@ class Event:
 
 
 def encode_line(row: Row) -> bytes:
-    """One tail line: a JSON array in column order, newline-terminated."""
-    return (json.dumps(row, separators=(",", ":"), allow_nan=True) + "\n").encode()
+    """One tail line (format v2): ``<crc32 of the JSON, 8 lowercase hex> <JSON array>\\n``."""
+    body = json.dumps(row, separators=(",", ":"), allow_nan=True).encode()
+    return b"%08x " % zlib.crc32(body) + body + b"\n"
+
+
+def line_version(line: bytes) -> int:
+    """1 for a line without a checksum (a JSON array, hpostore 0.1), 2 for a checksummed one."""
+    return 1 if line[:1] == b"[" else 2
 
 
 def decode_line(line: bytes) -> Row:
-    """Inverse of :func:`encode_line`; raises ``ValueError`` on anything malformed."""
-    value = json.loads(line)
+    """Inverse of :func:`encode_line` (a v1 line without a checksum is read too).
+
+    Raises ``ValueError`` on anything malformed, a checksum that does not match included; the
+    hex must be exactly the lowercase form written, so no flipped bit passes.
+    """
+    if line.endswith(b"\n"):
+        line = line[:-1]
+    if line_version(line) == 2:
+        body = line[9:]
+        if line[8:9] != b" " or line[:8] != b"%08x" % zlib.crc32(body):
+            raise ValueError("its CRC32 checksum does not match its content")
+        line = body
+    try:
+        value = json.loads(line)
+    except ValueError as exc:  # UnicodeDecodeError included
+        raise ValueError(f"not a JSON array: {exc}") from None
     if not isinstance(value, list) or len(value) != len(COLUMNS):
         raise ValueError(f"expected a JSON array of {len(COLUMNS)} columns")
     if not isinstance(value[0], str) or not isinstance(value[1], int):
         raise ValueError("study must be a string and seq an integer")
     return tuple(value)
+
+
+def check_columns(columns: Sequence[str], where: str) -> None:
+    """Raise :class:`FormatVersionError` unless ``columns`` are the event-log columns, in order."""
+    if tuple(columns) != COLUMNS:
+        raise FormatVersionError(
+            f"{where}: its events have columns {list(columns)}, not the hpostore event-log "
+            f"columns {list(COLUMNS)}; it is not an event log this hpostore version reads"
+        )
+
+
+def check_format_version(spec: dict[str, Any], study: str) -> None:
+    """Refuse a ``study`` event whose format version is newer than :data:`FORMAT_VERSION`."""
+    version = spec.get("format_version")
+    if not isinstance(version, int) or isinstance(version, bool) or version > FORMAT_VERSION:
+        raise FormatVersionError(
+            f"study {study!r} was written in event-log format version {version} "
+            f"(hpostore {spec.get('hpostore_version', '?')}); this hpostore reads versions up to "
+            f"{FORMAT_VERSION}. Upgrade hpostore (pip install -U hpostore) to read it."
+        )
+
+
+def check_study_name(study: object) -> str:
+    """A study name is data: any non-empty text that is valid UTF-8 and holds no NUL."""
+    if not isinstance(study, str) or not study:
+        raise InvalidArgument(f"a study name must be a non-empty string, got {study!r}")
+    if "\x00" in study:
+        raise InvalidArgument(f"study name {study!r} contains a NUL character; remove it")
+    try:
+        study.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InvalidArgument(
+            f"study name {study!r} is not valid UTF-8 (it holds undecodable bytes, e.g. from "
+            "a file name); give a name of plain text"
+        ) from None
+    return study
+
+
+def corrupt_line(path: object, offset: int, problem: str) -> CorruptLogError:
+    """The error for a bad tail line: names the file and byte offset, says what to do."""
+    return CorruptLogError(
+        f"{path}: the event at byte {offset} is corrupt ({problem}); the events before it are "
+        f"intact. Move the file aside to open the store (events from byte {offset} on will not "
+        "be recovered)."
+    )
 
 
 def rows_to_table(rows: list[Row]) -> pa.Table:
