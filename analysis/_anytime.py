@@ -105,7 +105,8 @@ def _curves(
     info = study_info(con, studies)
     names = info.column("study").to_pylist()
     groups = _groups(info, group_by)
-    end_column = "elapsed_s" if x == "elapsed" else "finished"
+    # the n_finished axis counts results (evaluate events), as the anytime view does
+    end_column = "elapsed_s" if x == "elapsed" else "evaluations"
     ends = dict(zip(names, info.column(end_column).to_pylist()))
     algorithms = dict(zip(names, info.column("algorithm").to_pylist()))
     table = anytime(con, names)
@@ -153,7 +154,7 @@ def compare(
     """Any-time curves of several studies aligned on a common grid, summarised per group.
 
     Each study's incumbent is a step function of ``x`` (study time in seconds, or the number
-    of finished trials with ``x="n_finished"``), held after the study's last result. On
+    of results, ``evaluate`` events, with ``x="n_finished"``), held after the study's last result. On
     ``grid`` (a number of points from the first result to the last study's end, log-spaced
     with ``log_grid``, or the points themselves) every group gets the median and the
     ``quantiles`` band over its studies (e.g. seeds), ignoring studies without a result yet.

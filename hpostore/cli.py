@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -36,32 +37,53 @@ def _cell(value: Any, max_width: int) -> str:
     return text if len(text) <= max_width else text[: max_width - 1] + "…"
 
 
-def _studies(args: argparse.Namespace) -> pa.Table:
-    with open_store(args.path, read_only=True) as store:
-        return store.sql(
-            """
-            SELECT study,
-                   count(*) AS events,
-                   count(*) FILTER (kind = 'suggest') AS trials,
-                   count(DISTINCT trial) FILTER (kind = 'evaluate') AS finished,
-                   count(*) FILTER (kind = 'evaluate') AS evaluations,
-                   count(*) FILTER (kind = 'fail') AS failed,
-                   min(error) FILTER (kind = 'evaluate') AS best_error,
-                   max(elapsed) AS elapsed_s,
-                   max(ts) AS last_event
-            FROM events GROUP BY study ORDER BY min(ts), study
-            """
+def _views(path: str) -> Any:
+    """A read-only DuckDB connection with the shipped ``analysis`` views over the store."""
+    import analysis
+
+    if not os.path.exists(path):
+        raise HPOStoreError(
+            f"{path} does not exist: give a DuckDB file (runs.duckdb) or a Parquet log "
+            "directory (runs/)"
         )
+    return analysis.views(path)
+
+
+def _query(con: Any, sql: str, params: list[Any] | None = None) -> pa.Table:
+    import analysis
+
+    return analysis.query(con, sql, params)
+
+
+#: the columns of the ``studies`` view that ``hpostore studies`` shows (status counts add up
+#: to ``trials``; the words are the fold's, see ``hpostore.study.TrialStatus``)
+STUDIES_COLUMNS = (
+    "study", "events", "trials", "finished", "paused", "stopped", "failed", "interrupted",
+    "running", "suggested", "evaluations", "best_error", "elapsed_s", "last_ts AS last_event",
+)  # fmt: skip
+
+
+def _studies(args: argparse.Namespace) -> pa.Table:
+    con = _views(args.path)
+    return _query(con, f"SELECT {', '.join(STUDIES_COLUMNS)} FROM studies ORDER BY first_ts, study")
+
+
+def _known_study(con: Any, path: str, study: str) -> None:
+    known = _query(con, "SELECT study FROM studies ORDER BY study").column("study").to_pylist()
+    if study not in known:
+        raise HPOStoreError(f"{path} has no study {study!r}; its studies: {known}")
 
 
 def _trials(args: argparse.Namespace) -> pa.Table:
-    with open_store(args.path, read_only=True) as store:
-        if args.study not in store.studies():
-            raise HPOStoreError(
-                f"{args.path} has no study {args.study!r}; its studies: {store.studies()}"
-            )
-        table = store.trials(args.study)
-    return flatten_configs(table.drop_columns(["session", "suggested_at"]))
+    con = _views(args.path)
+    _known_study(con, args.path, args.study)
+    table = _query(
+        con,
+        "SELECT trial, config, status, error, runtime, resource, attempts, reports, started_at, "
+        "finished_at, worker, message FROM trials WHERE study = ? ORDER BY trial",
+        [args.study],
+    )
+    return flatten_configs(table)
 
 
 def flatten_configs(table: pa.Table) -> pa.Table:
@@ -77,12 +99,24 @@ def flatten_configs(table: pa.Table) -> pa.Table:
 
 
 def _sql(args: argparse.Namespace) -> pa.Table:
-    with open_store(args.path, read_only=True) as store:
-        return store.sql(args.query)
+    import duckdb
+
+    con = _views(args.path)
+    try:
+        statements = con.extract_statements(args.query)
+    except duckdb.Error as exc:
+        raise HPOStoreError(f"cannot parse the query: {exc}") from exc
+    if len(statements) != 1 or statements[0].type is not duckdb.StatementType.SELECT:
+        kinds = ", ".join(st.type.name for st in statements) or "nothing"
+        raise HPOStoreError(f"hpostore sql is read-only: it runs one SELECT, got {kinds}")
+    try:
+        return _query(con, args.query)
+    except duckdb.Error as exc:
+        raise HPOStoreError(f"the query failed: {exc}") from exc
 
 
 def _show(args: argparse.Namespace) -> str:
-    from .study import TrialStatus, replay_table
+    from .study import replay_table
 
     with open_store(args.path, read_only=True) as store:
         if args.study not in store.studies():
@@ -94,9 +128,7 @@ def _show(args: argparse.Namespace) -> str:
     spec = state.spec or {}
     scheduler = spec.get("scheduler") or {}
     searcher = (scheduler.get("args") or {}).get("searcher") or {}
-    counts = {s.value: 0 for s in TrialStatus}
-    for t in state.trials.values():
-        counts[t.status.value] += 1
+    counts = state.status_counts()
     last = events.slice(events.num_rows - 1).to_pylist()[0]
     lines = [
         f"study       {args.study}",
@@ -106,7 +138,8 @@ def _show(args: argparse.Namespace) -> str:
         f"objective   {spec.get('objective', '?')} ({spec.get('metric', 'error')}, {spec.get('mode', 'min')})",
         f"space       {_space_text(spec.get('space'))}",
         f"trials      {len(state.trials)}: "
-        + ", ".join(f"{n} {status}" for status, n in counts.items() if n),
+        + ", ".join(f"{n} {status.value}" for status, n in counts.items() if n)
+        + f"; {state.n_finished} evaluations",
     ]
     if state.incumbent_trial is not None:
         lines.append(
@@ -252,9 +285,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(run=_trials)
     p = sub.add_parser(
         "sql",
-        help="run a read-only SELECT over the events table",
-        description="Run one read-only SELECT over the `events` table, e.g.\n"
-        "  hpostore sql runs.duckdb \"SELECT trial, error FROM events WHERE kind = 'evaluate' ORDER BY error LIMIT 5\"",
+        help="run a read-only SELECT over the events table and the analysis views",
+        description="Run one read-only SELECT over the `events` table and the analysis views "
+        "(studies, trials, trial_status, anytime, learning_curves, decisions), e.g.\n"
+        "  hpostore sql runs.duckdb \"SELECT trial, error FROM events WHERE kind = 'evaluate' ORDER BY error LIMIT 5\"\n"
+        '  hpostore sql runs.duckdb "SELECT study, finished, interrupted, best_error FROM studies"',
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("path", help="the store, e.g. runs.duckdb")
@@ -296,7 +331,7 @@ def build_parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     p.add_argument(
         "--x", choices=("elapsed", "n_finished"), default="elapsed",
-        help="anytime: study time in seconds (default) or the number of finished trials",
+        help="anytime: study time in seconds (default) or the number of results (evaluate events)",
     )  # fmt: skip
     p.add_argument("--log-x", action="store_true", help="logarithmic x axis (anytime)")
     p.add_argument("--log-y", action="store_true", help="logarithmic error axis")
@@ -352,9 +387,11 @@ def _serve(args: argparse.Namespace) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    from analysis import AnalysisError
+
     try:
         table = args.run(args)
-    except HPOStoreError as exc:
+    except (HPOStoreError, AnalysisError) as exc:
         print(f"hpostore {args.command}: {exc}", file=sys.stderr)
         return 1
     print(format_table(table) if isinstance(table, pa.Table) else table)

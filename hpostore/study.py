@@ -19,6 +19,7 @@ import pyarrow as pa
 from .errors import CorruptLogError, FormatVersionError
 from .log.events import FORMAT_VERSION, KINDS, Event, Kind
 
+
 class Call(enum.IntEnum):
     """What a live tuner asked of its scheduler, in :attr:`StudyState.calls` (re-execution
     replays these in order). An ``IntEnum``: code written against the plain codes 0/1 works."""
@@ -50,11 +51,11 @@ class TrialStatus(str, enum.Enum):
 
     SUGGESTED = "suggested"  # proposed, not yet dispatched
     RUNNING = "running"  # dispatched in the current session
+    INTERRUPTED = "interrupted"  # was in flight when its session ended or died; re-run on resume
     PAUSED = "paused"  # has a result and waits at a rung: a scheduler may resume it
     FINISHED = "finished"  # the objective returned an error
-    FAILED = "failed"  # the objective raised or returned something unusable
     STOPPED = "stopped"  # has a result, and the scheduler stopped it
-    INTERRUPTED = "interrupted"  # was in flight when its session ended or died; re-run on resume
+    FAILED = "failed"  # the objective raised or returned something unusable
 
 
 #: statuses of trials that must be (re-)run to finish

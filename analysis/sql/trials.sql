@@ -11,14 +11,9 @@
 -- configs, NULL where a trial has no such key. A hyperparameter named like a column before
 -- it gets a suffix (`error_1`).
 --
--- status is what the log says of the trial's last start/evaluate/fail/interrupt/stop event:
---   finished     the objective returned an error
---   failed       the objective raised or returned something unusable
---   stopped      the scheduler stopped it (a `stop` decision after its last result)
---   interrupted  it was in flight when its session ended or died (a later `session`/`end`
---                event, or an `interrupt` event); a resume re-runs it with a new start
---   running      started in the session still open
---   suggested    proposed, never started
+-- status is the trial's status in hpostore's one vocabulary (suggested, running, finished,
+-- paused, stopped, failed, interrupted), from the `trial_status` view that studies.sql
+-- defines (read studies.sql first in the plain duckdb CLI); see there for the definitions.
 --
 -- The hyperparameter columns are fixed when this file runs (a session variable holds the
 -- union of config keys): run it again after new hyperparameters appear in the log.
@@ -38,8 +33,6 @@ WITH per_trial AS (
         study,
         trial,
         arg_max(config, seq) FILTER (kind IN ('suggest', 'start') AND config IS NOT NULL) AS config,
-        arg_max(kind, seq) FILTER (kind IN ('start', 'evaluate', 'fail', 'interrupt', 'stop')) AS last_kind,
-        max(seq) FILTER (kind = 'start') AS last_start_seq,
         count(*) FILTER (kind = 'start') AS attempts,
         count(*) FILTER (kind = 'report') AS reports,
         arg_max(error, seq) FILTER (kind = 'evaluate') AS error,
@@ -53,27 +46,13 @@ WITH per_trial AS (
         json_extract_string(arg_max(payload, seq) FILTER (kind = 'fail'), '$.message') AS message
     FROM events
     WHERE trial IS NOT NULL
-      AND kind IN ('suggest', 'start', 'report', 'evaluate', 'fail', 'interrupt', 'stop')
+      AND kind IN ('suggest', 'start', 'report', 'evaluate', 'fail')
     GROUP BY study, trial
-),
-boundaries AS (  -- the last session start or end of each study
-    SELECT study, max(seq) AS boundary_seq
-    FROM events
-    WHERE kind IN ('session', 'end')
-    GROUP BY study
 )
 SELECT
     t.study,
     t.trial,
-    CASE
-        WHEN t.last_kind = 'evaluate' THEN 'finished'
-        WHEN t.last_kind = 'fail' THEN 'failed'
-        WHEN t.last_kind = 'stop' THEN 'stopped'
-        WHEN t.last_kind = 'interrupt' THEN 'interrupted'
-        WHEN t.last_kind = 'start' AND coalesce(b.boundary_seq, 0) > t.last_start_seq THEN 'interrupted'
-        WHEN t.last_kind = 'start' THEN 'running'
-        ELSE 'suggested'
-    END AS status,
+    s.status,
     t.error,
     t.resource,
     t.runtime,
@@ -88,4 +67,4 @@ SELECT
     t.config,
     unnest(json_transform(t.config, getvariable('hpostore_config_structure')))
 FROM per_trial AS t
-LEFT JOIN boundaries AS b USING (study);
+JOIN trial_status AS s USING (study, trial);
