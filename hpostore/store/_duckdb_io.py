@@ -11,8 +11,9 @@ from typing import Any, TypeVar
 import duckdb
 import pyarrow as pa
 
-from ..errors import FormatVersionError, HPOStoreError, ReadOnlyStoreError, StoreLocked
+from ..errors import FormatVersionError, HPOStoreError, SQLNotAllowed, StoreLocked
 from ..log.events import COLUMNS, DUCKDB_DDL
+from ..log.sql import arrow, lock_down, select_only
 
 #: The DuckDB storage version new store files are written in: DuckDB 1.1 and later open it
 #: (DuckDB 2.0 writes version 69 by default, which CLIs before 1.5 refuse).
@@ -21,16 +22,6 @@ STORAGE_VERSION = "v1.1.0"
 DUCKDB_LOCK_WAIT_S = 5.0
 
 T = TypeVar("T")
-
-
-def arrow(con: duckdb.DuckDBPyConnection, query: str, params: Any = None) -> pa.Table:
-    """The result of ``query`` as an Arrow table, across duckdb versions."""
-    rel = con.sql(query, params=params) if params is not None else con.sql(query)
-    for name in ("to_arrow_table", "fetch_arrow_table", "arrow"):
-        method = getattr(rel, name, None)
-        if method is not None:
-            return method()
-    raise HPOStoreError("this duckdb version cannot return Arrow tables; pip install -U duckdb")
 
 
 def execute(con: duckdb.DuckDBPyConnection, query: str, params: Any = None) -> list[Any]:
@@ -160,38 +151,24 @@ def expose_events(con: duckdb.DuckDBPyConnection, table: str, extra: pa.Table) -
     )
 
 
-def lock_down(con: duckdb.DuckDBPyConnection) -> None:
-    """From here on ``con`` reads nothing outside what it holds and cannot be reconfigured."""
-    execute(con, "SET python_enable_replacements = false")
-    execute(con, "SET enable_external_access = false")
-    execute(con, "SET lock_configuration = true")
-
-
 def run_user_sql(
     con: duckdb.DuckDBPyConnection, query: str, params: list[Any] | dict[str, Any] | None
 ) -> pa.Table:
     """One SELECT from a user on a locked-down read-only connection (it may not write)."""
-    try:
-        statements = con.extract_statements(query)
-    except duckdb.Error as exc:
-        raise HPOStoreError(f"cannot parse SQL: {exc}") from exc
-    if len(statements) != 1:
-        raise HPOStoreError(f"store.sql() runs exactly one statement, got {len(statements)}")
-    if statements[0].type != duckdb.StatementType.SELECT:
-        raise ReadOnlyStoreError(
-            f"store.sql() is read-only: only SELECT statements run, got {statements[0].type.name}"
-        )
+    select_only(con, query)
+    execute(con, "SET python_enable_replacements = false")  # no Python variables as tables
     lock_down(con)
     try:
         return arrow(con, query, params)
+    except duckdb.PermissionException as exc:
+        raise SQLNotAllowed(
+            f"store.sql(): the query reaches outside the event log (files, settings or "
+            f"extensions), which user SQL may not: {exc}"
+        ) from exc
     except duckdb.Error as exc:
         text = str(exc)
-        if (
-            "read-only" in text
-            or "Can only delete from base table" in text
-            or ("Can only update base table" in text)
-        ):
-            raise ReadOnlyStoreError(f"store.sql() is read-only: {text}") from exc
+        if any(s in text for s in ("read-only", "Can only delete from", "Can only update")):
+            raise SQLNotAllowed(f"store.sql() is read-only: {text}") from exc
         raise HPOStoreError(f"SQL failed: {text}") from exc
 
 

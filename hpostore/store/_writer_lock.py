@@ -96,7 +96,27 @@ class WriterLock:
                 info = json.load(f)
             return f"pid {info['pid']} on {info['host']} ({info['argv']}) since {info['since']}"
         except (OSError, ValueError, KeyError, TypeError):
+            pid = self._flock_holder_pid()
+            if pid is not None:
+                return f"pid {pid} on {socket.gethostname()} (its .lock file is missing)"
             return "another process (its pid is unknown: the .lock file is missing)"
+
+    def _flock_holder_pid(self) -> int | None:
+        """Linux: the pid holding an flock on the file, from /proc/locks (None elsewhere)."""
+        try:
+            st = os.stat(self.path)
+            with open("/proc/locks") as f:
+                lines = f.read().splitlines()
+        except OSError:
+            return None
+        inode = f":{st.st_ino}"
+        for line in lines:
+            fields = line.split()
+            # "1: FLOCK  ADVISORY  WRITE <pid> <major>:<minor>:<inode> 0 EOF"
+            mine = len(fields) >= 6 and fields[1] == "FLOCK" and fields[5].endswith(inode)
+            if mine and fields[4].isdigit():
+                return int(fields[4])
+        return None
 
     def release(self) -> None:
         if self._fd is not None:

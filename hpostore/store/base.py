@@ -10,7 +10,7 @@ from typing import Any
 import pyarrow as pa
 
 from ..errors import HPOStoreError, ReadOnlyStoreError
-from ..log.events import KINDS, Row
+from ..log.events import KINDS, Row, check_study_name
 
 #: Durability modes: ``durable`` (fdatasync before every objective call) or ``batched``.
 DURABILITY = ("durable", "batched")
@@ -58,6 +58,7 @@ class EventLog(ABC):
             raise HPOStoreError(f"unknown event kind {kind!r}; expected one of {sorted(KINDS)}")
         seq = self._next_seq.get(study)
         if seq is None:
+            check_study_name(study)  # once per study: names are data, of plain text
             seq = self.last_seq(study) + 1
         self._next_seq[study] = seq + 1
         row: Row = (

@@ -1,128 +1,129 @@
 """The DuckDB backend: an ``events`` table in a DuckDB file, fed by a write-ahead tail.
 
 A committing INSERT into a DuckDB file costs milliseconds, an append + fdatasync a fraction of
-one. So in durable mode each commit point appends the new events as JSON lines to
-``<path>.tail`` and fdatasyncs it; the tail is folded into the ``events`` table in one Arrow
-batch at least every 0.25 s, at close, and on the next open (which is also crash recovery:
-rows already in the table are skipped by (study, seq), a torn last line is cut off).
+one. So each commit point appends the new events as checksummed lines to ``<path>.tail`` and
+fdatasyncs it (durable mode: every commit; batched: at most every 0.25 s). A background thread
+folds the tail into the ``events`` table in one Arrow batch every 0.25-0.9 s, and the store
+folds at close and on the next open (which is also crash recovery: rows already in the table
+are skipped by (study, seq), a torn last line is cut off). A failed tail write (disk full, I/O
+error) keeps the events in memory and cuts off what it wrote, so the log stays gapless.
 
-One process writes a store at a time; ``<path>.lock`` (an flock, released by the kernel when
-the process dies) says which. When trials are long, the writer closes its DuckDB connection
-between folds so that other processes (the ``duckdb`` CLI, ``hpostore trials``) can read.
+One process writes a store at a time: an ``flock`` on the DuckDB file (POSIX, local disks; see
+``_writer_lock``); ``<path>.lock`` only says who holds it. In one process, a second writer on
+the same file takes over from the first (which is flushed and closed; using it again raises),
+so a re-run notebook cell works; :func:`live_writer` is the writer a process has open, and a
+read-only store in that process reads through it.
+
+Readers while a study runs: the writer holds DuckDB's own file lock only while it folds (tens
+of ms), never between folds, and new files are written in DuckDB storage version v1.1.0. So the
+``duckdb`` CLI 1.1 or later (``duckdb -readonly runs.duckdb``), Python's
+``duckdb.connect(path, read_only=True)`` and ``hpostore trials``/``open_store(path,
+read_only=True)`` read a live store; they see events within about 1 s (hpostore's readers
+also read the unfolded tail, so they see every committed event). A reader that connects while
+a fold runs gets DuckDB's lock error (hpostore's readers retry; the CLI: run it again); a
+reader that stays connected holds the folds back (never the writer: events wait, durable, in
+the tail) until it disconnects. A file written before this version keeps its storage version.
 """
 
 from __future__ import annotations
 
-import fcntl
-import json
+import atexit
+import contextlib
+import logging
 import os
-import socket
-import sys
+import threading
 import time
-from collections.abc import Callable
-from datetime import datetime, timezone
-from typing import Any, TypeVar
+import weakref
+from collections.abc import Iterator
+from typing import Any
 
 import duckdb
 import pyarrow as pa
 
-from ..errors import (
-    CorruptLogError,
-    FormatVersionError,
-    HPOStoreError,
-    ReadOnlyStoreError,
-    StoreLocked,
+from ..errors import CorruptLogError, HPOStoreError, StoreLocked
+from ..log.events import (
+    COLUMNS,
+    DUCKDB_DDL,
+    SCHEMA,
+    Row,
+    check_study_name,
+    encode_line,
+    rows_to_table,
 )
-from ..log.events import COLUMNS, DUCKDB_DDL, SCHEMA, Row, decode_line, encode_line, rows_to_table
+from ..log.sql import arrow
+from ..log.tail import read_tail as _read_tail
+from ._duckdb_io import (
+    DUCKDB_LOCK_WAIT_S,
+    STORAGE_VERSION,
+    attach_read_only,
+    check_directory,
+    connect_writer,
+    create_events_table,
+    execute,
+    expose_events,
+    open_error,
+    run_user_sql,
+    snapshot_table,
+)
+from ._writer_lock import WriterLock, register_writer, registered_writer, unregister_writer
 from .base import FOLD_INTERVAL_S, EventLog
 
-#: Close the DuckDB connection after a fold when folds are further apart than this (long trials),
-#: so that other processes can open the file; reopening costs ~25 ms.
-PARK_AFTER_S = 2.5
-#: How long to wait for DuckDB's own file lock (held by a reader) before giving up.
-DUCKDB_LOCK_WAIT_S = 5.0
+__all__ = ["STORAGE_VERSION", "DuckDBStore", "arrow", "execute", "live_writer", "read_tail"]
 
-T = TypeVar("T")
+log = logging.getLogger("hpostore")
 
-
-def arrow(con: duckdb.DuckDBPyConnection, query: str, params: Any = None) -> pa.Table:
-    """The result of ``query`` as an Arrow table, across duckdb versions."""
-    rel = con.sql(query, params=params) if params is not None else con.sql(query)
-    for name in ("to_arrow_table", "fetch_arrow_table", "arrow"):
-        method = getattr(rel, name, None)
-        if method is not None:
-            return method()
-    raise HPOStoreError("this duckdb version cannot return Arrow tables; pip install -U duckdb")
+#: The longest time between folds (when folds are slow): readers see events within about 1 s.
+MAX_FOLD_INTERVAL_S = 0.9
+#: Rewrite the tail without its folded lines when it grows past this while folds keep up.
+TAIL_REWRITE_BYTES = 4 << 20
 
 
-def execute(con: duckdb.DuckDBPyConnection, query: str, params: Any = None) -> list[Any]:
-    """Run ``query`` to completion and return its rows (duckdb 2 wants every result consumed)."""
-    return (
-        con.execute(query, params).fetchall()
-        if params is not None
-        else con.execute(query).fetchall()
-    )
-
-
-def _is_lock_error(exc: BaseException) -> bool:
-    return isinstance(exc, duckdb.IOException) and "lock" in str(exc).lower()
-
-
-def _retry_locked(fn: Callable[[], T], wait_s: float) -> T:
-    deadline = time.monotonic() + wait_s
-    delay = 0.01
-    while True:
-        try:
-            return fn()
-        except duckdb.IOException as exc:
-            if not _is_lock_error(exc) or time.monotonic() >= deadline:
-                raise
-        time.sleep(delay)
-        delay = min(delay * 2, 0.2)
+def live_writer(path: str) -> DuckDBStore | None:
+    """The store this process has open for writing on the DuckDB file ``path``, if any."""
+    writer = registered_writer(path)
+    if isinstance(writer, DuckDBStore) and not writer._closed and not writer.read_only:
+        return writer
+    return None
 
 
 def read_tail(path: str) -> tuple[list[Row], int]:
-    """Rows of a tail file and the byte offset just past the last complete, valid line.
-
-    A torn last line (no newline, or not valid JSON) is where a crash interrupted a write that
-    was never acknowledged: it is left out. A bad line followed by good ones is corruption.
-    """
-    try:
-        with open(path, "rb") as f:
-            data = f.read()
-    except FileNotFoundError:
-        return [], 0
-    rows: list[Row] = []
-    offset = 0
-    while offset < len(data):
-        end = data.find(b"\n", offset)
-        if end < 0:
-            break  # torn final write
-        try:
-            rows.append(decode_line(data[offset:end]))
-        except ValueError as exc:
-            if data.find(b"\n", end + 1) < 0 and not data[end + 1 :].strip():
-                break  # the last line is torn; nothing after it
-            raise CorruptLogError(
-                f"{path}: the event at byte {offset} is not valid ({exc}); the events before it "
-                f"are intact. Move the file aside to open the store (events after byte {offset} "
-                "will not be recovered)."
-            ) from exc
-        offset = end + 1
-    return rows, offset
+    """Rows of a tail file and the byte offset just past the last complete line, under the
+    shared rules of :mod:`hpostore.log.tail` (CRC per line; a torn last line is left out)."""
+    tail = _read_tail(path)
+    return tail.rows, tail.end
 
 
-def _select_only(con: duckdb.DuckDBPyConnection, query: str) -> None:
-    try:
-        statements = con.extract_statements(query)
-    except duckdb.Error as exc:
-        raise HPOStoreError(f"cannot parse SQL: {exc}") from exc
-    if len(statements) != 1:
-        raise HPOStoreError(f"store.sql() runs exactly one statement, got {len(statements)}")
-    if statements[0].type != duckdb.StatementType.SELECT:
-        raise ReadOnlyStoreError(
-            f"store.sql() is read-only: only SELECT statements run, got {statements[0].type.name}"
-        )
+def _fold_loop(ref: weakref.ref[DuckDBStore], wake: threading.Event, stop: threading.Event) -> None:
+    """The background fold; holds the store only weakly, so an abandoned store can be collected."""
+    while True:
+        wake.wait()
+        store = ref()
+        if store is None or stop.is_set():
+            return
+        delay = store._next_fold_at() - time.monotonic()
+        del store
+        if delay > 0 and stop.wait(delay):
+            return
+        store = ref()
+        if store is None:
+            return
+        wake.clear()
+        if not store._fold(0.0, background=True):
+            wake.set()  # busy or failed: the events wait in the tail; try again next interval
+        del store
+
+
+@atexit.register
+def _close_writers_at_exit() -> None:
+    from ._writer_lock import _WRITERS
+
+    for ref in list(_WRITERS.values()):
+        store = ref()
+        if isinstance(store, DuckDBStore):
+            try:
+                store.close()
+            except HPOStoreError as exc:
+                log.error("%s", exc)
 
 
 class DuckDBStore(EventLog):
@@ -130,29 +131,44 @@ class DuckDBStore(EventLog):
 
     def __init__(self, path: str, *, durability: str = "durable", read_only: bool = False) -> None:
         super().__init__()
-        self.path = path
+        self.path = str(path)
         self.durability = durability
         self.read_only = read_only
-        self._memory = path == ":memory:"
+        self._memory = self.path == ":memory:"
         self._pending: list[Row] = []  # appended, not yet committed
         self._unfolded: list[Row] = []  # durable in the tail, not yet in the table
+        self._mu = threading.RLock()  # guards _pending, _unfolded and the tail
+        self._fold_mu = threading.RLock()  # one DuckDB connection of this store at a time
         self._con: duckdb.DuckDBPyConnection | None = None
         self._tail_fd: int | None = None
-        self._lock_fd: int | None = None
+        self._tail_size = 0
+        self._lock: WriterLock | None = None
         self._closed = False
+        self._taken_over = False
+        self._failed: str | None = None
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._folder: threading.Thread | None = None
+        self._fold_cost = 0.0
         # pyarrow imports pandas (if installed) on its first pa.array() call, ~1 s: pay it at
         # open, not inside the first trial's study time.
         rows_to_table([])
-        now = time.monotonic()
-        self._last_commit = self._last_fold = now
-        if self._memory:
-            self._con = duckdb.connect(":memory:")
-            execute(self._con, "SET TimeZone = 'UTC'")
-            execute(self._con, DUCKDB_DDL)
-        elif read_only:
-            self._open_reader()
-        else:
-            self._open_writer()
+        self._last_commit = self._last_fold = time.monotonic()
+        try:
+            if self._memory:
+                self._con = duckdb.connect(":memory:")
+                execute(self._con, "SET TimeZone = 'UTC'")
+                execute(self._con, DUCKDB_DDL)
+            elif read_only:
+                if live_writer(self.path) is None:
+                    with self._view():
+                        pass  # the file, its table and its tail are readable
+            else:
+                self._open_writer()
+        except BaseException:
+            self._closed = True
+            self._release()
+            raise
 
     # --- opening ----------------------------------------------------------------------------
     @property
@@ -164,104 +180,60 @@ class DuckDBStore(EventLog):
         return self.path + ".lock"
 
     def _open_writer(self) -> None:
-        self._lock_fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+        check_directory(self.path)
+        previous = live_writer(self.path)
+        if previous is not None:
+            previous._hand_over()
         try:
-            fcntl.flock(self._lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = self._lock_holder()
-            os.close(self._lock_fd)
-            self._lock_fd = None
-            raise StoreLocked(
-                f"{self.path} is locked for writing by {holder}. One process writes a store at a "
-                "time: wait for it to finish, open it with read_only=True to look, or use another file."
-            ) from None
-        info = {
-            "pid": os.getpid(),
-            "host": socket.gethostname(),
-            "argv": " ".join(sys.argv)[:200],
-            "since": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        }
-        os.ftruncate(self._lock_fd, 0)
-        os.pwrite(self._lock_fd, json.dumps(info).encode(), 0)
-        try:
-            self._connect()
+            if not os.path.exists(self.path):
+                con = connect_writer(self.path, DUCKDB_LOCK_WAIT_S)
+                try:
+                    create_events_table(self.path, con)
+                finally:
+                    con.close()
+            self._lock = WriterLock(self.path)
             self._recover()
             self._tail_fd = os.open(self.tail_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
-        except BaseException:
-            self._release()
-            raise
+            self._tail_size = os.fstat(self._tail_fd).st_size
+        except OSError as exc:
+            raise open_error(self.path, exc) from exc
+        register_writer(self.path, self)
+        self._folder = threading.Thread(
+            target=_fold_loop,
+            args=(weakref.ref(self), self._wake, self._stop),
+            name=f"hpostore fold {self.path}",
+            daemon=True,
+        )
+        self._folder.start()
 
-    def _lock_holder(self) -> str:
+    def _hand_over(self) -> None:
+        """A newer writer on this file in this process replaces this one (see the module doc)."""
+        log.warning(
+            "%s: a new writer in this process takes over from an earlier store object that was "
+            "not closed; that object is closed now",
+            self.path,
+        )
+        self._taken_over = True
         try:
-            with open(self.lock_path) as f:
-                info = json.load(f)
-            return f"pid {info['pid']} on {info['host']} ({info['argv']}) since {info['since']}"
-        except (OSError, ValueError, KeyError):
-            return "another process"
+            self.close()
+        except HPOStoreError as exc:
+            log.error("%s", exc)
 
     def _connect(self, wait_s: float = DUCKDB_LOCK_WAIT_S) -> duckdb.DuckDBPyConnection:
-        if self._con is None:
-            try:
-                con = _retry_locked(lambda: duckdb.connect(self.path), wait_s)
-            except duckdb.IOException as exc:
-                if _is_lock_error(exc):
-                    raise StoreLocked(f"{self.path}: DuckDB cannot lock the file: {exc}") from exc
-                raise HPOStoreError(f"cannot open {self.path} as a DuckDB file: {exc}") from exc
-            except duckdb.Error as exc:
-                raise HPOStoreError(f"cannot open {self.path} as a DuckDB file: {exc}") from exc
-            execute(con, "SET TimeZone = 'UTC'")
-            execute(con, DUCKDB_DDL)
-            self._check_table(con, "events")
-            self._con = con
-        return self._con
+        """The writer's read-write connection (opened on demand; closed after each fold)."""
+        with self._fold_mu:
+            if self._con is None:
+                self._con = connect_writer(self.path, wait_s)
+            return self._con
 
-    def _check_table(self, con: duckdb.DuckDBPyConnection, table: str) -> None:
-        cols = tuple(r[0] for r in execute(con, f"DESCRIBE {table}"))
-        if cols != COLUMNS:
-            raise FormatVersionError(
-                f"{self.path}: its events table has columns {list(cols)}, not the hpostore event "
-                f"log columns {list(COLUMNS)}; it was not written by this hpostore format version"
-            )
-
-    def _open_reader(self) -> None:
-        con = duckdb.connect(":memory:")
-        execute(con, "SET TimeZone = 'UTC'")
-        quoted = self.path.replace("'", "''")
-        try:
-            _retry_locked(
-                lambda: execute(con, f"ATTACH '{quoted}' AS log (READ_ONLY)"), DUCKDB_LOCK_WAIT_S
-            )
-        except duckdb.IOException as exc:
-            con.close()
-            if _is_lock_error(exc):
-                raise StoreLocked(
-                    f"{self.path} is being written and its DuckDB file is busy ({exc}); the writer "
-                    "releases it between long trials: try again in a moment"
-                ) from exc
-            raise HPOStoreError(f"cannot open {self.path} as a DuckDB file: {exc}") from exc
-        except duckdb.Error as exc:
-            con.close()
-            raise HPOStoreError(f"cannot open {self.path} as a DuckDB file: {exc}") from exc
-        tables = {
-            r[0]
-            for r in execute(
-                con, "SELECT table_name FROM duckdb_tables() WHERE database_name = 'log'"
-            )
-        }
-        if "events" not in tables:
-            con.close()
-            raise FormatVersionError(
-                f"{self.path} holds no hpostore events table; is it an hpostore store?"
-            )
-        self._check_table(con, "log.events")
-        rows, _ = read_tail(self.tail_path)
-        tail = rows_to_table(self._new_rows(con, "log.events", rows))
-        con.register("_hpostore_tail", tail)
-        execute(
-            con,
-            "CREATE TEMP VIEW events AS SELECT * FROM log.events UNION ALL SELECT * FROM _hpostore_tail",
-        )
-        self._con = con
+    def _disconnect(self) -> None:
+        with self._fold_mu:
+            if self._con is not None and not self._memory:
+                con, self._con = self._con, None
+                try:
+                    con.close()  # checkpoints; if that fails the WAL keeps the rows
+                except duckdb.Error as exc:
+                    log.warning("%s: closing DuckDB failed (%s)", self.path, exc)
 
     def _new_rows(self, con: duckdb.DuckDBPyConnection, table: str, rows: list[Row]) -> list[Row]:
         """The tail rows not yet in ``table``; checks that each study's seq continues gaplessly."""
@@ -285,134 +257,289 @@ class DuckDBStore(EventLog):
 
     def _recover(self) -> None:
         rows, _ = read_tail(self.tail_path)
-        con = self._connect()
-        fresh = self._new_rows(con, "events", rows)
-        if fresh:
-            self._insert(fresh)
+        with self._fold_mu:
+            try:
+                con = self._connect()
+                create_events_table(self.path, con)
+                fresh = self._new_rows(con, "events", rows)
+                if fresh:
+                    self._insert(con, fresh)
+            finally:
+                self._disconnect()
         if os.path.exists(self.tail_path):
             with open(self.tail_path, "r+b") as f:
                 f.truncate(0)  # everything in it is now in the table (or was a torn write)
                 os.fsync(f.fileno())
 
     # --- write path -------------------------------------------------------------------------
-    def _buffer(self, row: Row) -> None:
+    def _check_writable(self) -> None:
+        if self._taken_over:
+            raise HPOStoreError(
+                f"{self.path}: a later open_store({self.path!r}) in this process took over "
+                "writing this store, and this store object was closed; use the new one"
+            )
         if self._closed:
             raise HPOStoreError(f"{self.path}: the store is closed")
-        self._pending.append(row)
+        if self._failed is not None:
+            raise HPOStoreError(self._failed)
 
-    def _insert(self, rows: list[Row], wait_s: float = DUCKDB_LOCK_WAIT_S) -> None:
-        con = self._connect(wait_s)
+    def _buffer(self, row: Row) -> None:
+        self._check_writable()
+        with self._mu:
+            self._pending.append(row)
+
+    def _insert(self, con: duckdb.DuckDBPyConnection, rows: list[Row]) -> None:
         con.register("_hpostore_batch", rows_to_table(rows))
         try:
             execute(con, "INSERT INTO events SELECT * FROM _hpostore_batch")
+        except duckdb.Error as exc:
+            raise HPOStoreError(
+                f"{self.path}: folding {len(rows)} events into the events table failed ({exc}); "
+                f"they are safe in {self.tail_path}, and the next open folds them"
+            ) from exc
         finally:
-            con.unregister("_hpostore_batch")
+            with contextlib.suppress(duckdb.Error):
+                con.unregister("_hpostore_batch")
 
-    def _write_tail(self, rows: list[Row]) -> None:
+    def _write_pending(self) -> None:
+        """Append the pending events to the tail and fdatasync; on failure keep them pending."""
+        with self._mu:
+            if not self._pending or self._memory:
+                return
+            if self._failed is not None:
+                raise HPOStoreError(self._failed)
+            if self._tail_fd is None:
+                raise HPOStoreError(f"{self.path}: the store is closed")
+            rows = self._pending
+            data = memoryview(b"".join(encode_line(r) for r in rows))
+            start = self._tail_size
+            try:
+                while data:
+                    data = data[os.write(self._tail_fd, data) :]
+                os.fdatasync(self._tail_fd)
+            except OSError as exc:
+                self._cut_tail(start, exc)
+                raise HPOStoreError(
+                    f"{self.tail_path}: cannot write {len(rows)} events ({exc.strerror}). They "
+                    "are kept, and nothing after them was written: free some space and commit "
+                    "again, or close the store and resume the study later."
+                ) from exc
+            self._tail_size = os.fstat(self._tail_fd).st_size
+            self._pending = []
+            self._unfolded.extend(rows)
+
+    def _cut_tail(self, size: int, cause: OSError) -> None:
+        """Cut off a partly written batch; if even that fails, refuse further writes."""
         assert self._tail_fd is not None
-        data = b"".join(encode_line(r) for r in rows)
-        while data:
-            n = os.write(self._tail_fd, data)
-            data = data[n:]
-        os.fdatasync(self._tail_fd)
-        self._unfolded.extend(rows)
+        try:
+            os.ftruncate(self._tail_fd, size)
+        except OSError as exc:
+            self._failed = (
+                f"{self.tail_path}: a write failed ({cause.strerror}) and the partly written "
+                f"events could not be cut off ({exc.strerror}); this store takes no more "
+                "writes. Close it and open the file again to resume: the torn line is cut off "
+                "then, and everything committed before it is kept."
+            )
 
     def commit(self, *, force: bool = False) -> None:
         now = time.monotonic()
-        if self._memory or self.read_only:
-            if force or now - self._last_fold >= FOLD_INTERVAL_S:
-                self._fold(now)
+        if self.read_only:
             return
-        if self.durability == "durable":
-            if self._pending:
-                rows, self._pending = self._pending, []
-                self._write_tail(rows)
+        if self._memory:
             if force or now - self._last_fold >= FOLD_INTERVAL_S:
-                self._fold(now)
-        elif force or now - self._last_commit >= FOLD_INTERVAL_S:
+                self._fold_memory()
+            return
+        self._check_writable()
+        if self.durability == "durable" or force or now - self._last_commit >= FOLD_INTERVAL_S:
             self._last_commit = now
-            self._fold(now)
+            self._write_pending()
+            if force:
+                self._fold(0.0)  # DuckDB's file busy: the background fold retries
+            elif self._unfolded:
+                self._wake.set()
 
-    def _fold(self, now: float) -> bool:
-        """Insert committed rows into the table; False (rows kept) when DuckDB's file is busy."""
-        rows = self._unfolded + self._pending
-        if rows:
+    def _next_fold_at(self) -> float:
+        interval = min(MAX_FOLD_INTERVAL_S, max(FOLD_INTERVAL_S, 4 * self._fold_cost))
+        return self._last_fold + interval
+
+    def _fold(self, wait_s: float, *, background: bool = False) -> bool:
+        """Insert the committed rows into the table, then close the connection so readers can
+        open the file. False (rows kept in the tail) when DuckDB's file is busy, or when a
+        background fold failed (logged); a foreground failure raises."""
+        with self._fold_mu:
+            if self._closed and background:
+                return True
+            with self._mu:
+                rows = list(self._unfolded)
+            if not rows:
+                return True
+            start = time.monotonic()
             try:
-                self._insert(rows, wait_s=0.0)  # a reader holds the file: retry at the next fold
+                self._insert(self._connect(wait_s), rows)
             except StoreLocked:
-                if self._pending:  # batched rows must not live only in memory
-                    rows, self._pending = self._pending, []
-                    self._write_tail(rows)
                 return False
-            self._unfolded, self._pending = [], []
-            if self._tail_fd is not None:
+            except HPOStoreError as exc:
+                if not background:
+                    raise
+                log.warning("%s", exc)
+                return False
+            finally:
+                self._disconnect()
+                self._last_fold = time.monotonic()
+            self._fold_cost = self._last_fold - start
+            with self._mu:
+                del self._unfolded[: len(rows)]
+                self._trim_tail()
+            if self._lock is not None:
+                self._lock.check_info()
+            return True
+
+    def _trim_tail(self) -> None:
+        """Drop folded lines from the tail (under ``_mu``, so no commit writes meanwhile)."""
+        if self._tail_fd is None or self._failed is not None:
+            return
+        try:
+            if not self._unfolded:
                 os.ftruncate(self._tail_fd, 0)
-        if not self._memory and self._con is not None and now - self._last_fold > PARK_AFTER_S:
-            self._con.close()  # long trials: let other processes read the file meanwhile
-            self._con = None
-        self._last_fold = now
-        return True
+                self._tail_size = 0
+            elif self._tail_size > TAIL_REWRITE_BYTES:
+                tmp = self.tail_path + ".new"
+                with open(tmp, "wb") as f:
+                    f.write(b"".join(encode_line(r) for r in self._unfolded))
+                    os.fdatasync(f.fileno())
+                os.replace(tmp, self.tail_path)
+                folder = os.open(os.path.dirname(os.path.abspath(self.tail_path)), os.O_RDONLY)
+                try:
+                    os.fsync(folder)
+                finally:
+                    os.close(folder)
+                os.close(self._tail_fd)
+                self._tail_fd = os.open(self.tail_path, os.O_WRONLY | os.O_APPEND)
+                self._tail_size = os.fstat(self._tail_fd).st_size
+        except OSError as exc:  # the folded lines stay; readers skip them by seq
+            log.warning("%s: could not trim the tail (%s)", self.tail_path, exc)
+
+    def _fold_memory(self) -> None:
+        with self._mu:
+            rows, self._pending = self._pending, []
+        if rows and self._con is not None:
+            self._insert(self._con, rows)
+        self._last_fold = time.monotonic()
 
     def flush(self) -> None:
         if self.read_only or self._closed:
             return
-        if self._pending and not self._memory and self.durability == "durable":
-            rows, self._pending = self._pending, []
-            self._write_tail(rows)
-        if not self._fold(time.monotonic()):
+        if self._memory:
+            self._fold_memory()
+            return
+        self._check_writable()
+        self._write_pending()
+        if not self._fold(0.0):
             raise StoreLocked(
-                f"{self.path}: another process holds DuckDB's lock on the file; events are safe in {self.tail_path}"
+                f"{self.path}: another process holds DuckDB's lock on the file; events are safe "
+                f"in {self.tail_path}"
             )
 
     def close(self) -> None:
+        """Commit and fold what was appended, then release the file. Raises
+        :class:`HPOStoreError` (after releasing everything) only when events appended since the
+        last commit could not be written; the log on disk stays a gapless prefix then."""
         if self._closed:
             return
+        lost: HPOStoreError | None = None
         try:
+            self._stop_folder()
             if not self.read_only and not self._memory:
+                try:
+                    self._write_pending()
+                except HPOStoreError as exc:
+                    lost = exc
                 deadline = time.monotonic() + DUCKDB_LOCK_WAIT_S
-                while True:
-                    try:
-                        self.flush()
-                        break
-                    except StoreLocked:
-                        if time.monotonic() > deadline:
-                            break  # the events are durable in the tail; the next open folds them
-                        time.sleep(0.1)
+                try:
+                    while not self._fold(0.0) and time.monotonic() < deadline:
+                        time.sleep(0.1)  # a reader holds the file; else the next open folds
+                except HPOStoreError as exc:
+                    log.warning("%s", exc)  # the committed events are safe in the tail
         finally:
             self._closed = True
             self._release()
+        if lost is not None:
+            raise HPOStoreError(
+                f"{self.path} was closed, but {len(self._pending)} events appended after the "
+                f"last successful commit were not written ({lost}); the log holds everything "
+                "before them, so the study resumes from there"
+            ) from lost
+
+    def _stop_folder(self) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self._folder is not None and self._folder is not threading.current_thread():
+            self._folder.join()
+        self._folder = None
 
     def _release(self) -> None:
-        if self._con is not None:
-            self._con.close()
-            self._con = None
-        if self._tail_fd is not None:
-            os.close(self._tail_fd)
-            self._tail_fd = None
-        if self._lock_fd is not None:
-            os.close(self._lock_fd)  # releases the flock
-            self._lock_fd = None
+        self._stop_folder()
+        with self._fold_mu:
+            if self._con is not None:
+                with contextlib.suppress(duckdb.Error):
+                    self._con.close()
+                self._con = None
+        with self._mu:
+            if self._tail_fd is not None:
+                os.close(self._tail_fd)
+                self._tail_fd = None
+        if self._lock is not None:
+            self._lock.release()
+            self._lock = None
+            unregister_writer(self.path, self)
 
     # --- read path --------------------------------------------------------------------------
-    def _reading(self) -> duckdb.DuckDBPyConnection:
-        if self._closed:
-            raise HPOStoreError(f"{self.path}: the store is closed")
-        if not self.read_only:
-            self.flush()
-        return self._connect() if not self.read_only else self._con  # type: ignore[return-value]
+    @contextlib.contextmanager
+    def _view(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A connection whose ``events`` view holds every event this store sees."""
+        if self._taken_over or self._closed:
+            self._check_writable()
+        if self._memory:
+            self._fold_memory()
+            assert self._con is not None
+            yield self._con
+            return
+        writer = self if not self.read_only else live_writer(self.path)
+        if writer is None:  # the file, plus the tail's events not yet in it
+            con = attach_read_only(self.path)
+            try:
+                rows, _ = read_tail(self.tail_path)
+                expose_events(
+                    con, "log.events", rows_to_table(self._new_rows(con, "log.events", rows))
+                )
+                yield con
+            finally:
+                con.close()
+            return
+        with writer._fold_mu:  # no fold opens the file meanwhile
+            writer._disconnect()
+            with writer._mu:
+                extra = writer._unfolded + writer._pending
+            con = attach_read_only(self.path)
+            try:
+                expose_events(con, "log.events", rows_to_table(extra))
+                yield con
+            finally:
+                con.close()
 
     def last_seq(self, study: str) -> int:
-        con = self._reading()
-        return int(
-            execute(con, "SELECT coalesce(max(seq), 0) FROM events WHERE study = ?", [study])[0][0]
-        )
+        check_study_name(study)
+        with self._view() as con:
+            return int(
+                execute(con, "SELECT coalesce(max(seq), 0) FROM events WHERE study = ?", [study])[
+                    0
+                ][0]
+            )
 
     def studies(self) -> list[str]:
-        con = self._reading()
-        return [
-            r[0]
-            for r in execute(con, "SELECT study FROM events GROUP BY study ORDER BY min(ts), study")
-        ]
+        with self._view() as con:
+            query = "SELECT study FROM events GROUP BY study ORDER BY min(ts), study"
+            return [r[0] for r in execute(con, query)]
 
     def events(self, study: str, *, columns: list[str] | None = None) -> pa.Table:
         cols = list(COLUMNS) if columns is None else columns
@@ -421,18 +548,29 @@ class DuckDBStore(EventLog):
             raise HPOStoreError(
                 f"unknown event columns {sorted(unknown)}; the columns are {list(COLUMNS)}"
             )
-        con = self._reading()
-        sel = ", ".join(cols)
-        table = arrow(con, f"SELECT {sel} FROM events WHERE study = ? ORDER BY seq", [study])
+        check_study_name(study)
+        with self._view() as con:
+            sel = ", ".join(cols)
+            table = arrow(con, f"SELECT {sel} FROM events WHERE study = ? ORDER BY seq", [study])
         return table.cast(pa.schema([SCHEMA.field(c) for c in cols]))
 
     def sql(self, query: str, params: list[Any] | dict[str, Any] | None = None) -> pa.Table:
-        con = self._reading()
-        _select_only(con, query)
-        try:
-            return arrow(con, query, params)
-        except duckdb.Error as exc:
-            raise HPOStoreError(f"SQL failed: {exc}") from exc
+        """Run one SELECT over ``events`` on a separate read-only connection whose access to
+        files is off: user SQL never writes the log (a ``DELETE … RETURNING`` inside a CTE
+        included) and reads nothing outside it."""
+        if self._memory:
+            with self._view() as con:
+                snapshot = snapshot_table(con)
+            sandbox = duckdb.connect(":memory:")
+            try:
+                execute(sandbox, "SET TimeZone = 'UTC'")
+                sandbox.register("_hpostore_snapshot", snapshot)
+                execute(sandbox, "CREATE TEMP VIEW events AS SELECT * FROM _hpostore_snapshot")
+                return run_user_sql(sandbox, query, params)
+            finally:
+                sandbox.close()
+        with self._view() as con:
+            return run_user_sql(con, query, params)
 
     def __repr__(self) -> str:
         mode = "read-only" if self.read_only else self.durability
