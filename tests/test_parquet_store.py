@@ -159,7 +159,7 @@ def test_a_live_writer_in_another_process_blocks_and_a_dead_one_does_not(tmp_pat
 def _write(path: str, study: str, n: int) -> None:
     with open_store(path) as store:
         for i in range(n):
-            store.append(study, "suggest", elapsed=float(i), session="s", trial=i, config="{}")
+            store.append(study, "suggest", elapsed=float(i), session="s", trial=i, config='{"x":1}')
             store.commit()
 
 
@@ -241,3 +241,216 @@ def test_study_names_become_safe_folder_names(tmp_path: Path) -> None:
 def test_read_only_needs_an_existing_directory(tmp_path: Path) -> None:
     with pytest.raises(HPOStoreError, match="does not exist"):
         open_store(os.fspath(tmp_path / "nope") + "/", read_only=True)
+
+
+# --- issue 9: claims, publish, compaction beside writers, failed writes, names, user SQL -------
+@pytest.mark.parametrize("content", [b"", b"{not json", b"[1, 2]"])
+def test_an_empty_or_garbage_claim_is_reclaimed(tmp_path: Path, content: bytes) -> None:
+    """Reproducer 3: a kill between creating and writing the claim left it empty for good."""
+    path = os.fspath(tmp_path / "runs") + "/"
+    _write(path, "s", 2)
+    claim = tmp_path / "runs" / "s" / "_writer.json"
+    claim.write_bytes(content)
+    with open_store(path) as store:
+        assert store.append("s", "end", elapsed=2.0, session="s")[1] == 3
+        assert json.loads(claim.read_bytes())["writer"] == store.writer  # linked whole
+    assert not claim.exists()  # released at close
+    assert not [p for p in claim.parent.iterdir() if p.name.startswith(".")]  # no leftovers
+    with open_store(path, read_only=True) as store:
+        assert store.last_seq("s") == 3
+
+
+def test_a_writer_whose_claim_was_taken_cannot_publish_the_same_events(tmp_path: Path) -> None:
+    path = os.fspath(tmp_path / "runs") + "/"
+    first = open_store(path)
+    first.append("s", "study", elapsed=0.0, session="a", payload="{}")
+    first.commit()
+    (tmp_path / "runs" / "s" / "_writer.json").unlink()  # e.g. a user deleted it
+    second = open_store(path)
+    second.append("s", "session", elapsed=0.0, session="b")
+    second.commit()
+    first.append("s", "session", elapsed=0.0, session="a")
+    with pytest.raises(StudyWriterConflict, match="claim"):
+        first.commit()
+    first._pending.clear()
+    first.close()
+    second.close()
+    with open_store(path, read_only=True) as store:
+        assert store.events("s").column("session").to_pylist() == ["a", "b"]
+
+
+def test_publish_never_replaces_a_file(tmp_path: Path) -> None:
+    folder = tmp_path / "s"
+    folder.mkdir()
+    rows = _table(3)
+    seg = write_segment(folder, rows, 1, 3, "w", durable=False)
+    seg.path.chmod(0o644)
+    seg.path.write_bytes(b"someone else's bytes")
+    with pytest.raises(HPOStoreError, match="cannot write the segment"):
+        write_segment(folder, rows, 1, 3, "w", durable=False)
+    assert seg.path.read_bytes() == b"someone else's bytes"
+    assert [p.name for p in folder.iterdir()] == [seg.path.name]  # no temporary file left
+
+
+def _table(n: int) -> pa.Table:
+    from hpostore.log.events import rows_to_table
+
+    return rows_to_table(
+        [("s", i, 1_700_000_000_000_000, 0.0, "x", "suggest", i, "{}", None, None, None, None, None)
+         for i in range(1, n + 1)]
+    )  # fmt: skip
+
+
+def test_a_failed_segment_write_keeps_the_events_and_a_later_commit_succeeds(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Reproducer 2 (Parquet): ENOSPC at the write call; no seq gap, nothing lost."""
+    import errno
+
+    import hpostore.log.segments as segments
+
+    path = os.fspath(tmp_path / "runs") + "/"
+    store = open_store(path)
+    store.append("s", "study", elapsed=0.0, session="a", payload="{}")
+    store.commit()
+    real = segments._write_all
+
+    def full_disk(fd: int, data: bytes) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(segments, "_write_all", full_disk)
+    store.append("s", "session", elapsed=0.0, session="a")
+    store.append("s", "suggest", elapsed=0.0, session="a", trial=0, config="{}")
+    with pytest.raises(
+        HPOStoreError, match=r"cannot write the segment .*000000000002-000000000003"
+    ):
+        store.commit()
+    with pytest.raises(HPOStoreError, match="No space left"):
+        store.commit()  # still failing: still kept
+    assert [p.name for p in (tmp_path / "runs" / "s").iterdir() if p.name.endswith(".tmp")] == []
+    monkeypatch.setattr(segments, "_write_all", real)  # space freed
+    store.append("s", "start", elapsed=0.0, session="a", trial=0)
+    store.commit()
+    store.close()
+    with open_store(path, read_only=True) as reader:
+        assert reader.events("s").column("seq").to_pylist() == [1, 2, 3, 4]
+
+
+COMPACTOR = textwrap.dedent(
+    """
+    import sys
+    from hpostore.store.parquet import ParquetStore
+    store = ParquetStore(sys.argv[1])
+    for _ in range(int(sys.argv[2])):
+        store.compact("s")
+    store.close()
+    print("done")
+    """
+)
+
+
+def test_compaction_beside_a_writer_and_a_reader_loses_nothing_and_never_fails(
+    tmp_path: Path,
+) -> None:
+    """Reproducer 4: compact racing a writer exited with FileNotFoundError; readers failed."""
+    path = os.fspath(tmp_path / "runs") + "/"
+    _write(path, "s", 1)
+    compactor = subprocess.Popen(
+        [PYTHON, "-c", COMPACTOR, path, "150"], cwd=ROOT, stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    con = analysis.views(tmp_path / "runs")  # a snapshot: compaction cannot pull files away
+    with open_store(path) as writer, open_store(path, read_only=True) as reader:
+        for i in range(120):
+            writer.append("s", "suggest", elapsed=float(i), session="w", trial=i, config='{"x":1}')
+            writer.commit()
+            assert reader.events("s").column("seq").to_pylist() == list(range(1, i + 3))
+            if i % 10 == 0:
+                writer.compact("s")
+    out, err = compactor.communicate(timeout=300)
+    assert compactor.returncode == 0 and out.strip() == "done", err
+    assert con.execute("SELECT count(*) FROM events").fetchall() == [(1,)]
+    with open_store(path, read_only=True) as reader:
+        assert reader.events("s").column("seq").to_pylist() == list(range(1, 122))
+
+
+@pytest.mark.parametrize("study", ["../escape", "/abs/path", "a/../../b", ".", "~root"])
+def test_every_study_name_stays_under_the_root(tmp_path: Path, study: str) -> None:
+    path = os.fspath(tmp_path / "runs") + "/"
+    _write(path, study, 1)
+    [folder] = (tmp_path / "runs").iterdir()
+    assert folder.parent == tmp_path / "runs" and "/" not in folder.name
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["runs"]
+    with open_store(path, read_only=True) as store:
+        assert store.studies() == [study]
+
+
+@pytest.mark.parametrize("study", ["nul\x00name", "bad-\udcff-utf8", ""])
+def test_a_study_name_with_nul_or_invalid_utf8_is_a_clear_error(tmp_path: Path, study: str) -> None:
+    from hpostore.errors import InvalidArgument
+
+    with (
+        open_store(os.fspath(tmp_path / "runs") + "/") as store,
+        pytest.raises(InvalidArgument, match="study name"),
+    ):
+        store.append(study, "study", elapsed=0.0, session="s", payload="{}")
+
+
+def test_user_sql_on_a_parquet_store_and_in_analysis_cannot_write_or_read_files(
+    tmp_path: Path,
+) -> None:
+    """Reproducer 6 (read side): analysis.query ran DETACH/ATTACH/DELETE and read any file."""
+    from hpostore.errors import SQLNotAllowed
+
+    path = os.fspath(tmp_path / "runs") + "/"
+    _write(path, "s", 3)
+    db = tmp_path / "runs.duckdb"
+    _write(os.fspath(db), "s", 1)
+    outside = tmp_path / "leak.csv"
+    attacks = [
+        f"DETACH hpostore_log; ATTACH '{db}' AS rw; DELETE FROM rw.events",
+        "SELECT * FROM read_csv('/etc/passwd')",
+        f"COPY (SELECT * FROM events) TO '{outside}'",
+        "WITH d AS (DELETE FROM events RETURNING *) SELECT count(*) FROM d",
+        "SET enable_external_access = true",
+    ]
+    with open_store(path) as store:
+        for sql in attacks:
+            with pytest.raises(HPOStoreError):
+                store.sql(sql)
+        with pytest.raises(SQLNotAllowed):
+            store.sql("SELECT * FROM read_csv('/etc/passwd')")
+        assert store.sql("SELECT count(*) AS n FROM events").column("n").to_pylist() == [3]
+    for source in (tmp_path / "runs", db):
+        assert analysis.query(source, "SELECT count(*) FROM trials").num_rows == 1
+        for sql in attacks:
+            with pytest.raises(HPOStoreError):
+                analysis.query(source, sql)
+        with pytest.raises(SQLNotAllowed, match="outside the event log"):
+            analysis.query(source, "SELECT * FROM read_csv('/etc/passwd')")
+        con = analysis.views(source)  # the connection handed to the user is locked down too
+        with pytest.raises(duckdb.Error):
+            con.execute("SELECT * FROM read_csv('/etc/passwd')")
+        with pytest.raises(duckdb.Error):
+            con.execute("SET enable_external_access = true")
+    assert not outside.exists()
+    with open_store(os.fspath(db), read_only=True) as store:
+        assert store.last_seq("s") == 1
+    assert issubclass(analysis.AnalysisError, HPOStoreError)
+
+
+def test_views_of_a_duckdb_file_this_process_is_writing(tmp_path: Path) -> None:
+    """Reproducer 9 (read side): analysis.views(path) beside this process's own writer."""
+    from hpostore.store import duckdb as duckdb_store
+
+    if not hasattr(duckdb_store, "live_writer"):
+        pytest.skip("hpostore.store.duckdb.live_writer has not landed yet")
+    path = os.fspath(tmp_path / "live.duckdb")
+    with open_store(path) as store:
+        store.append("s", "study", elapsed=0.0, session="a", payload="{}")
+        store.append("s", "session", elapsed=0.0, session="a")
+        store.commit()
+        con = analysis.views(path)
+        assert con.execute("SELECT max(seq) FROM events").fetchall() == [(2,)]
+        store.append("s", "end", elapsed=1.0, session="a")
+    assert analysis.query(path, "SELECT count(*) AS n FROM events").column("n").to_pylist() == [3]

@@ -1,0 +1,252 @@
+"""Integrity of the log (issue 9, reproducer 5): every flipped byte of a tail or a segment is a
+CorruptLogError naming the file, in the store and in analysis alike; never accepted data."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import duckdb
+import pyarrow.parquet as pq
+import pytest
+
+import analysis
+from hpostore import open_store
+from hpostore.errors import CorruptLogError, HPOStoreError
+from hpostore.log.events import COLUMNS, DUCKDB_DDL, Row, decode_line, encode_line, rows_to_table
+from hpostore.log.segments import (
+    cover,
+    list_segments,
+    read_folder,
+    read_segment,
+    study_folder_name,
+    write_segment,
+)
+from hpostore.log.tail import parse_tail, read_tail
+from hpostore.store.parquet import ParquetStore
+
+MASKS = (0x01, 0x20, 0x80)
+
+
+def _rows(study: str, n: int, first: int = 1) -> list[Row]:
+    kinds = ["study", "session", "suggest", "start", "evaluate", "update", "end"]
+    return [
+        (
+            study,
+            seq,
+            1_700_000_000_000_000 + seq,
+            float(seq),
+            "s1",
+            kinds[(seq - 1) % 7],
+            seq // 3,
+            '{"lr":0.1,"act":"relu"}',
+            1.0,
+            0.25 * seq,
+            0.5,
+            "w0",
+            '{"reason":"x"}',
+        )  # fmt: skip
+        for seq in range(first, first + n)
+    ]
+
+
+def _flipped(data: bytes, i: int, mask: int) -> bytes:
+    return data[:i] + bytes([data[i] ^ mask]) + data[i + 1 :]
+
+
+# --- tail ---------------------------------------------------------------------------------------
+def test_every_flipped_byte_of_a_tail_is_an_error_naming_the_file_and_offset(
+    tmp_path: Path,
+) -> None:
+    rows = _rows("study-a", 6)
+    data = b"".join(encode_line(r) for r in rows)
+    assert read_tail_bytes(tmp_path, data).rows == rows
+    accepted = []
+    path = tmp_path / "runs.duckdb.tail"
+    for i in range(len(data)):
+        for mask in MASKS:
+            path.write_bytes(_flipped(data, i, mask))
+            try:
+                got = read_tail(path)
+            except CorruptLogError as exc:
+                assert str(path) in str(exc) and "at byte" in str(exc), exc
+                continue
+            accepted.append((i, mask, got.rows))
+    assert accepted == []  # before: 6/60 flips were accepted as changed data
+
+
+def read_tail_bytes(tmp_path: Path, data: bytes):  # type: ignore[no-untyped-def]
+    path = tmp_path / "t.tail"
+    path.write_bytes(data)
+    return read_tail(path)
+
+
+def test_a_torn_last_line_is_dropped_but_a_lost_newline_is_corruption(tmp_path: Path) -> None:
+    rows = _rows("s", 3)
+    lines = [encode_line(r) for r in rows]
+    whole = b"".join(lines)
+    for cut in range(1, len(lines[-1])):  # a crash part-way through the last write
+        tail = parse_tail(whole[: len(whole) - cut], "x.tail")
+        assert tail.rows == rows[:2] and tail.end == len(lines[0]) + len(lines[1])
+    with pytest.raises(CorruptLogError, match="newline"):
+        parse_tail(whole[:-1] + b"X", "x.tail")
+    with pytest.raises(CorruptLogError, match="at byte 0"):
+        parse_tail(lines[0].upper(), "x.tail")  # the same checksum in capitals: not as written
+
+
+def test_a_v1_tail_without_checksums_is_still_read_but_never_mixed(tmp_path: Path) -> None:
+    import json
+
+    rows = _rows("old", 3)
+    v1 = b"".join((json.dumps(r, separators=(",", ":")) + "\n").encode() for r in rows)
+    assert parse_tail(v1, "old.tail").rows == rows and parse_tail(v1, "x").version == 1
+    mixed = v1 + encode_line(_rows("old", 1, first=4)[0])
+    with pytest.raises(CorruptLogError, match="without a checksum among checksummed"):
+        parse_tail(encode_line(rows[0]) + v1[v1.index(b"\n") + 1 :], "mixed.tail")
+    with pytest.raises(CorruptLogError):
+        parse_tail(mixed, "mixed.tail")
+    assert decode_line(encode_line(rows[0])) == rows[0]
+
+
+def _duckdb_with_tail(tmp_path: Path) -> tuple[Path, bytes]:
+    path = tmp_path / "runs.duckdb"
+    con = duckdb.connect(os.fspath(path))
+    con.execute(DUCKDB_DDL)
+    con.register("batch", rows_to_table(_rows("s", 4)))
+    con.execute("INSERT INTO events SELECT * FROM batch")
+    con.close()
+    data = b"".join(encode_line(r) for r in _rows("s", 3, first=5))
+    Path(f"{path}.tail").write_bytes(data)
+    return path, data
+
+
+def test_analysis_reads_a_tail_under_the_same_rules(tmp_path: Path) -> None:
+    path, data = _duckdb_with_tail(tmp_path)
+    con = analysis.views(path)
+    assert con.execute("SELECT max(seq), count(*) FROM events").fetchall() == [(7, 7)]
+    con.close()
+    tail = Path(f"{path}.tail")
+    accepted = []
+    for i in range(0, len(data), 5):  # a dense sample: each attach costs milliseconds
+        tail.write_bytes(_flipped(data, i, 0x01))
+        try:
+            analysis.views(path).close()
+        except CorruptLogError as exc:
+            assert str(tail) in str(exc)
+            continue
+        accepted.append(i)
+    assert accepted == []
+    tail.write_bytes(encode_line(_rows("s", 1, first=6)[0]))  # seq 5 missing: a gap
+    with pytest.raises(CorruptLogError, match="jumps from seq 4 to 6"):
+        analysis.views(path)
+
+
+# --- segments -----------------------------------------------------------------------------------
+def _one_segment(tmp_path: Path, n: int = 40) -> tuple[Path, Path]:
+    root = tmp_path / "runs"
+    with ParquetStore(os.fspath(root)) as store:
+        for _ in range(n):
+            store.append("s", "suggest", elapsed=1.0, session="x", trial=1, config='{"a":1}')
+            store.commit()
+    folder = root / study_folder_name("s")
+    [seg] = list_segments(folder)  # merged at close
+    return root, seg.path
+
+
+def test_every_flipped_byte_of_a_segment_is_an_error_naming_it(tmp_path: Path) -> None:
+    root, path = _one_segment(tmp_path)
+    data = path.read_bytes()
+    [seg] = list_segments(path.parent)
+    assert seg.digest is not None and read_segment(seg, "s").num_rows == 40
+    accepted = []
+    for i in range(len(data)):
+        path.write_bytes(_flipped(data, i, 0x01))
+        try:
+            read_segment(seg, "s")
+        except CorruptLogError as exc:
+            assert path.name in str(exc)
+            continue
+        accepted.append(i)
+    assert accepted == []  # before: 152 of 4,210 flips were accepted (a phantom study)
+    for i in range(0, len(data), max(1, len(data) // 25)):  # the store and analysis alike
+        path.write_bytes(_flipped(data, i, 0x80))
+        with open_store(os.fspath(root), read_only=True) as store:
+            with pytest.raises(CorruptLogError, match=path.name):
+                store.events("s")
+            with pytest.raises(CorruptLogError, match=path.name):
+                store.sql("SELECT count(*) FROM events")
+        with pytest.raises(CorruptLogError, match=path.name):
+            analysis.views(root)
+
+
+def test_a_segment_without_a_hash_from_hpostore_0_1_is_read_and_checked(tmp_path: Path) -> None:
+    folder = tmp_path / "runs" / "s"
+    folder.mkdir(parents=True)
+    pq.write_table(rows_to_table(_rows("s", 7)), folder / "000000000001-000000000007.w.parquet")
+    with open_store(os.fspath(tmp_path / "runs") + "/", read_only=True) as store:
+        assert store.events("s").column("seq").to_pylist() == list(range(1, 8))
+    assert analysis.views(tmp_path / "runs").execute("SELECT count(*) FROM events").fetchall() == [
+        (7,)
+    ]
+    # a legacy file cannot smuggle another study's events (the phantom study of reproducer 5)
+    pq.write_table(
+        rows_to_table(_rows("ghost", 2, first=8)), folder / f"{8:012d}-{9:012d}.w.parquet"
+    )
+    with pytest.raises(CorruptLogError, match="another study"):
+        read_folder(folder, "s")
+    (folder / f"{8:012d}-{9:012d}.w.parquet").unlink()
+    # ... nor follow a hashed segment: this version writes hashed ones only
+    write_segment(folder, rows_to_table(_rows("s", 2, first=8)), 8, 9, "new", durable=False)
+    pq.write_table(
+        rows_to_table(_rows("s", 1, first=10)), folder / f"{10:012d}-{10:012d}.w.parquet"
+    )
+    with pytest.raises(CorruptLogError, match="no content hash"):
+        read_folder(folder, "s")
+
+
+def test_equal_ranges_from_two_writers_are_an_error_everywhere(tmp_path: Path) -> None:
+    root = tmp_path / "runs"
+    folder = root / "s"
+    folder.mkdir(parents=True)
+    write_segment(folder, rows_to_table(_rows("s", 3)), 1, 3, "w1", durable=False)
+    other = [r[:4] + ("other-session",) + r[5:] for r in _rows("s", 3)]
+    write_segment(folder, rows_to_table(other), 1, 3, "w2", durable=False)
+    store = ParquetStore(os.fspath(root))
+    for read in (
+        lambda: store.events("s"),
+        lambda: store.sql("SELECT * FROM events"),
+        lambda: analysis.views(root),
+        lambda: store.compact(),
+    ):
+        with pytest.raises(CorruptLogError, match="two writers"):
+            read()
+    assert len(list_segments(folder)) == 2  # compact deleted neither
+    store.close()
+    # the same events under two names (two compactions of the same segments) are one
+    (folder / [s.path.name for s in list_segments(folder) if s.writer == "w2"][0]).unlink()
+    write_segment(folder, rows_to_table(_rows("s", 3)), 1, 3, "compact-w3", durable=False)
+    with ParquetStore(os.fspath(root)) as store:
+        assert store.events("s").num_rows == 3
+        assert store.compact() == {"s": (2, 1)}
+
+
+def test_a_narrow_segment_inside_a_wider_one_must_hold_the_same_events(tmp_path: Path) -> None:
+    folder = tmp_path / "runs" / "s"
+    folder.mkdir(parents=True)
+    write_segment(folder, rows_to_table(_rows("s", 6)), 1, 6, "compact-a", durable=False)
+    write_segment(folder, rows_to_table(_rows("s", 2, first=3)), 3, 4, "a", durable=False)
+    assert read_folder(folder, "s").num_rows == 6  # a compaction in progress: fine
+    changed = [r[:9] + (99.0,) + r[10:] for r in _rows("s", 2, first=5)]
+    write_segment(folder, rows_to_table(changed), 5, 6, "b", durable=False)
+    with pytest.raises(CorruptLogError, match="hold different events 5..6"):
+        read_folder(folder, "s")
+    found = cover(list_segments(folder), where="f")
+    assert [s.writer for s in found.chosen] == ["compact-a"]
+
+
+def test_an_unreadable_file_is_an_hpostore_error_not_a_raw_one(tmp_path: Path) -> None:
+    path = tmp_path / "x.tail"
+    path.mkdir()  # a directory where the tail should be
+    with pytest.raises(HPOStoreError, match="cannot read the write-ahead tail"):
+        read_tail(path)
+    assert len(COLUMNS) == 13
