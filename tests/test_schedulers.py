@@ -180,7 +180,7 @@ def test_asha_promotion_resumes_the_paused_trial_with_the_best_error() -> None:
     assert runs[:4] == [(0, 0, 1, None), (1, 1, 1, None), (2, 2, 1, None), (1, 1, 3, 1)]
     assert runs[6] == (5, 5, 1, None) and runs[7] == (5, 5, 3, 5)  # 6 results: the top 2 go on
     assert [r for r in runs if r[2] == 9] == []  # rung 3 holds 2 results: none goes to 9 yet
-    resumed = [asha.snapshot()[str(t)] for t in (1, 5)]
+    resumed = [asha.snapshot()["trials"][str(t)] for t in (1, 5)]
     assert [json.loads(r[0])["max_epochs"] for r in resumed] == [3, 3]
     assert [dict(r[6]) for r in resumed] == [{1: 0.099, 3: 0.097}, {1: 0.199, 3: 0.197}]
 
@@ -270,9 +270,11 @@ def test_reports_under_a_basic_scheduler_are_logged_and_never_stop() -> None:
     tuner.run(2)
     assert [len(t.curve) for t in tuner.state.trials.values()] == [3, 3]
     assert tuner.state.trials[0].resource == 3
-    tuner._begin_session()  # a reporter outside run(): bad values are refused, not logged
+    from hpostore.channels import InlineChannel
+
+    reporter = InlineChannel().reporter(0, 1)  # bad values are refused before anything is logged
     with pytest.raises(InvalidArgument, match="finite numbers"):
-        tuner._sequential_reporter(0, 1)(1, math.nan)
+        reporter(1, math.nan)
 
 
 MODEL_SEARCHERS = [

@@ -9,10 +9,10 @@ from .base import (
     Suggestion,
     TrialScheduler,
 )
+from .median import MedianStoppingScheduler
 from .multi_fidelity import (
     ASHAScheduler,
     HyperbandScheduler,
-    MedianStoppingScheduler,
     SuccessiveHalvingScheduler,
     rung_levels,
 )

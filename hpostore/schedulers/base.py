@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import enum
-from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -16,24 +15,34 @@ if TYPE_CHECKING:
     from ..study import StudyState
 
 
-class HPOScheduler(HyperParameters, ABC):
+class HPOScheduler(HyperParameters):
     """Decides which configuration runs next (textbook API).
+
+    Not an ABC: like the textbook's, :meth:`suggest` and :meth:`update` raise
+    ``NotImplementedError`` until a subclass defines them, in its body or afterwards with
+    ``@add_to_class`` (which an abstract method would forbid: the class could not be built).
 
     A scheduler without :meth:`restore` is resumed by re-executing its ``suggest``/``update``
     calls in log order, each re-drawn config checked against the log.
     """
 
-    @abstractmethod
     def suggest(self) -> dict[str, Any]:
         """The next configuration to run."""
+        raise NotImplementedError(f"{type(self).__name__} defines no suggest()")
 
-    @abstractmethod
     def update(self, config: dict[str, Any], error: float, info: Any = None) -> None:
         """Observe the error of a finished configuration."""
+        raise NotImplementedError(f"{type(self).__name__} defines no update()")
 
     def restore(self, state: StudyState) -> None:
-        """Rebuild internal state from a replayed study; ``NotImplementedError`` means re-execute."""
+        """Rebuild internal state from the study's fold (the live ``StudyState``, called once
+        per session after replay); ``NotImplementedError`` means re-execute."""
         raise NotImplementedError
+
+    def restorable(self) -> bool:
+        """Whether :meth:`restore` rebuilds this scheduler (else the tuner re-executes its
+        calls): :meth:`restore` is overridden."""
+        return type(self).restore is not HPOScheduler.restore
 
     def on_report(self, trial: int, resource: float, error: float) -> Decision:
         """Decide on a running trial from an intermediate result (default: let it run)."""
@@ -62,12 +71,20 @@ class BasicScheduler(HPOScheduler):
         self.searcher.update(config, error, additional_info=info)
 
     def restore(self, state: StudyState) -> None:
-        if (
-            type(self).suggest is not BasicScheduler.suggest
-            or type(self).update is not BasicScheduler.update
-        ):
-            raise NotImplementedError  # a subclass changed the calls: re-execute it
+        if not self.restorable():
+            raise NotImplementedError  # a subclass or the searcher needs re-execution
         self.searcher.restore(state)
+
+    def restorable(self) -> bool:
+        """True unless a subclass changed the calls or the searcher cannot restore."""
+        restorable = getattr(self.searcher, "restorable", None)
+        return (
+            type(self).suggest is BasicScheduler.suggest
+            and type(self).update is BasicScheduler.update
+            and type(self).restore is BasicScheduler.restore
+            and callable(restorable)
+            and bool(restorable())
+        )
 
 
 # --- trial-aware schedulers: intermediate reports and decisions -----------------------------------
@@ -163,27 +180,28 @@ class TrialScheduler(HPOScheduler):
 
     searcher: HPOSearcher
 
-    @abstractmethod
     def suggest_trial(self, trial: int) -> Suggestion | None:
         """What to run as trial ``trial`` (None: wait for a running trial to finish)."""
+        raise NotImplementedError(f"{type(self).__name__} defines no suggest_trial()")
 
     def on_report(self, trial: int, resource: float, error: float) -> Decision:
         """Decide on a running trial from its intermediate result (default: continue)."""
         return CONTINUE
 
-    @abstractmethod
     def on_result(
         self, trial: int, error: float | None, resource: float | None
     ) -> list[tuple[int, Decision]]:
         """Observe trial ``trial``'s final error (None: it failed); decisions to log."""
+        raise NotImplementedError(f"{type(self).__name__} defines no on_result()")
 
-    @abstractmethod
     def restore(self, state: StudyState) -> None:
-        """Rebuild the state from a replayed study (reports, results, decisions, payloads)."""
+        """Bind the live fold and rebuild derived state from it (reports, results, decisions,
+        payloads): called once per session, after replay, before any other call."""
+        raise NotImplementedError(f"{type(self).__name__} defines no restore()")
 
-    @abstractmethod
     def snapshot(self) -> dict[str, Any]:
         """The scheduler's state as plain data (equal for a live and a restored scheduler)."""
+        raise NotImplementedError(f"{type(self).__name__} defines no snapshot()")
 
     def bind_seed(self, seed: int) -> None:
         """Adopt the study's logged seed (for randomized decisions such as bracket choice)."""

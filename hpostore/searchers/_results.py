@@ -8,20 +8,14 @@ model is refitted per past step, and the next proposal equals the uninterrupted 
 from __future__ import annotations
 
 import math
-from abc import abstractmethod
 from collections.abc import Iterable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
 from ..space import ConfigSpace, JSONScalar
 from ._encoding import UnitCube
 from .base import SeededSearcher, check_seed, trial_uniforms
-
-if TYPE_CHECKING:
-    from ..study import StudyState
-
-_UPDATE_CALL = 1  # StudyState.calls holds (0 = suggest | 1 = update, trial)
 
 
 def resource_of(additional_info: Any) -> float | None:
@@ -64,9 +58,9 @@ class ResultsSearcher(SeededSearcher):
     def update(self, config: dict[str, Any], error: float, additional_info: Any = None) -> None:
         self._observe(config, float(error), resource_of(additional_info))
 
-    @abstractmethod
     def _propose(self, seed: int, k: int) -> dict[str, JSONScalar]:
         """Proposal ``k``: a function of ``(seed, k)`` and the results so far only."""
+        raise NotImplementedError(f"{type(self).__name__} defines no _propose()")
 
     def _random(self, seed: int, k: int) -> dict[str, JSONScalar]:
         """Proposal ``k`` of random search with the same seed (the initial design)."""
@@ -85,7 +79,7 @@ class ResultsSearcher(SeededSearcher):
                 break
 
     # --- restore ----------------------------------------------------------------------------
-    def _restorable(self) -> bool:
+    def restorable(self) -> bool:
         # A user subclass that changes how proposals or results are handled is re-executed.
         cls = type(self)
         return all(
@@ -93,23 +87,13 @@ class ResultsSearcher(SeededSearcher):
             for m in ("sample_configuration", "update", "_propose", "_observe")
         )
 
-    def restore(self, state: StudyState) -> None:
-        """FIFO: one sample per trial, one result per updated trial, in log order."""
-        results: list[tuple[dict[str, Any], float, Any]] = []
-        for code, trial in state.calls:
-            t = state.trials[trial]
-            if code == _UPDATE_CALL and t.error is not None:
-                results.append((t.config, t.error, None))
-        pending = [t.config for _, t in sorted(state.trials.items()) if not t.updated]
-        self.restore_results(len(state.trials), results, pending)
-
     def restore_results(
         self,
         n_sampled: int,
         results: Iterable[tuple[dict[str, Any], float, Any]],
         pending: Iterable[dict[str, Any]] = (),
     ) -> None:
-        if not self._restorable():
+        if not self.restorable():
             raise NotImplementedError
         self._n_sampled = n_sampled
         self._results_q, self._results_y, self._results_r = [], [], []

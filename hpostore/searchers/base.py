@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from abc import ABC, abstractmethod
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
@@ -15,6 +14,8 @@ from ..errors import InvalidArgument, StudyMismatch
 
 if TYPE_CHECKING:
     from ..study import StudyState
+
+_UPDATE_CALL = 1  # StudyState.calls holds (0 = suggest | 1 = update, trial)
 
 
 def check_seed(seed: Any) -> int | None:
@@ -52,18 +53,24 @@ def trial_rng(seed: int, index: int) -> np.random.Generator:
     return np.random.default_rng([seed, index])
 
 
-class HPOSearcher(HyperParameters, ABC):
+class HPOSearcher(HyperParameters):
     """Proposes configurations (textbook API).
 
-    Subclasses implement :meth:`sample_configuration` and may implement :meth:`update`.
-    Built-in searchers also implement :meth:`restore` (rebuild from the log in one pass);
-    a searcher without it is resumed by re-executing its calls and checking each proposal
-    against the log.
+    Subclasses implement :meth:`sample_configuration` and may implement :meth:`update`, in the
+    class body or afterwards with ``@add_to_class`` (the textbook's way, which is why this is
+    not an ABC: unimplemented methods raise ``NotImplementedError`` as in the textbook).
+
+    Resume has one contract, :meth:`restore_results`: rebuild from how many proposals were
+    made and the results fed back, in one pass. :meth:`restore` feeds it the fold's FIFO
+    history (one proposal per trial, one result per ``update`` event); a scheduler that feeds
+    its searcher differently (multi-fidelity) calls :meth:`restore_results` with its own. A
+    searcher without it (:meth:`restorable` is False) is resumed by re-executing its calls
+    and checking each proposal against the log.
     """
 
-    @abstractmethod
     def sample_configuration(self) -> dict[str, Any]:
         """The next configuration to evaluate."""
+        raise NotImplementedError(f"{type(self).__name__} defines no sample_configuration()")
 
     def update(self, config: dict[str, Any], error: float, additional_info: Any = None) -> None:
         """Observe the error of ``config`` (default: nothing to learn)."""
@@ -71,9 +78,16 @@ class HPOSearcher(HyperParameters, ABC):
     def bind_seed(self, seed: int) -> None:
         """Adopt the study's logged seed (built-in searchers); default: no seed used."""
 
+    def restorable(self) -> bool:
+        """Whether :meth:`restore_results` rebuilds this searcher (else it is re-executed)."""
+        return type(self).restore_results is not HPOSearcher.restore_results
+
     def restore(self, state: StudyState) -> None:
-        """Rebuild internal state from a replayed study; ``NotImplementedError`` means re-execute."""
-        raise NotImplementedError
+        """Rebuild from the fold under FIFO: :meth:`restore_results` of
+        :func:`fifo_history`; ``NotImplementedError`` means re-execute."""
+        if not self.restorable():
+            raise NotImplementedError
+        self.restore_results(*fifo_history(state))
 
     def restore_results(
         self,
@@ -91,6 +105,22 @@ class HPOSearcher(HyperParameters, ABC):
         ``NotImplementedError`` means re-execute.
         """
         raise NotImplementedError
+
+
+def fifo_history(
+    state: StudyState,
+) -> tuple[int, list[tuple[dict[str, Any], float, Any]], list[dict[str, Any]]]:
+    """What a FIFO scheduler fed its searcher, read from the fold: the number of proposals
+    (one per trial), the ``(config, error, None)`` of each ``update`` event in log order, and
+    the configs of the trials without one, in trial order (the arguments of
+    :meth:`HPOSearcher.restore_results`)."""
+    results: list[tuple[dict[str, Any], float, Any]] = []
+    for code, trial in state.calls:
+        t = state.trials[trial]
+        if code == _UPDATE_CALL and t.error is not None:
+            results.append((t.config, t.error, None))
+    pending = [t.config for _, t in sorted(state.trials.items()) if not t.updated]
+    return len(state.trials), results, pending
 
 
 class SeededSearcher(HPOSearcher):
@@ -131,8 +161,8 @@ class IndexedSearcher(SeededSearcher):
         """False when a subclass changed how proposals are made (then it is re-executed)."""
         raise NotImplementedError
 
-    def restore(self, state: StudyState) -> None:
-        self.restore_results(len(state.trials), ())
+    def restorable(self) -> bool:
+        return self._proposes_by_index()
 
     def restore_results(
         self,

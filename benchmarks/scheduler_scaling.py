@@ -1,0 +1,128 @@
+"""Seconds per simulated study for 1k/10k/100k results per built-in multi-fidelity scheduler.
+
+Every scheduler decision is O(log n) in the number of trials (issue 12), so the time per result
+should stay flat from 1k to 100k. Two measurements per scheduler and size:
+
+- ``scheduler``: the scheduler driven by hand (it folds its own calls into a private
+  ``StudyState``, as the tuner's fold would): ``suggest_trial``, one ``on_report`` per epoch of
+  a Branin learning curve (``branin(x) + 10 / epoch``, until a stop), ``on_result``. This is
+  the scheduler's own cost, with the fold's.
+- ``study`` (``--study``): the same through ``HPOTuner`` on 4 simulated workers
+  (:class:`~hpostore.simulation.SimulatedExecutor`, a batched in-memory DuckDB store), which
+  adds the tuner's and the store's cost per event.
+
+Target: each 100k-result study ≤ 30 s. Usage::
+
+    python benchmarks/scheduler_scaling.py [--sizes 1000 10000 100000] [--study]
+
+It loads the machine for a while (a minute or two for the default sizes): run it on a quiet one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import time
+from collections.abc import Callable
+
+from hpostore import (
+    ASHAScheduler,
+    HPOTuner,
+    HyperbandScheduler,
+    MedianStoppingScheduler,
+    RandomSearcher,
+    SuccessiveHalvingScheduler,
+    open_store,
+)
+from hpostore.schedulers import Action, TrialScheduler
+from hpostore.simulation import Branin, SimulatedExecutor
+
+BENCH = Branin(max_resource=9)
+R_MAX = BENCH.max_resource
+
+SCHEDULERS: dict[str, Callable[[int], TrialScheduler]] = {
+    "asha": lambda seed: ASHAScheduler(
+        RandomSearcher(BENCH.config_space, seed=seed), eta=3, r_min=1, r_max=R_MAX
+    ),
+    "hyperband": lambda seed: HyperbandScheduler(
+        RandomSearcher(BENCH.config_space, seed=seed), eta=3, r_min=1, r_max=R_MAX
+    ),
+    "median": lambda seed: MedianStoppingScheduler(
+        RandomSearcher(BENCH.config_space, seed=seed),
+        grace_resource=1,
+        min_trials=3,
+        resource_attr="max_epochs",
+        r_max=R_MAX,
+    ),
+    "sh": lambda seed: SuccessiveHalvingScheduler(
+        RandomSearcher(BENCH.config_space, seed=seed), eta=3, r_min=1, r_max=R_MAX
+    ),
+}
+
+
+def branin(x1: float, x2: float) -> float:
+    """Branin's function in plain Python (the by-hand runs time the scheduler, not numpy)."""
+    b, c, t = 5.1 / (4 * math.pi**2), 5 / math.pi, 1 / (8 * math.pi)
+    return (x2 - b * x1**2 + c * x1 - 6) ** 2 + 10 * (1 - t) * math.cos(x1) + 10
+
+
+def by_hand(scheduler: TrialScheduler, n: int) -> float:
+    """Seconds to drive ``scheduler`` sequentially to ``n`` results (reports every epoch)."""
+    t0 = time.perf_counter()
+    done, next_trial = 0, 0
+    reached: dict[int, int] = {}  # epochs a paused trial already ran
+    while done < n:
+        suggestion = scheduler.suggest_trial(next_trial)
+        if suggestion is None:
+            raise RuntimeError(f"{type(scheduler).__name__} waits with nothing running")
+        if suggestion.resume:
+            assert suggestion.promoted_from is not None
+            trial = suggestion.promoted_from
+        else:
+            trial, next_trial = next_trial, next_trial + 1
+        config = dict(suggestion.config)
+        epochs = math.ceil(config.get("max_epochs", R_MAX))
+        final = branin(config["x1"], config["x2"])
+        error = math.nan
+        for epoch in range(reached.get(trial, 0) + 1, epochs + 1):
+            error = final + 10.0 / epoch
+            if scheduler.on_report(trial, epoch, error).action is Action.STOP:
+                break
+        reached[trial] = epochs
+        scheduler.on_result(trial, error, None)
+        done += 1
+    return time.perf_counter() - t0
+
+
+def study(make: Callable[[int], TrialScheduler], n: int) -> float:
+    """Seconds for an ``HPOTuner`` study of ``n`` results on 4 simulated workers."""
+    with open_store(":memory:", durability="batched") as store:
+        tuner = HPOTuner(make(0), BENCH.curve_objective(), store=store, study="scaling",
+                         executor=SimulatedExecutor(4), verbose=False)  # fmt: skip
+        t0 = time.perf_counter()
+        tuner.run(n)
+        return time.perf_counter() - t0
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[1_000, 10_000, 100_000])
+    parser.add_argument("--schedulers", nargs="+", default=sorted(SCHEDULERS))
+    parser.add_argument("--study", action="store_true", help="also time full tuner studies")
+    args = parser.parse_args()
+    header = f"{'scheduler':<10} {'results':>8} {'scheduler s':>12} {'µs/result':>10}"
+    if args.study:
+        header += f" {'study s':>9} {'µs/result':>10}"
+    print(header)
+    for name in args.schedulers:
+        for n in args.sizes:
+            seconds = by_hand(SCHEDULERS[name](0), n)
+            line = f"{name:<10} {n:>8} {seconds:>12.2f} {seconds / n * 1e6:>10.0f}"
+            if args.study:
+                total = study(SCHEDULERS[name], n)
+                line += f" {total:>9.2f} {total / n * 1e6:>10.0f}"
+            print(line, flush=True)
+
+
+if __name__ == "__main__":
+    main()
