@@ -64,7 +64,7 @@ def measure(
     wall = time.monotonic() - t0
     events = tuner.store.events("default").to_pylist()
     tuner.close()
-    k = max(n_workers, int(getattr(executor, "_max_workers", 1) or 1))
+    k = max(n_workers, int(getattr(executor, "max_workers", 1) or 1))
     ends = sorted(e["elapsed"] for e in events if e["kind"] == "evaluate")
     first = min(e["elapsed"] for e in events if e["kind"] == "start")
     return {
@@ -83,7 +83,7 @@ def pool(n: int) -> ProcessPoolExecutor:
 
 def warm(executor: Executor, n: int) -> float:
     """Start the workers (each imports hpostore once) before timing; returns the seconds."""
-    from hpostore.executors import run_trial
+    from hpostore.tuner import run_trial
 
     t0 = time.monotonic()
     for f in [executor.submit(run_trial, sleeping, {"x": 0.0}, None) for _ in range(n)]:

@@ -11,9 +11,11 @@ The textbook API (d2l.ai, "Hyperparameter Optimization"), made durable and resum
     tuner.run(number_of_trials=20)
 """
 
-__version__ = "0.1.0"
+import importlib
+from typing import TYPE_CHECKING, Any
 
 from ._hyper import HyperParameters, add_to_class  # noqa: E402
+from ._version import __version__
 from .errors import (  # noqa: E402
     ConfigSpaceError,
     CorruptLogError,
@@ -50,9 +52,24 @@ from .searchers import (  # noqa: E402
     TPESearcher,
 )
 from .space import ConfigSpace  # noqa: E402
-from .store import EventLog, open_store  # noqa: E402
 from .study import StudyState, TrialStatus, replay, replay_table  # noqa: E402
-from .tuner import HPOTuner  # noqa: E402
+
+if TYPE_CHECKING:
+    from .store import EventLog, open_store
+    from .tuner import HPOTuner
+
+# The store backends and the tuner import DuckDB and pyarrow.parquet (~0.2 s): they load on
+# first use, so `import hpostore` stays fast (benchmarks/startup.py).
+_LAZY = {"EventLog": ".store", "open_store": ".store", "HPOTuner": ".tuner"}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value
+    return value
 
 __all__ = [
     "FORMAT_VERSION",

@@ -1,367 +1,253 @@
-"""Where trials run when the tuner has several workers, and how their reports come back.
+"""Where trials run (inline, a local process pool, Ray) and what each place declares to the tuner.
 
-The tuner submits :func:`run_trial` to any :class:`concurrent.futures.Executor` (a local
-process pool by default, :class:`RayExecutor` for a Ray cluster, Dask's executor, ...). Workers
-only evaluate: they never open the log. Intermediate reports travel through the engine's own
-machinery — a :mod:`multiprocessing` manager queue for processes and threads
-(:class:`ManagerChannel`), a Ray actor for Ray (:class:`RayChannel`) — and the tuner, the single
-writer, turns them into ``report`` events. A scheduler's stop decision travels back the same
-way. Through the manager, ``report`` waits (up to :data:`REPORT_WAIT_S`) until the tuner has
-decided on that report, so a trial stopped at a rung ends right there instead of training one
-more epoch; through Ray, ``report`` returns at once and the decision reaches the trial's next
-report.
+The tuner submits its trial call to a :class:`TrialExecutor`: an executor that declares, as
+typed attributes, how many trials it runs at once, whether it runs them inline (in the tuner's
+thread, at submit: the sequential loop), whether the objective travels to other processes, and
+how reports come back (:class:`~hpostore.channels.ReportChannel`). :func:`as_trial_executor`
+adapts any other :class:`concurrent.futures.Executor` (a thread pool, Dask's). Workers only
+evaluate: they never open the log.
 """
 
 from __future__ import annotations
 
+import concurrent.futures as cf
 import contextlib
-import math
-import multiprocessing
 import os
-import queue
-import socket
 import threading
-import time
-from abc import ABC, abstractmethod
-from collections.abc import Callable
-from concurrent.futures import Executor, Future, ProcessPoolExecutor
-from dataclasses import dataclass
-from multiprocessing import managers
-from typing import Any
+from collections.abc import Callable, Iterable
+from typing import Any, Protocol, runtime_checkable
 
+from ._processes import exit_when_gone, lifeline, worker_context
+from .channels import InlineChannel, ManagerChannel, RayChannel, ReportChannel, ray_module
 from .errors import InvalidArgument
 
 __all__ = [
-    "ManagerChannel",
-    "RayChannel",
+    "InlineExecutor",
+    "LocalPool",
     "RayExecutor",
-    "ReportChannel",
-    "TrialOutcome",
+    "TrialExecutor",
+    "as_trial_executor",
     "exit_when_gone",
     "local_pool",
-    "run_trial",
+    "poll",
     "worker_context",
 ]
 
-#: (trial, attempt, resource, error) as a worker reports it
-Report = tuple[int, int, float, float]
 
-#: how long a worker's ``report`` waits for the tuner's decision on it (manager channel)
-REPORT_WAIT_S = 5.0
+@runtime_checkable
+class TrialExecutor(Protocol):
+    """What an executor declares to the tuner (the tuner probes nothing else)."""
+
+    #: how many trials run at once (the tuner keeps that many in flight)
+    max_workers: int
+    #: runs each trial in the caller's thread, inside ``submit`` (the sequential loop)
+    inline: bool
+    #: sends the objective to other processes (it must pickle)
+    remote: bool
+    #: produces reports without the objective's ``report`` parameter (simulated curves)
+    reports_curves: bool
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> cf.Future[Any]: ...
+
+    def report_channel(self) -> ReportChannel:
+        """How reports reach the tuner and stop decisions reach running trials."""
+        ...
+
+    def wait(
+        self, futures: Iterable[cf.Future[Any]], channel: ReportChannel | None
+    ) -> set[cf.Future[Any]]:
+        """The futures done by now; returns early when a report arrives on ``channel``."""
+        ...
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None: ...
 
 
-def check_report(resource: Any, error: Any) -> tuple[float, float]:
-    """``(resource, error)`` as floats; raises :class:`InvalidArgument` for anything else."""
-    try:
-        r, e = float(resource), float(error)
-    except (TypeError, ValueError):
-        raise InvalidArgument(
-            f"report(resource, error) needs two numbers, got ({resource!r}, {error!r})"
-        ) from None
-    if not (math.isfinite(r) and math.isfinite(e)):
-        raise InvalidArgument(
-            f"report(resource, error) needs finite numbers, got ({resource!r}, {error!r})"
+def poll(
+    futures: Iterable[cf.Future[Any]], channel: ReportChannel | None, timeout: float = 0.02
+) -> set[cf.Future[Any]]:
+    """The futures done within ``timeout`` s; returns sooner when a report arrives."""
+    futures = list(futures)
+    if channel is None:
+        return cf.wait(futures, timeout=timeout, return_when=cf.FIRST_COMPLETED)[0]
+    done = cf.wait(futures, timeout=0, return_when=cf.FIRST_COMPLETED)[0]
+    if not done:
+        channel.wait_for_report(timeout)
+        done = cf.wait(futures, timeout=0, return_when=cf.FIRST_COMPLETED)[0]
+    return done
+
+
+class LocalPool(cf.ProcessPoolExecutor):
+    """The tuner's default executor: ``n_workers`` processes from :func:`worker_context` that
+    exit when the tuner dies or :meth:`kill_workers` cuts their lifeline."""
+
+    inline = False
+    remote = True
+    reports_curves = False
+
+    def __init__(self, n_workers: int) -> None:
+        self._reader, self._writer = lifeline()
+        super().__init__(
+            n_workers,
+            mp_context=worker_context(),
+            initializer=exit_when_gone,
+            initargs=(self._reader,),
         )
-    return r, e
+        self.max_workers = n_workers
+
+    def report_channel(self) -> ReportChannel:
+        return ManagerChannel()
+
+    def wait(
+        self, futures: Iterable[cf.Future[Any]], channel: ReportChannel | None
+    ) -> set[cf.Future[Any]]:
+        return poll(futures, channel)
+
+    def kill_workers(self) -> None:
+        """End every worker now (their trials are lost): for a run that will not log them."""
+        self._writer.close()
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        super().shutdown(wait=wait, cancel_futures=cancel_futures)
+        if wait:
+            self._writer.close()
+            self._reader.close()
 
 
-def worker_context() -> Any:
-    """The multiprocessing context for worker and manager processes.
-
-    ``forkserver`` where it exists, with hpostore preloaded in the fork server: each process
-    then starts in milliseconds, without the tuner's threads (DuckDB's, TensorFlow's) or its
-    open files (the store's lock), which a plain fork of the tuner would inherit. Else spawn.
-    """
-    if "forkserver" in multiprocessing.get_all_start_methods():
-        ctx = multiprocessing.get_context("forkserver")
-        ctx.set_forkserver_preload(["hpostore.executors"])
-        return ctx
-    return multiprocessing.get_context("spawn")
+def local_pool(n_workers: int) -> LocalPool:
+    """A :class:`LocalPool` of ``n_workers`` processes."""
+    return LocalPool(n_workers)
 
 
-def exit_when_gone(pid: int) -> None:
-    """Process initializer: exit as soon as process ``pid`` (the tuner) is gone.
+class InlineExecutor(cf.Executor):
+    """Runs each trial in the caller's thread, inside :meth:`submit`: the sequential loop.
 
-    A SIGKILLed tuner must not leave workers and a manager behind: their parent is the fork
-    server, and a pool worker waits on a queue whose write end its siblings also hold, so
-    neither would ever notice on its own.
-    """
-
-    def watch() -> None:
-        while True:
-            time.sleep(0.5)
-            try:
-                os.kill(pid, 0)
-            except ProcessLookupError:
-                os._exit(0)
-            except PermissionError:  # alive, under another user: keep watching
-                pass
-
-    threading.Thread(target=watch, name="hpostore-exit-when-gone", daemon=True).start()
-
-
-def local_pool(n_workers: int) -> ProcessPoolExecutor:
-    """The tuner's default executor: ``n_workers`` processes from :func:`worker_context`
-    that exit by themselves if the tuner dies."""
-    return ProcessPoolExecutor(
-        n_workers,
-        mp_context=worker_context(),
-        initializer=exit_when_gone,
-        initargs=(os.getpid(),),
-    )
-
-
-# --- the worker side -------------------------------------------------------------------------
-@dataclass(frozen=True, slots=True)
-class TrialOutcome:
-    """What a worker sends back: the error (None if unusable, with ``message``), timings."""
-
-    error: float | None
-    message: str | None
-    runtime: float
-    worker: str
-
-
-def run_trial(
-    objective: Callable[..., Any],
-    config: dict[str, Any],
-    reporter: Callable[[float, float], bool] | None,
-) -> TrialOutcome:
-    """Run ``objective(**config)`` in a worker (with ``report=reporter`` when given).
-
-    An exception of the objective is data (a failed trial), so it is caught here and sent back
-    as a message: the worker stays healthy and no traceback object has to cross processes.
-    """
-    from .tuner import as_error  # the same rule as the sequential loop
-
-    kwargs = dict(config)
-    if reporter is not None:
-        kwargs["report"] = reporter
-    t0 = time.monotonic()
-    message: str | None
-    try:
-        value = objective(**kwargs)
-    except Exception as exc:  # the objective's failure is data: logged, and the study goes on
-        error, message = None, f"{type(exc).__name__}: {exc}"
-    else:
-        error, message = as_error(value)
-    return TrialOutcome(
-        error, message, time.monotonic() - t0, f"{socket.gethostname()}:{os.getpid()}"
-    )
-
-
-class _QueueReporter:
-    """The ``report`` callable a worker gets: picklable, talks to a manager process.
-
-    Each call waits until the tuner has decided on this report (its count in ``acks``), up to
-    ``wait_s``, so it returns the decision on this very report.
+    A ``KeyboardInterrupt`` (the user's Ctrl-C) leaves ``submit`` as it came.
     """
 
-    def __init__(
-        self, queue: Any, stops: Any, acks: Any, trial: int, attempt: int, wait_s: float
-    ) -> None:
-        self.queue, self.stops, self.acks = queue, stops, acks
-        self.trial, self.attempt, self.wait_s = trial, attempt, wait_s
-        self.sent = 0
+    max_workers = 1
+    inline = True
+    remote = False
+    reports_curves = False
 
-    def __call__(self, resource: float, error: float) -> bool:
-        r, e = check_report(resource, error)
-        self.queue.put((self.trial, self.attempt, r, e))
-        self.sent += 1
-        deadline = time.monotonic() + self.wait_s
-        pause = 0.001
-        while self.acks.get((self.trial, self.attempt), 0) < self.sent:
-            if time.monotonic() > deadline:
-                break  # the tuner is busy: go on; the decision reaches the next report
-            time.sleep(pause)
-            pause = min(2 * pause, 0.02)
-        return self.should_stop()
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> cf.Future[Any]:
+        future: cf.Future[Any] = cf.Future()
+        future.set_running_or_notify_cancel()
+        future.set_result(fn(*args, **kwargs))
+        return future
 
-    def should_stop(self) -> bool:
-        """True once the scheduler decided to stop this trial."""
-        return bool(self.stops.get(self.trial, False))
+    def report_channel(self) -> ReportChannel:
+        return InlineChannel()
+
+    def wait(
+        self, futures: Iterable[cf.Future[Any]], channel: ReportChannel | None
+    ) -> set[cf.Future[Any]]:
+        return {f for f in futures if f.done()}
 
 
-# --- the tuner side --------------------------------------------------------------------------
-class ReportChannel(ABC):
-    """How reports reach the tuner and stop decisions reach running trials."""
+class _Adapted:
+    """A plain :class:`concurrent.futures.Executor` with the capabilities the tuner needs."""
 
-    @abstractmethod
-    def reporter(self, trial: int, attempt: int) -> Callable[[float, float], bool]:
-        """The ``report(resource, error) -> stop?`` callable for a trial (sent to its worker)."""
+    inline = False
+    reports_curves = False
 
-    @abstractmethod
-    def drain(self) -> list[Report]:
-        """Reports that arrived since the last call, in arrival order (never blocks)."""
+    def __init__(self, executor: cf.Executor, max_workers: int) -> None:
+        self.executor = executor
+        self.max_workers = max_workers
+        self.remote = isinstance(executor, cf.ProcessPoolExecutor)
 
-    @abstractmethod
-    def stop(self, trial: int) -> None:
-        """Ask the running ``trial`` to stop (its next report returns True)."""
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> cf.Future[Any]:
+        return self.executor.submit(fn, *args, **kwargs)
 
-    @abstractmethod
-    def forget(self, trial: int) -> None:
-        """The trial ended: drop what the channel holds for it."""
+    def report_channel(self) -> ReportChannel:
+        return ManagerChannel()
 
-    def decided(self, trial: int, attempt: int) -> None:
-        """The tuner has decided on the trial's oldest undecided report (default: nothing)."""
-        return None  # for channels whose reporters do not wait for decisions
+    def wait(
+        self, futures: Iterable[cf.Future[Any]], channel: ReportChannel | None
+    ) -> set[cf.Future[Any]]:
+        return poll(futures, channel)
 
-    def wait_for_report(self, timeout: float) -> None:
-        """Block until a report arrives or ``timeout`` seconds pass (default: sleep)."""
-        time.sleep(timeout)
-
-    @abstractmethod
-    def close(self) -> None: ...
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        self.executor.shutdown(wait=wait, cancel_futures=cancel_futures)
 
 
-class ManagerChannel(ReportChannel):
-    """Reports through a :mod:`multiprocessing` manager (a queue and a dict of stop flags).
-
-    Works for processes and threads on this machine. The manager process comes from
-    :func:`worker_context` (never a plain fork of the tuner, which would inherit the store's
-    lock) and exits by itself if the tuner dies.
-    """
-
-    def __init__(self, wait_s: float = REPORT_WAIT_S) -> None:
-        self._manager = managers.SyncManager(ctx=worker_context())
-        self._manager.start(exit_when_gone, (os.getpid(),))
-        self._queue = self._manager.Queue()
-        self._stops = self._manager.dict()
-        self._acks = self._manager.dict()  # (trial, attempt) -> reports decided
-        self._decided: dict[tuple[int, int], int] = {}
-        self._early: list[Report] = []  # taken off the queue by wait_for_report
-        self._wait_s = wait_s
-
-    def reporter(self, trial: int, attempt: int) -> Callable[[float, float], bool]:
-        return _QueueReporter(self._queue, self._stops, self._acks, trial, attempt, self._wait_s)
-
-    def decided(self, trial: int, attempt: int) -> None:
-        key = (trial, attempt)
-        self._decided[key] = self._decided.get(key, 0) + 1
-        self._acks[key] = self._decided[key]
-
-    def drain(self) -> list[Report]:
-        out, self._early = self._early, []
-        while True:
-            try:
-                out.append(self._queue.get_nowait())
-            except queue.Empty:
-                return out
-
-    def wait_for_report(self, timeout: float) -> None:
-        with contextlib.suppress(queue.Empty):
-            self._early.append(self._queue.get(timeout=timeout))
-
-    def stop(self, trial: int) -> None:
-        self._stops[trial] = True
-
-    def forget(self, trial: int) -> None:
-        self._stops.pop(trial, None)
-        for key in [k for k in self._decided if k[0] == trial]:
-            del self._decided[key]
-            self._acks.pop(key, None)
-
-    def close(self) -> None:
-        self._manager.shutdown()
+def as_trial_executor(executor: cf.Executor, n_workers: int | None) -> TrialExecutor:
+    """``executor`` as a :class:`TrialExecutor` (``n_workers``: trials in flight, for an
+    executor that does not declare it; default: the CPUs of this machine)."""
+    if isinstance(executor, TrialExecutor):
+        return executor
+    return _Adapted(executor, n_workers or os.cpu_count() or 1)
 
 
 # --- Ray -------------------------------------------------------------------------------------
-def _ray() -> Any:
-    try:
-        import ray
-    except ImportError:
-        raise InvalidArgument(
-            "RayExecutor needs Ray: pip install 'hpostore[ray]' (or pip install 'ray>=2.9')"
-        ) from None
-    return ray
-
-
-class _Board:
-    """A Ray actor's class: the report queue and stop flags of one tuner run."""
-
-    def __init__(self) -> None:
-        self.reports: list[Report] = []
-        self.stops: set[int] = set()
-
-    def put(self, report: Report) -> bool:
-        self.reports.append(report)
-        return report[0] in self.stops
-
-    def drain(self) -> list[Report]:
-        out, self.reports = self.reports, []
-        return out
-
-    def stop(self, trial: int) -> None:
-        self.stops.add(trial)
-
-    def forget(self, trial: int) -> None:
-        self.stops.discard(trial)
-
-
-class _RayReporter:
-    def __init__(self, board: Any, trial: int, attempt: int) -> None:
-        self.board, self.trial, self.attempt = board, trial, attempt
-
-    def __call__(self, resource: float, error: float) -> bool:
-        r, e = check_report(resource, error)
-        ray = _ray()
-        return bool(ray.get(self.board.put.remote((self.trial, self.attempt, r, e))))
-
-
-class RayChannel(ReportChannel):
-    """Reports through a Ray actor: one round trip per report, which also returns the stop flag."""
-
-    def __init__(self) -> None:
-        ray = _ray()
-        self._board = ray.remote(num_cpus=0)(_Board).remote()
-
-    def reporter(self, trial: int, attempt: int) -> Callable[[float, float], bool]:
-        return _RayReporter(self._board, trial, attempt)
-
-    def drain(self) -> list[Report]:
-        return list(_ray().get(self._board.drain.remote()))
-
-    def stop(self, trial: int) -> None:
-        self._board.stop.remote(trial)
-
-    def forget(self, trial: int) -> None:
-        self._board.forget.remote(trial)
-
-    def close(self) -> None:
-        _ray().kill(self._board)
-
-
-class RayExecutor(Executor):
+class RayExecutor(cf.Executor):
     """Runs each submitted call as a Ray task (``num_cpus`` per task) on the connected cluster.
 
     Connecting is the caller's business (``ray.init(address=...)``, or a local
     ``ray.init(num_cpus=...)``); if Ray is not initialised, the first submit starts a local
     instance as Ray itself does. ``max_workers`` bounds how many trials the tuner keeps in
     flight (default: the cluster's CPUs / ``num_cpus``). Reports go through a Ray actor
-    (:meth:`report_channel`).
+    (:meth:`report_channel`). ``shutdown(cancel_futures=True)`` cancels the tasks still running.
     """
 
+    inline = False
+    remote = True
+    reports_curves = False
+
     def __init__(self, max_workers: int | None = None, num_cpus: float = 1) -> None:
-        ray = _ray()
+        ray = ray_module()
         self._ray = ray
         self._num_cpus = num_cpus
         self._remote: dict[Any, Any] = {}
+        self._tasks: dict[cf.Future[Any], Any] = {}  # future -> ObjectRef of a running task
+        self._lock = threading.Lock()
         if max_workers is None:
             cpus = ray.cluster_resources().get("CPU", 1) if ray.is_initialized() else 1
             max_workers = max(1, int(cpus // max(num_cpus, 1e-9)))
         if not isinstance(max_workers, int) or max_workers < 1:
             raise InvalidArgument(f"max_workers must be a positive int, got {max_workers!r}")
-        self._max_workers = max_workers
+        self.max_workers = max_workers
 
-    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> cf.Future[Any]:
         remote = self._remote.get(fn)
         if remote is None:
             remote = self._ray.remote(num_cpus=self._num_cpus, max_retries=0)(fn)
             self._remote[fn] = remote
-        return remote.remote(*args, **kwargs).future()
+        ref = remote.remote(*args, **kwargs)
+        future: cf.Future[Any] = ref.future()
+        with self._lock:
+            self._tasks[future] = ref
+        future.add_done_callback(self._forget)
+        return future
+
+    def _forget(self, future: cf.Future[Any]) -> None:
+        with self._lock:
+            self._tasks.pop(future, None)
 
     def report_channel(self) -> ReportChannel:
         return RayChannel()
 
+    def wait(
+        self, futures: Iterable[cf.Future[Any]], channel: ReportChannel | None
+    ) -> set[cf.Future[Any]]:
+        return poll(futures, channel)
+
+    def cancel(self, futures: Iterable[cf.Future[Any]] | None = None) -> None:
+        """Cancel the Ray tasks behind ``futures`` (default: every task still running)."""
+        with self._lock:
+            tasks = dict(self._tasks)
+        chosen = tasks if futures is None else {f: tasks[f] for f in futures if f in tasks}
+        for future, ref in chosen.items():
+            future.cancel()
+            with contextlib.suppress(Exception):  # a task that finished meanwhile
+                self._ray.cancel(ref, force=True)
+
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        if cancel_futures:
+            self.cancel()
+        elif wait:
+            with self._lock:
+                running = list(self._tasks)
+            for future in running:
+                with contextlib.suppress(Exception):  # its result or error is the caller's
+                    future.result()
         self._remote.clear()

@@ -35,8 +35,9 @@ from typing import Any
 import numpy as np
 from scipy import stats
 
+from .channels import Report, ReportChannel
 from .errors import InvalidArgument
-from .executors import Report, ReportChannel, TrialOutcome, run_trial
+from .tuner import TrialOutcome, run_trial
 
 
 class SimulatedClock:
@@ -392,6 +393,8 @@ class SimulatedExecutor(Executor):
 
     #: the tuner makes a report channel even for objectives without a ``report`` parameter
     reports_curves = True
+    inline = False
+    remote = False
 
     def __init__(
         self, n_workers: int, clock: SimulatedClock | None = None, *, reports: bool = True
@@ -401,7 +404,7 @@ class SimulatedExecutor(Executor):
         if clock is not None and not isinstance(clock, SimulatedClock):
             raise InvalidArgument(f"clock must be a SimulatedClock, got {type(clock).__name__}")
         self.clock = clock if clock is not None else SimulatedClock()
-        self._max_workers = n_workers
+        self.max_workers = n_workers
         self._free = [f"sim-{i}" for i in reversed(range(n_workers))]
         self._heap: list[tuple[float, int, int, _Job]] = []
         self._order = itertools.count()
@@ -421,7 +424,7 @@ class SimulatedExecutor(Executor):
         objective, config, reporter = args
         if not self._free:
             raise InvalidArgument(
-                f"all {self._max_workers} simulated workers are busy; the tuner keeps at most "
+                f"all {self.max_workers} simulated workers are busy; the tuner keeps at most "
                 "n_workers trials in flight"
             )
         trial = reporter.trial if isinstance(reporter, _SimulatedReporter) else -1
@@ -456,7 +459,9 @@ class SimulatedExecutor(Executor):
             job.generation += 1  # its pending epoch never ends: it finishes now
             self._schedule(job, self.clock())
 
-    def wait(self, futures: Iterable[Future[Any]]) -> set[Future[Any]]:
+    def wait(
+        self, futures: Iterable[Future[Any]], channel: ReportChannel | None = None
+    ) -> set[Future[Any]]:
         """Move the clock to the next report or finish; the futures that finished by then."""
         while self._heap:
             at, _, generation, job = heapq.heappop(self._heap)

@@ -85,7 +85,7 @@ def test_stop_decisions_reach_running_trials_through_the_manager() -> None:
     events = tuner.store.events(tuner.study, columns=["kind", "trial", "resource"]).to_pylist()
     stopped_at = {e["trial"]: e["resource"] for e in events if e["kind"] == "stop"}
     for t in stopped:  # the trial saw the decision and ended, cleanly, with a result
-        assert t.status.value == "finished" and t.error == t.curve[-1][1]
+        assert t.status.value in ("finished", "stopped") and t.error == t.curve[-1][1]
         # a worker's report waits for the tuner's decision: it ends at the report it was
         # stopped after, not one epoch later
         assert t.curve[-1][0] == stopped_at[t.trial]

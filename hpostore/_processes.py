@@ -1,0 +1,48 @@
+"""Worker processes that never outlive the tuner: their start method and their lifeline."""
+
+from __future__ import annotations
+
+import contextlib
+import multiprocessing
+import os
+import threading
+from multiprocessing.connection import Connection
+from typing import Any
+
+
+def worker_context() -> Any:
+    """The multiprocessing context for worker and manager processes.
+
+    ``forkserver`` where it exists, with hpostore preloaded in the fork server: each process
+    then starts in milliseconds, without the tuner's threads (DuckDB's, TensorFlow's) or its
+    open files (the store's lock), which a plain fork of the tuner would inherit. Else spawn.
+    """
+    if "forkserver" in multiprocessing.get_all_start_methods():
+        ctx = multiprocessing.get_context("forkserver")
+        ctx.set_forkserver_preload(["hpostore.tuner"])
+        return ctx
+    return multiprocessing.get_context("spawn")
+
+
+def exit_when_gone(lifeline: Connection) -> None:
+    """Process initializer: exit as soon as the tuner closes ``lifeline`` or dies.
+
+    ``lifeline`` is the read end of a pipe whose only write end the tuner holds: the kernel
+    closes it when the tuner exits in any way (SIGKILL included), and a pipe cannot be fooled
+    by a new process that reuses the tuner's pid. A pool worker would not notice on its own:
+    its parent is the fork server, and it waits on a queue whose write end its siblings hold.
+    """
+
+    def watch() -> None:
+        with contextlib.suppress(EOFError, OSError):
+            while True:
+                lifeline.recv_bytes()
+        os._exit(0)
+
+    threading.Thread(target=watch, name="hpostore-exit-when-gone", daemon=True).start()
+
+
+def lifeline() -> tuple[Connection, Connection]:
+    """(read end for the children, write end the tuner keeps open while they may live)."""
+    reader, writer = multiprocessing.Pipe(duplex=False)
+    return reader, writer

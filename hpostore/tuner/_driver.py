@@ -1,0 +1,284 @@
+"""The scheduler driver: any scheduler through one trial-aware protocol, its decisions logged.
+
+A :class:`~hpostore.schedulers.TrialScheduler` speaks the protocol itself; the textbook
+:class:`~hpostore.schedulers.HPOScheduler` (``suggest()``/``update(config, error)``) goes
+through :class:`FifoAdapter`. The rest of the tuner sees only :class:`TrialProtocol`.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+from ..errors import InvalidArgument
+from ..log.events import Kind, dumps, dumps_config
+from ..schedulers.base import CONTINUE, Action, Decision, HPOScheduler, Suggestion, TrialScheduler
+from ..searchers.base import HPOSearcher
+from ..study import WITH_RESULT, StudyState, TrialState
+from ._objective import ObjectiveCall, TrialOutcome, native_config
+from ._recorder import Recorder
+
+
+class TrialProtocol(Protocol):
+    """What the tuner asks of a scheduler, whatever its kind."""
+
+    #: the config entry that holds a trial's resource (``max_epochs``), if any
+    resource_attr: str | None
+
+    def suggest_trial(self, trial: int) -> Suggestion | None: ...
+
+    def on_report(self, trial: int, resource: float, error: float) -> Decision: ...
+
+    def on_result(
+        self, trial: int, error: float | None, resource: float | None
+    ) -> list[tuple[int, Decision]]: ...
+
+    def overrides_restore(self) -> bool: ...
+
+    def owners(self) -> tuple[Any, ...]: ...
+
+    def restore(self, state: StudyState) -> None: ...
+
+    def replay_suggest(self, trial: int) -> Any: ...
+
+    def replay_result(self, t: TrialState) -> None: ...
+
+    def pending_update(self, t: TrialState) -> None: ...
+
+
+def _overrides(obj: Any, base: type) -> bool:
+    method = getattr(type(obj), "restore", None)
+    return method is not None and method is not getattr(base, "restore", None)
+
+
+class FifoAdapter:
+    """The textbook scheduler as a trial-aware one: one suggest per trial, one update per result.
+
+    ``update`` gets the trial's config as the log holds it (the fold's), so a resumed and an
+    uninterrupted study feed the searcher the same values.
+    """
+
+    resource_attr: str | None = None
+
+    def __init__(self, scheduler: Any, state: StudyState) -> None:
+        self.scheduler, self.state = scheduler, state
+
+    def suggest_trial(self, trial: int) -> Suggestion:
+        return Suggestion(config=self.scheduler.suggest())
+
+    def on_report(self, trial: int, resource: float, error: float) -> Decision:
+        on_report = getattr(self.scheduler, "on_report", None)  # optional for duck-typed ones
+        return on_report(trial, resource, error) if callable(on_report) else CONTINUE
+
+    def on_result(
+        self, trial: int, error: float | None, resource: float | None
+    ) -> list[tuple[int, Decision]]:
+        if error is not None:
+            self.scheduler.update(self.state.trials[trial].config, error)
+        return []
+
+    def overrides_restore(self) -> bool:
+        searcher = getattr(self.scheduler, "searcher", None)
+        return _overrides(self.scheduler, HPOScheduler) and (
+            not isinstance(searcher, HPOSearcher) or _overrides(searcher, HPOSearcher)
+        )
+
+    def owners(self) -> tuple[Any, ...]:
+        return (self.scheduler, getattr(self.scheduler, "searcher", None))
+
+    def restore(self, state: StudyState) -> None:
+        self.scheduler.restore(state)
+
+    def replay_suggest(self, trial: int) -> Any:
+        return self.scheduler.suggest()
+
+    def replay_result(self, t: TrialState) -> None:
+        if t.error is not None:
+            self.scheduler.update(t.config, t.error)
+
+    def pending_update(self, t: TrialState) -> None:
+        self.replay_result(t)
+
+
+class TrialAware:
+    """A :class:`TrialScheduler`, which speaks the protocol itself."""
+
+    def __init__(self, scheduler: TrialScheduler) -> None:
+        self.scheduler = scheduler
+        attr = getattr(scheduler, "resource_attr", None)
+        self.resource_attr: str | None = attr if isinstance(attr, str) else None
+
+    def suggest_trial(self, trial: int) -> Suggestion | None:
+        return self.scheduler.suggest_trial(trial)
+
+    def on_report(self, trial: int, resource: float, error: float) -> Decision:
+        return self.scheduler.on_report(trial, resource, error)
+
+    def on_result(
+        self, trial: int, error: float | None, resource: float | None
+    ) -> list[tuple[int, Decision]]:
+        return self.scheduler.on_result(trial, error, resource)
+
+    def overrides_restore(self) -> bool:
+        return True  # abstract in TrialScheduler: every concrete one has it
+
+    def owners(self) -> tuple[Any, ...]:
+        return (self.scheduler, getattr(self.scheduler, "searcher", None))
+
+    def restore(self, state: StudyState) -> None:
+        self.scheduler.restore(state)
+
+    def replay_suggest(self, trial: int) -> Any:
+        suggestion = self.scheduler.suggest_trial(trial)
+        return None if suggestion is None else dict(suggestion.config)
+
+    def replay_result(self, t: TrialState) -> None:
+        self.scheduler.on_result(t.trial, t.error, t.resource)
+
+    def pending_update(self, t: TrialState) -> None:
+        return None  # on_result saw the result when it was logged (or restore did)
+
+
+def adapt(scheduler: Any, state: StudyState) -> TrialProtocol:
+    """``scheduler`` behind the trial-aware protocol."""
+    if isinstance(scheduler, TrialScheduler):
+        return TrialAware(scheduler)
+    return FifoAdapter(scheduler, state)
+
+
+class SchedulerDriver:
+    """Asks the scheduler, logs what it proposes and decides, and tells it what happened."""
+
+    def __init__(self, scheduler: Any, recorder: Recorder, call: ObjectiveCall) -> None:
+        self.scheduler = scheduler
+        self.protocol: TrialProtocol = adapt(scheduler, recorder.state)
+        self.recorder = recorder
+        self.call = call
+
+    @property
+    def _name(self) -> str:
+        return type(self.scheduler).__name__
+
+    def resource_of(self, config: dict[str, Any]) -> float | None:
+        """The resource a config asks for (``config[resource_attr]``), if any."""
+        attr = self.protocol.resource_attr
+        value = config.get(attr) if attr is not None else None
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        return None
+
+    # --- proposals ----------------------------------------------------------------------------
+    def propose(self) -> tuple[int, dict[str, Any]] | None:
+        """Log the next trial's ``suggest`` (and any ``promote``); None: nothing to run yet."""
+        state = self.recorder.state
+        trial = state.next_trial
+        suggestion = self.protocol.suggest_trial(trial)
+        if suggestion is None:
+            return None
+        if suggestion.resume:
+            return self._resume(suggestion)
+        config = native_config(suggestion.config, trial=trial)
+        self.call.check(config, trial)
+        if suggestion.promoted_from is not None:
+            self.recorder.append(
+                Kind.PROMOTE,
+                trial=suggestion.promoted_from,
+                resource=self.resource_of(config),
+                payload=dumps({"reason": suggestion.reason or "", "to_trial": trial}),
+            )
+        payload = dumps(dict(suggestion.payload)) if suggestion.payload else None
+        self.recorder.append(
+            Kind.SUGGEST, trial=trial, config=dumps_config(config), payload=payload
+        )
+        return trial, config
+
+    def _resume(self, suggestion: Suggestion) -> tuple[int, dict[str, Any]]:
+        """Log the promotion of a paused trial that runs again with ``suggestion.config``."""
+        source = suggestion.promoted_from
+        assert source is not None  # Suggestion checks that a resume names its trial
+        t = self.recorder.state.trials.get(source)
+        if t is None or t.status not in WITH_RESULT:
+            raise InvalidArgument(
+                f"{self._name} asked to resume trial {source}, which is "
+                f"{'unknown' if t is None else t.status.value}; only a finished (paused) trial "
+                "can be resumed"
+            )
+        config = native_config(dict(suggestion.config), trial=source)
+        self.call.check(config, source)
+        self.recorder.append(Kind.PROMOTE, trial=source, resource=self.resource_of(config),
+                             payload=dumps({"reason": suggestion.reason, "resume": True}))  # fmt: skip
+        return source, config
+
+    def start(self, trial: int, config: dict[str, Any], worker: str | None) -> int:
+        """Log (and commit: write-ahead) the ``start`` of ``trial``; returns its attempt.
+
+        The event carries the resource target, and the config when it is not the trial's
+        logged one (a paused trial resumed with more resource).
+        """
+        t = self.recorder.state.trials[trial]
+        attempt = t.attempts + 1
+        new_config = dumps_config(config) if config != t.config else None
+        self.recorder.append(Kind.START, trial=trial, worker=worker, config=new_config,
+                             resource=self.resource_of(config),
+                             payload=dumps({"attempt": attempt}))  # fmt: skip
+        self.recorder.commit_ahead()
+        return attempt
+
+    # --- what running trials tell ------------------------------------------------------------
+    def report(self, trial: int, resource: float, error: float, *, stopping: bool) -> bool:
+        """Log a report, ask the scheduler, log its decision; True if the trial should stop
+        (``stopping``: a stop was already sent to it)."""
+        self.recorder.append(Kind.REPORT, trial=trial, resource=resource, error=error)
+        decision = self.protocol.on_report(trial, resource, error)
+        if not isinstance(decision, Decision):
+            raise InvalidArgument(
+                f"{self._name}.on_report must return a Decision, got {decision!r}"
+            )
+        if decision.action in (Action.STOP, Action.PAUSE) and not stopping:
+            self._log_decisions([(trial, decision)], resource, trial)
+            self.recorder.commit_decision()
+            return True
+        if decision.action is Action.PROMOTE:
+            self._log_decisions([(trial, decision)], resource, trial)
+        return stopping
+
+    def result(self, trial: int, outcome: TrialOutcome, resource: float | None) -> bool:
+        """Log the outcome, commit it, then let the scheduler see it; True if it finished."""
+        if resource is None:
+            resource = self.resource_of(self.recorder.state.trials[trial].config)
+        if outcome.error is None:
+            self.recorder.append(Kind.FAIL, trial=trial, runtime=outcome.runtime,
+                                 payload=dumps({"message": outcome.message}))  # fmt: skip
+            self.recorder.commit_result()
+            self._log_decisions(self.protocol.on_result(trial, None, resource), resource, trial)
+            return False
+        self.recorder.append(Kind.EVALUATE, trial=trial, error=outcome.error,
+                             runtime=outcome.runtime, worker=outcome.worker,
+                             resource=resource)  # fmt: skip
+        self.recorder.commit_result()
+        decisions = self.protocol.on_result(trial, outcome.error, resource)
+        self._log_decisions(decisions, resource, trial)
+        self.recorder.append(Kind.UPDATE, trial=trial)
+        return True
+
+    def pending_updates(self) -> None:
+        """Results logged without their ``update`` (a crash in between): feed and log them."""
+        for t in self.recorder.state.not_updated():
+            self.protocol.pending_update(t)
+            self.recorder.append(Kind.UPDATE, trial=t.trial)
+
+    def _log_decisions(
+        self, decisions: list[tuple[int, Decision]], resource: float | None, about: int
+    ) -> None:
+        """Log each decision (``resource``: where trial ``about`` stands)."""
+        for trial, decision in decisions:
+            if not isinstance(decision, Decision):
+                raise InvalidArgument(
+                    f"{self._name} returned {decision!r} for trial {trial}, not a Decision"
+                )
+            if decision.kind is not None:
+                self.recorder.append(
+                    Kind(decision.kind),
+                    trial=trial,
+                    resource=resource if trial == about else None,
+                    payload=dumps({"reason": decision.reason}),
+                )

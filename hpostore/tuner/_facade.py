@@ -1,0 +1,267 @@
+"""``HPOTuner``: the textbook's tuner as a facade over the recorder, driver, loop and supervisor."""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import os
+import time
+from collections.abc import Callable
+from typing import Any
+
+from .._hyper import HyperParameters
+from ..errors import InvalidArgument, TooManyFailures
+from ..executors import InlineExecutor, TrialExecutor, as_trial_executor, local_pool
+from ..schedulers.base import HPOScheduler
+from ..store.base import EventLog, open_store
+from ..study import StudyState
+from ._checkpoints import Checkpoints
+from ._driver import SchedulerDriver
+from ._loop import TrialLoop
+from ._objective import ObjectiveCall
+from ._recorder import Clock, Recorder
+from ._resume import catch_up, check_spec, new_study_spec
+from ._supervisor import PoolSupervisor
+
+
+def _check_args(
+    scheduler: Any, max_failures: Any, study: Any, n_workers: Any, executor: Any
+) -> None:
+    if not (
+        callable(getattr(scheduler, "suggest", None))
+        and callable(getattr(scheduler, "update", None))
+    ):
+        raise InvalidArgument(
+            "scheduler must have suggest() and update(config, error) methods (an HPOScheduler), "
+            f"got {type(scheduler).__name__}"
+        )
+    if max_failures is not None and (not isinstance(max_failures, int) or max_failures < 1):
+        raise InvalidArgument(f"max_failures must be a positive int or None, got {max_failures!r}")
+    if study is not None and (not isinstance(study, str) or not study):
+        raise InvalidArgument(f"study must be a non-empty string, got {study!r}")
+    if not isinstance(n_workers, int) or isinstance(n_workers, bool) or n_workers < 1:
+        raise InvalidArgument(f"n_workers must be a positive int, got {n_workers!r}")
+    if executor is not None and not isinstance(executor, cf.Executor):
+        raise InvalidArgument(
+            f"executor must be a concurrent.futures.Executor, got {type(executor).__name__}"
+        )
+
+
+class HPOTuner(HyperParameters):
+    """Runs ``objective(**config)`` on the configurations a scheduler suggests, logging each step.
+
+    >>> from scipy import stats
+    >>> from hpostore import BasicScheduler, RandomSearcher
+    >>> searcher = RandomSearcher({"x": stats.uniform(-1, 2)}, seed=0)
+    >>> tuner = HPOTuner(BasicScheduler(searcher), lambda x: x * x, verbose=False)
+    >>> tuner.run(number_of_trials=3).incumbent_error < 1
+    True
+    >>> len(tuner.records)
+    3
+
+    Args:
+        scheduler: an :class:`HPOScheduler` (textbook) or a trial-aware scheduler (ASHA...).
+        objective: called as ``objective(**config)``; returns the error to minimize (a finite
+            number, or a dict with an ``"error"`` entry). Anything else it returns, and anything
+            it raises but Ctrl-C, is a failed trial (a ``fail`` event), and the study goes on.
+            With a ``report`` parameter it gets ``report(resource, error) -> stop?``; with a
+            ``checkpoint_dir`` parameter, a directory of its own per trial, the same for every
+            attempt and promotion of the trial (:meth:`checkpoint_dir`).
+        store: an :class:`~hpostore.store.EventLog` or a path for :func:`open_store` (default:
+            an in-memory DuckDB); ``study``: the study's name in it.
+        max_failures: stop the run (:class:`TooManyFailures`) after that many failures in a row.
+        trust_log: continue with the logged configs when a re-executed user searcher proposes
+            different ones, instead of raising :class:`ReplayDivergence`.
+        clock: the study clock (a simulator passes its own).
+        n_workers: trials in flight; k > 1 runs them on a local process pool (forkserver or
+            spawn; the objective must be picklable). 1 and no executor: the sequential loop.
+        executor: any :class:`concurrent.futures.Executor` (a process or thread pool,
+            :class:`hpostore.executors.RayExecutor`, Dask's); one that declares
+            :class:`~hpostore.executors.TrialExecutor` sets the number of trials in flight.
+        checkpoint_root: where checkpoint directories go (default ``<store>.checkpoints``).
+        delete_checkpoints: delete a trial's checkpoints once no one will read them (kept: the
+            incumbent's, unfinished trials', paused trials' a scheduler may resume).
+    """
+
+    def __init__(
+        self,
+        scheduler: HPOScheduler,
+        objective: Callable[..., Any],
+        *,
+        store: EventLog | str | os.PathLike[str] | None = None,
+        study: str | None = None,
+        verbose: bool = True,
+        max_failures: int | None = 10,
+        trust_log: bool = False,
+        clock: Clock = time.monotonic,
+        n_workers: int = 1,
+        executor: cf.Executor | None = None,
+        checkpoint_root: str | os.PathLike[str] | None = None,
+        delete_checkpoints: bool = False,
+    ) -> None:
+        _check_args(scheduler, max_failures, study, n_workers, executor)
+        self.call = ObjectiveCall(objective)
+        executor_clock = getattr(executor, "clock", None)  # a simulator's public clock
+        if executor_clock is not None and clock is not executor_clock:
+            if clock is not time.monotonic:
+                raise InvalidArgument(
+                    f"the executor {type(executor).__name__} keeps its own clock; pass "
+                    "clock=executor.clock to HPOTuner (or leave clock out)"
+                )
+            clock = executor_clock  # simulated time: the executor's clock is the study's
+        self.n_workers, self.executor, self.scheduler = n_workers, executor, scheduler
+        self.objective, self.verbose, self.max_failures = objective, verbose, max_failures
+        self.trust_log, self.clock = trust_log, clock
+        self.delete_checkpoints = delete_checkpoints
+        self.study: str = study or "default"
+        self._owns_store = not isinstance(store, EventLog)
+        opened: EventLog | None = None
+        try:
+            if store is None:
+                store = opened = open_store(":memory:")
+            elif not isinstance(store, EventLog):
+                # a simulated study's objective costs nothing to redo: commit in batches
+                durability = "batched" if executor_clock is not None else "durable"
+                store = opened = open_store(os.fspath(store), durability=durability)
+            self.store: EventLog = store
+            self._recorder = Recorder(store, self.study, clock)
+            self.worker = self._recorder.worker
+            self._driver = SchedulerDriver(scheduler, self._recorder, self.call)
+            self._checkpoints = Checkpoints(checkpoint_root, str(store.path), self.study)
+            self._caught_up = not self._recorder.state.trials
+            if self._recorder.state.spec is not None:
+                check_spec(self._recorder.state.spec, scheduler, self.call.name, self.study,
+                           str(store.path))  # fmt: skip
+        except BaseException:
+            if opened is not None:  # a failed constructor releases what it opened
+                opened.close()
+            raise
+
+    # --- the textbook's bookkeeping, as views of the log -----------------------------------
+    @property
+    def state(self) -> StudyState:
+        """The live fold of the study's events."""
+        return self._recorder.state
+
+    @property
+    def records(self) -> list[dict[str, Any]]:
+        return self.state.records()
+
+    @property
+    def incumbent(self) -> dict[str, Any] | None:
+        return self.state.incumbent
+
+    @property
+    def incumbent_error(self) -> float | None:
+        return self.state.incumbent_error
+
+    @property
+    def incumbent_trajectory(self) -> list[float]:
+        return list(self.state.trajectory)
+
+    @property
+    def cumulative_runtime(self) -> list[float]:
+        """Study time (seconds, summed over sessions) at which each finished trial was logged."""
+        return list(self.state.finished_elapsed)
+
+    @property
+    def current_runtime(self) -> float:
+        finished = self.state.finished_elapsed
+        return finished[-1] if finished else 0.0
+
+    def checkpoint_dir(self, trial: int) -> str:
+        """The directory of ``trial``'s checkpoints (created): the same for every attempt and
+        promotion of the trial. Under ``checkpoint_root`` if given, else
+        ``<store path>.checkpoints/<study>`` (the study name encoded: never a path); a temporary
+        directory, removed at :meth:`close`, for an in-memory store."""
+        return self._checkpoints.dir(trial)
+
+    # --- running ----------------------------------------------------------------------------
+    def run(self, number_of_trials: int, *, time_budget_s: float | None = None) -> HPOTuner:
+        """Run until the study holds ``number_of_trials`` results (resuming if it has some).
+
+        A result is an ``evaluate`` event: a trial that a multi-fidelity scheduler resumed with
+        more resource counts once per rung it finished. Unlike the textbook's loop, the count is
+        the study's total, so running the same script again after a crash finishes the job
+        instead of starting it over. ``time_budget_s``: start no trial once this call has run
+        that long (by the tuner's clock); trials already running finish and are logged.
+        """
+        if time_budget_s is not None and not (
+            isinstance(time_budget_s, (int, float))
+            and not isinstance(time_budget_s, bool)
+            and time_budget_s >= 0
+        ):
+            raise InvalidArgument(
+                f"time_budget_s must be a non-negative number of seconds or None, got {time_budget_s!r}"
+            )
+        if not isinstance(number_of_trials, int) or isinstance(number_of_trials, bool) or number_of_trials < 0:  # fmt: skip
+            raise InvalidArgument(
+                f"number_of_trials must be a non-negative int, got {number_of_trials!r}"
+            )
+        state = self.state
+        if (
+            state.spec is not None
+            and state.n_finished >= number_of_trials
+            and not state.not_updated()
+        ):
+            if self.verbose:
+                print(
+                    f"Study {self.study!r} already holds {state.n_finished} finished trials "
+                    f"(incumbent error {state.incumbent_error}); nothing to run."
+                )
+            return self
+        loop = self._loop(time_budget_s)
+        self._recorder.begin(lambda: new_study_spec(self.scheduler, self.call.name))
+        reason = "completed"
+        try:
+            catch_up(self._driver.protocol, state, caught_up=self._caught_up,
+                     trust_log=self.trust_log, study=self.study)  # fmt: skip
+            self._caught_up = True
+            self._driver.pending_updates()
+            loop.run(number_of_trials)
+        except TooManyFailures:
+            reason = "max_failures"
+            raise
+        except KeyboardInterrupt:
+            reason = "interrupted"
+            raise
+        except BaseException as exc:
+            reason = f"error: {type(exc).__name__}"
+            raise
+        finally:
+            self._recorder.end(reason)
+        return self
+
+    def _loop(self, budget_s: float | None) -> TrialLoop:
+        executor: TrialExecutor
+        rebuild: Callable[[], TrialExecutor] | None = None
+        if self.executor is not None:
+            executor = as_trial_executor(
+                self.executor, self.n_workers if self.n_workers > 1 else None
+            )
+        elif self.n_workers > 1:
+            n = self.n_workers
+            rebuild = lambda: local_pool(n)  # noqa: E731
+            executor = rebuild()
+        else:
+            executor = InlineExecutor()
+        if executor.remote:
+            self.call.check_picklable()
+        return TrialLoop(
+            recorder=self._recorder, driver=self._driver, call=self.call,
+            supervisor=PoolSupervisor(executor, rebuild, self.study), checkpoints=self._checkpoints,
+            delete_checkpoints=self.delete_checkpoints, max_failures=self.max_failures,
+            verbose=self.verbose, budget_s=budget_s,
+        )  # fmt: skip
+
+    # --- lifetime ---------------------------------------------------------------------------
+    def close(self) -> None:
+        """Close the store if the tuner opened it (a path or the default in-memory store)."""
+        if self._owns_store:
+            self.store.close()
+        self._checkpoints.close()
+
+    def __enter__(self) -> HPOTuner:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
