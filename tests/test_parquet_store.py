@@ -454,3 +454,54 @@ def test_views_of_a_duckdb_file_this_process_is_writing(tmp_path: Path) -> None:
         assert con.execute("SELECT max(seq) FROM events").fetchall() == [(2,)]
         store.append("s", "end", elapsed=1.0, session="a")
     assert analysis.query(path, "SELECT count(*) AS n FROM events").column("n").to_pylist() == [3]
+
+
+TAKER = textwrap.dedent(
+    """
+    import os, sys, time
+    from hpostore import open_store
+    from hpostore.errors import StudyWriterConflict
+    path, go, done = sys.argv[1], sys.argv[2], sys.argv[3]
+    store = open_store(path)
+    store.last_seq("s")
+    while not os.path.exists(go):
+        time.sleep(0.001)
+    try:
+        store.append("s", "end", elapsed=1.0, session=str(os.getpid()))
+        store.commit()
+        print("won", flush=True)
+        while not os.path.exists(done):  # hold the claim until every taker has tried
+            time.sleep(0.01)
+    except StudyWriterConflict:
+        print("lost", flush=True)
+    store.close()
+    """
+)
+
+
+def test_racing_takers_of_a_garbage_claim_leave_exactly_one_writer(tmp_path: Path) -> None:
+    """Reproducer 3: claim takeover was check-then-unlink and could let two writers in."""
+    path = os.fspath(tmp_path / "runs") + "/"
+    _write(path, "s", 1)
+    (tmp_path / "runs" / "s" / "_writer.json").write_bytes(b"")
+    go, done = tmp_path / "go", tmp_path / "done"
+    takers = [
+        subprocess.Popen(
+            [PYTHON, "-c", TAKER, path, os.fspath(go), os.fspath(done)],
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )  # fmt: skip
+        for _ in range(4)
+    ]
+    time.sleep(1.0)  # let them import; the race itself does not depend on this
+    go.touch()
+    results = [p.stdout.readline().strip() for p in takers if p.stdout is not None]
+    done.touch()
+    for p in takers:
+        _, err = p.communicate(timeout=60)
+        assert p.returncode == 0, err
+    assert sorted(results) == ["lost", "lost", "lost", "won"]
+    with open_store(path, read_only=True) as store:
+        assert store.events("s").column("kind").to_pylist() == ["suggest", "end"]

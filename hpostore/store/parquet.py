@@ -28,14 +28,11 @@ before, during and after a compaction (a reader whose file vanished lists again)
 
 from __future__ import annotations
 
-import contextlib
-import json
 import logging
 import os
 import socket
 import time
 import uuid
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -59,11 +56,11 @@ from ..log.segments import (
     write_segment,
 )
 from ..log.sql import lock_down, run_user_sql
+from ._claims import CLAIM_NAME, Claims
 from .base import FOLD_INTERVAL_S, EventLog
 
 __all__ = ["CLAIM_NAME", "ParquetStore", "Segment", "list_segments", "study_folder_name"]
 
-CLAIM_NAME = "_writer.json"
 #: Temporary files older than this are leftovers of a crash; ``compact`` removes them.
 STALE_TMP_S = 600.0
 log = logging.getLogger("hpostore")
@@ -71,31 +68,6 @@ log = logging.getLogger("hpostore")
 
 def _safe_id(text: str) -> str:
     return "".join(c if c.isascii() and (c.isalnum() or c in "_-") else "_" for c in text)[:40]
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except (PermissionError, OverflowError, ValueError):
-        return pid > 0
-    return pid > 0
-
-
-def _read_claim(claim: Path) -> tuple[int, dict[str, Any] | None] | None:
-    """(inode, holder) of a claim file; holder None when empty or garbage; None if absent."""
-    try:
-        with open(claim, "rb") as f:
-            ino = os.fstat(f.fileno()).st_ino
-            data = f.read()
-    except FileNotFoundError:
-        return None
-    try:
-        value = json.loads(data)
-    except ValueError:
-        return ino, None
-    return ino, value if isinstance(value, dict) else None
 
 
 class ParquetStore(EventLog):
@@ -112,7 +84,7 @@ class ParquetStore(EventLog):
             (_safe_id(socket.gethostname()), str(os.getpid()), uuid.uuid4().hex[:8])
         )
         self._pending: list[Row] = []
-        self._claims: dict[str, Path] = {}  # study -> the claim file this store holds
+        self._claims = Claims(path, self.writer)
         self._published: dict[str, list[Segment]] = {}  # this store's segments, per study
         self._cache: dict[str, pa.Table] = {}  # verified hashed segments (immutable)
         self._last_commit = time.monotonic()
@@ -134,102 +106,13 @@ class ParquetStore(EventLog):
     def _disk_last(self, study: str) -> int:
         return max((s.last for s in list_segments(self._folder(study))), default=0)
 
-    # --- claims -----------------------------------------------------------------------------
-    def _claim(self, study: str) -> None:
-        folder = self._folder(study)
-        claim = folder / CLAIM_NAME
-        info = {
-            "writer": self.writer,
-            "pid": os.getpid(),
-            "host": socket.gethostname(),
-            "since": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        }
-        tmp = folder / f".{CLAIM_NAME}.{self.writer}.tmp"
-        try:
-            folder.mkdir(exist_ok=True)
-            with open(tmp, "wb") as f:
-                f.write(json.dumps(info).encode())
-                f.flush()
-                os.fsync(f.fileno())
-            for _ in range(5):
-                try:
-                    os.link(tmp, claim)  # atomic, no-replace: the claim appears whole or not
-                except FileExistsError:
-                    pass
-                else:
-                    self._claims[study] = claim
-                    return
-                found = _read_claim(claim)
-                if found is None:
-                    continue  # released meanwhile
-                ino, holder = found
-                if holder is not None and not self._stale(holder):
-                    raise StudyWriterConflict(
-                        f"study {study!r} in {self.path} is being written by writer "
-                        f"{holder.get('writer')} (pid {holder.get('pid')} on "
-                        f"{holder.get('host')}, since {holder.get('since')}). One writer appends "
-                        "to a study at a time: give this run another study name, or wait for "
-                        f"that one to finish. If that writer is gone (another machine), delete "
-                        f"{claim} and try again."
-                    )
-                self._take_aside(claim, ino, holder)
-        except OSError as exc:
-            raise HPOStoreError(f"cannot claim study {study!r} at {claim}: {exc}") from exc
-        finally:
-            tmp.unlink(missing_ok=True)
-        raise StudyWriterConflict(
-            f"study {study!r} in {self.path}: cannot claim {claim}; other writers keep taking "
-            "it. Give this run another study name."
-        )
-
-    @staticmethod
-    def _stale(holder: dict[str, Any]) -> bool:
-        pid = holder.get("pid")
-        return (
-            holder.get("host") == socket.gethostname()
-            and isinstance(pid, int)
-            and not _pid_alive(pid)
-        )
-
-    def _take_aside(self, claim: Path, ino: int, holder: dict[str, Any] | None) -> None:
-        """Remove a stale claim so that only one taker wins and no live claim is lost."""
-        aside = claim.with_name(f".{CLAIM_NAME}.{self.writer}.stale")
-        try:
-            os.rename(claim, aside)  # atomic: of several takers, one moves it
-        except FileNotFoundError:
-            return
-        if os.stat(aside).st_ino != ino:  # a writer claimed it after we judged: put it back
-            with contextlib.suppress(FileExistsError):  # else a third took it; the writer
-                os.link(aside, claim)  # we moved finds out at its next publish
-        else:
-            log.warning("hpostore: took over the stale claim %s (was %s)", claim, holder)
-        aside.unlink(missing_ok=True)
-
-    def _check_claim(self, study: str) -> None:
-        claim = self._claims[study]
-        found = _read_claim(claim)
-        holder = found[1] if found else None
-        if holder is None or holder.get("writer") != self.writer:
-            raise StudyWriterConflict(
-                f"study {study!r} in {self.path}: this writer's claim {claim} was taken by "
-                f"{holder}; another writer appends to the study. Reopen the store and replay "
-                "the study before writing to it."
-            )
-
-    def _release(self) -> None:
-        for claim in self._claims.values():
-            found = _read_claim(claim)
-            if found is not None and found[1] is not None and found[1].get("writer") == self.writer:
-                claim.unlink(missing_ok=True)
-        self._claims.clear()
-
     # --- write path -------------------------------------------------------------------------
     def _buffer(self, row: Row) -> None:
         if self._closed:
             raise HPOStoreError(f"{self.path}: the store is closed")
         study, seq = row[0], row[1]
-        if study not in self._claims:
-            self._claim(study)
+        if study not in self._claims.held:
+            self._claims.take(study, self._folder(study))
             on_disk = self._disk_last(study)
             if seq != on_disk + 1:
                 self._next_seq.pop(study, None)
@@ -261,7 +144,7 @@ class ParquetStore(EventLog):
     def _publish(self, study: str, rows: list[Row]) -> None:
         folder = self._folder(study)
         first, last = rows[0][1], rows[-1][1]
-        self._check_claim(study)
+        self._claims.check(study)
         on_disk = self._disk_last(study)
         if on_disk != first - 1:
             raise StudyWriterConflict(
@@ -303,7 +186,7 @@ class ParquetStore(EventLog):
                         self._merge(study, alive)  # this session's small segments -> one
         finally:
             self._closed = True
-            self._release()
+            self._claims.release()
 
     # --- compaction -------------------------------------------------------------------------
     def _merge(self, study: str, segs: list[Segment]) -> bool:
@@ -377,11 +260,11 @@ class ParquetStore(EventLog):
                 raise CorruptLogError(
                     f"study {study!r}: its events do not run gaplessly from seq 1 to {n}"
                 )
-            if self._disk_last(study) or study in self._claims:
+            if self._disk_last(study) or study in self._claims.held:
                 raise HPOStoreError(
                     f"{self.path} already holds study {study!r}; export it elsewhere"
                 )
-            self._claim(study)
+            self._claims.take(study, self._folder(study))
             write_segment(self._folder(study), part, 1, n, self.writer, durable=True)
             out[study] = n
         return out
