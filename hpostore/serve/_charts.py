@@ -103,28 +103,41 @@ def curves(con: duckdb.DuckDBPyConnection, study: str, mode: str | None) -> dict
 
 _TIMELINE = """
 WITH ev AS (
-    SELECT seq, elapsed, kind, trial, worker, session FROM events
+    SELECT seq, elapsed, kind, trial, worker, session,
+        sum(CASE WHEN kind = 'start' THEN 1 ELSE 0 END)
+            OVER (PARTITION BY trial ORDER BY seq ROWS UNBOUNDED PRECEDING) AS attempt
+    FROM events
     WHERE study = ? AND trial IS NOT NULL
       AND kind IN ('start', 'evaluate', 'fail', 'stop', 'pause', 'interrupt')
-), nxt AS (
-    SELECT *,
-        lead(kind) OVER w AS next_kind,
-        lead(elapsed) OVER w AS next_elapsed,
-        sum(CASE WHEN kind = 'start' THEN 1 ELSE 0 END) OVER (w ROWS UNBOUNDED PRECEDING) AS attempt
-    FROM ev WINDOW w AS (PARTITION BY trial ORDER BY seq)
+), attempts AS (
+    SELECT trial, attempt, min(seq) AS first_seq,
+        -- a pool's start does not know its worker yet; the result names it
+        coalesce(arg_min(worker, seq) FILTER (kind = 'start'),
+                 arg_min(worker, seq) FILTER (kind IN ('evaluate', 'fail', 'pause', 'interrupt')),
+                 'unknown') AS worker,
+        arg_min(session, seq) AS session,
+        min(elapsed) AS start,
+        arg_min(elapsed, seq) FILTER (kind IN ('evaluate', 'fail', 'pause', 'interrupt')) AS "end",
+        arg_min(kind, seq) FILTER (kind IN ('evaluate', 'fail', 'pause', 'interrupt')) AS ended_by,
+        bool_or(kind = 'stop') AS stopped,
+        attempt = max(attempt) OVER (PARTITION BY trial) AS latest
+    FROM ev WHERE attempt >= 1
+    GROUP BY trial, attempt
 )
-SELECT trial, attempt, coalesce(worker, 'tuner') AS worker, session, elapsed AS start,
-       CASE WHEN next_kind IS NOT NULL AND next_kind <> 'start' THEN next_elapsed END AS "end",
-       CASE WHEN next_kind IS NULL THEN 'open' WHEN next_kind = 'start' THEN 'lost'
-            ELSE next_kind END AS outcome
-FROM nxt WHERE kind = 'start' ORDER BY seq DESC LIMIT ?
+SELECT trial, attempt, worker, session, start, "end",
+    CASE WHEN ended_by IS NULL AND latest THEN 'open'
+         WHEN ended_by IS NULL THEN 'lost'
+         WHEN stopped AND ended_by = 'evaluate' THEN 'stop'
+         ELSE ended_by END AS outcome
+FROM attempts ORDER BY first_seq DESC LIMIT ?
 """
 
 
 def timeline(con: duckdb.DuckDBPyConnection, study: str) -> dict[str, Any]:
     """One bar per attempt of a trial: the worker, when it started and how it ended
-    (``evaluate``, ``fail``, ``stop``, ``pause``, ``interrupt``; ``open`` while it runs or
-    when its process died; ``lost`` when the trial started again with no outcome logged).
+    (``evaluate``; ``stop`` when it returned after a stop decision; ``fail``, ``pause``,
+    ``interrupt``; ``open`` while it runs or when its process died; ``lost`` when the trial
+    started again with no outcome logged).
     Times are study time (s). Open bars have no ``end``: draw them to ``end_elapsed``."""
     total = con.execute(
         "SELECT count(*) FROM events WHERE study = ? AND kind = 'start'", [study]

@@ -126,7 +126,7 @@ async function drawAnytime() {
       marker: { size: 4 }, text: c.trial.map((t) => "trial " + t).concat(["now"]) };
   });
   plot("chart-anytime", traces, { showlegend: names.length > 1, legend: { orientation: "h", y: -0.25 },
-    xaxis: { title: xKey === "elapsed" ? "study time (s)" : "results" }, yaxis: { title: "best " + yTitle() } });
+    xaxis: { title: { text: xKey === "elapsed" ? "study time (s)" : "results" } }, yaxis: { title: { text: "best " + yTitle() } } });
 }
 
 function drawCurves() {
@@ -144,7 +144,7 @@ function drawCurves() {
       marker: { symbol: symbols[kind], size: 9, color: "#333" },
       text: m.map((k) => `${kind} trial ${k.trial}: ${k.reason || ""}`), hoverinfo: "text" });
   }
-  plot("chart-curves", traces, { xaxis: { title: "resource" }, yaxis: { title: yTitle() } });
+  plot("chart-curves", traces, { xaxis: { title: { text: "resource" } }, yaxis: { title: { text: yTitle() } } });
 }
 
 function drawTimeline() {
@@ -152,7 +152,7 @@ function drawTimeline() {
   document.getElementById("timeline-caption").textContent =
     `Worker timeline (${t.bars.length} of ${t.total} attempts): which trial ran where and when`;
   const colors = { evaluate: "#43a047", fail: "#e53935", stop: "#8d6e63", pause: "#ffb300",
-    interrupt: "#9e9e9e", open: "#1e88e5", lost: "#616161" };
+    interrupt: "#9e9e9e", open: "#1e88e5", lost: "#616161" };  // outcome of each attempt
   const traces = Object.keys(colors).map((outcome) => {
     const bars = t.bars.filter((b) => b.outcome === outcome);
     return { type: "bar", orientation: "h", name: outcome, marker: { color: colors[outcome] },
@@ -162,7 +162,7 @@ function drawTimeline() {
       hoverinfo: "text", textposition: "none" };
   }).filter((tr) => tr.y.length);
   plot("chart-timeline", traces, { barmode: "overlay", showlegend: true, legend: { orientation: "h", y: -0.25 },
-    xaxis: { title: "study time (s)" }, yaxis: { type: "category", automargin: true } });
+    xaxis: { title: { text: "study time (s)" } }, yaxis: { type: "category", automargin: true } });
 }
 
 function drawImportance() {
@@ -171,32 +171,57 @@ function drawImportance() {
     `Hyperparameter importance: share of the error's variance explained by each alone (η², binned means, ${imp.length ? imp[0].n : 0} trials)`;
   const rev = imp.slice().reverse();
   plot("chart-importance", [{ type: "bar", orientation: "h", x: rev.map((r) => r.eta2), y: rev.map((r) => r.param) }],
-    { xaxis: { title: "η²", range: [0, 1] }, yaxis: { automargin: true } });
+    { margin: { l: 90, r: 15, t: 10, b: 40 }, xaxis: { title: { text: "η²" }, range: [0, 1] }, yaxis: { automargin: true, ticksuffix: "  " } });
 }
 
-function dimension(p, values) {
+// Parallel coordinates drawn as SVG lines (plotly's parcoords needs WebGL through code
+// generated at run time, which the page's Content-Security-Policy rightly forbids).
+const BANDS = ["#440154", "#46327e", "#365c8d", "#277f8e", "#1fa187", "#4ac16d", "#a0da39", "#fde725"];
+
+function axis(p, values) {
+  // values on [0, 1] for one vertical axis, and the labels to write along it
+  let v = values, labels;
   if (p.kind === "choice") {
-    const labels = p.values.map(String);
-    return { label: p.name, values: values.map((v) => labels.indexOf(String(v))),
-      tickvals: labels.map((_, i) => i), ticktext: labels };
+    const names = p.values.map(String), k = Math.max(names.length - 1, 1);
+    v = values.map((x) => { const i = names.indexOf(String(x)); return i < 0 ? null : i / k; });
+    return { label: p.name, v, labels: names.map((n, i) => [i / k, n]) };
   }
-  if (p.kind === "log") {
-    return { label: "log10 " + p.name, values: values.map((v) => (v > 0 ? Math.log10(v) : NaN)) };
-  }
-  return { label: p.name, values: values.map((v) => (v === null ? NaN : v)) };
+  const f = p.kind === "log" ? (x) => (x > 0 ? Math.log10(x) : null) : (x) => x;
+  const num = values.map((x) => (x === null || x === undefined ? null : f(x)));
+  const finite = num.filter((x) => x !== null && Number.isFinite(x));
+  const lo = Math.min(...finite), hi = Math.max(...finite), span = hi - lo || 1;
+  v = num.map((x) => (x === null ? null : (x - lo) / span));
+  const shown = (x) => fmt(p.kind === "log" ? Math.pow(10, x) : x);
+  labels = finite.length ? [[0, shown(lo)], [1, shown(hi)]] : [];
+  return { label: p.name + (p.kind === "log" ? " (log)" : ""), v, labels };
 }
 
 function drawParcoords() {
-  const pts = state.page.points, params = state.page.params;
+  const pts = state.page.points, params = state.page.params, n = pts.trial.length;
   document.getElementById("parcoords-caption").textContent =
-    `Parallel coordinates (${pts.trial.length} most recent trials with a result)`;
-  if (!pts.trial.length) { plot("chart-parcoords", [], {}); return; }
-  const dims = params.map((p) => dimension(p, pts.params[p.name] || []));
-  dims.push({ label: yTitle(), values: pts.error });
-  const reverse = state.page.info.mode !== "max";
-  plot("chart-parcoords", [{ type: "parcoords", dimensions: dims,
-    line: { color: pts.error, colorscale: "Viridis", reversescale: reverse, showscale: true } }],
-    { margin: { l: 60, r: 60, t: 40, b: 20 } });
+    `Parallel coordinates (${n} most recent trials with a result; colour: rank of ${yTitle()}, best yellow, worst purple)`;
+  const axes = params.map((p) => axis(p, pts.params[p.name] || []));
+  axes.push(axis({ name: yTitle(), kind: "float" }, pts.error));
+  const order = pts.error.map((e, i) => i).sort((i, j) => pts.error[i] - pts.error[j]);
+  if (state.page.info.mode === "max") order.reverse();
+  const traces = BANDS.map(() => ({ x: [], y: [], mode: "lines", type: "scatter", hoverinfo: "skip",
+    line: { width: 1 }, opacity: 0.7, connectgaps: false }));
+  order.forEach((i, rank) => {
+    const band = BANDS.length - 1 - Math.min(BANDS.length - 1, Math.floor((rank * BANDS.length) / n));
+    const t = traces[band];
+    axes.forEach((a, k) => { t.x.push(k); t.y.push(a.v[i]); });
+    t.x.push(null); t.y.push(null);
+  });
+  traces.forEach((t, b) => { t.line.color = BANDS[b]; });
+  const annotations = [], shapes = [];
+  axes.forEach((a, k) => {
+    shapes.push({ type: "line", x0: k, x1: k, y0: 0, y1: 1, line: { color: "#555", width: 1 } });
+    annotations.push({ x: k, y: 1.12, text: a.label, showarrow: false, font: { size: 12 } });
+    for (const [y, text] of a.labels) annotations.push({ x: k, y, text, showarrow: false, xanchor: "right", xshift: -4, font: { size: 10 } });
+  });
+  plot("chart-parcoords", traces.filter((t) => t.x.length), { annotations, shapes,
+    margin: { l: 70, r: 30, t: 30, b: 20 },
+    xaxis: { visible: false, range: [-0.3, axes.length - 0.8] }, yaxis: { visible: false, range: [-0.05, 1.18] } });
 }
 
 function drawSlices() {
@@ -208,8 +233,8 @@ function drawSlices() {
     const x = pts.params[p.name] || [];
     plot(id, [{ x: p.kind === "choice" ? x.map(String) : x, y: pts.error, mode: "markers",
       marker: { size: 5, color: pts.trial, colorscale: "Blues" }, text: pts.trial.map((t) => "trial " + t) }],
-      { xaxis: { title: p.name, type: p.kind === "log" ? "log" : (p.kind === "choice" ? "category" : "linear") },
-        yaxis: { title: yTitle() } });
+      { xaxis: { title: { text: p.name }, type: p.kind === "log" ? "log" : (p.kind === "choice" ? "category" : "linear") },
+        yaxis: { title: { text: yTitle() } } });
   }
 }
 
@@ -268,8 +293,7 @@ async function poll() {
       const name = state.study;
       const ev = await api(`/api/studies/${encodeURIComponent(name)}/events?after=${state.lastSeq}&limit=1`);
       if (name === state.study && ev.last_seq > state.lastSeq) {
-        state.lastSeq = ev.last_seq;
-        await loadStudy();
+        await loadStudy();  // advances state.lastSeq only once the page has been drawn
         await loadStudies();
       }
       setLive(ev.stale ? "log busy: showing the last reading" : `live · seq ${state.lastSeq} · ${new Date().toLocaleTimeString()}`, ev.stale ? "busy" : "");
