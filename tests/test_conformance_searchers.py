@@ -27,6 +27,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 from scipy import stats
 
@@ -45,6 +46,7 @@ from hpostore import (
     SuccessiveHalvingScheduler,
     TPESearcher,
     open_store,
+    testing,
 )
 from hpostore.simulation import Branin, SimulatedClock
 
@@ -280,3 +282,55 @@ def test_random_and_grid_proposals_ignore_the_results() -> None:
             assert proposals[:m] == on_negated[:m]
         _, proposals = reference("random", scheduler)
         assert proposals == random_proposals(SPACE, len(proposals))
+
+
+# --- the shipped suite (hpostore.testing), over every built-in and a third party's searcher ----
+SUITE_SCHEDULERS = {k: v for k, v in SCHEDULERS.items() if k != "fifo"}
+
+
+@pytest.mark.parametrize("searcher", sorted(SEARCHERS))
+def test_the_shipped_suite_passes_every_builtin_searcher(searcher: str) -> None:
+    space = GRID_SPACE if searcher == "grid" else SPACE
+    testing.check_conformance(SEARCHERS[searcher], space, n=8)
+
+
+@pytest.mark.parametrize("scheduler", sorted(SUITE_SCHEDULERS))
+def test_the_shipped_suite_passes_every_builtin_scheduler(scheduler: str) -> None:
+    make = SUITE_SCHEDULERS[scheduler]
+    testing.check_conformance(lambda seed: make(RandomSearcher(SPACE, seed=seed)), SPACE, n=10)
+
+
+class ThirdPartySearcher(HPOSearcher):
+    """A user's searcher: seeded numpy draws, no restore (resumed by re-execution)."""
+
+    def __init__(self, seed: int) -> None:
+        self.save_hyperparameters()
+        self.rng = np.random.default_rng(seed)
+
+    def sample_configuration(self) -> dict[str, Any]:
+        return {
+            "x1": float(self.rng.uniform(-5, 10)),
+            "x2": float(self.rng.uniform(0, 15)),
+            "width": int(self.rng.integers(1, 5)),
+            "act": str(self.rng.choice(["relu", "tanh"])),
+            "bias": bool(self.rng.random() < 0.5),
+        }
+
+
+def test_a_third_party_searcher_can_run_the_suite_and_the_suite_catches_faults() -> None:
+    testing.check_conformance(ThirdPartySearcher, SPACE, n=8)
+
+    class Unseeded(ThirdPartySearcher):  # ignores its seed: two runs differ
+        def __init__(self, seed: int) -> None:
+            super().__init__(seed)
+            self.rng = np.random.default_rng()
+
+    with pytest.raises(testing.ConformanceError, match="check_determinism.*differ at event"):
+        testing.check_determinism(Unseeded, n=4)
+
+    class OutOfSpace(ThirdPartySearcher):
+        def sample_configuration(self) -> dict[str, Any]:
+            return {**super().sample_configuration(), "width": 7}
+
+    with pytest.raises(testing.ConformanceError, match="width=7 is outside"):
+        testing.check_in_space(OutOfSpace, SPACE, n=4)
