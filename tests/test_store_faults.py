@@ -18,7 +18,7 @@ import duckdb
 import pytest
 
 from hpostore import EventLog, HPOStoreError, ReadOnlyStoreError, open_store
-from hpostore.store import duckdb as duckdb_store
+from hpostore.store import _tail_writer
 from hpostore.store.duckdb import DuckDBStore, live_writer
 
 PYTHON = sys.executable
@@ -39,17 +39,17 @@ def _failing_writes(store: DuckDBStore, *, partial: bool = False) -> Iterator[No
     real = os.write
 
     def write(fd: int, data: bytes | memoryview) -> int:
-        if fd != store._tail_fd:
+        if store._tail is None or fd != store._tail.fd:
             return real(fd, data)
         if partial and len(data) > 1:
             real(fd, bytes(data[: len(data) // 2]))
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
-    duckdb_store.os.write = write  # type: ignore[assignment]
+    _tail_writer.os.write = write  # type: ignore[assignment]
     try:
         yield
     finally:
-        duckdb_store.os.write = real
+        _tail_writer.os.write = real
 
 
 # --- a failed write leaves the log gapless ------------------------------------------------

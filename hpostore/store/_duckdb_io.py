@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
 import duckdb
 import pyarrow as pa
 
-from ..errors import FormatVersionError, HPOStoreError, SQLNotAllowed, StoreLocked
-from ..log.events import COLUMNS, DUCKDB_DDL
+from ..errors import CorruptLogError, FormatVersionError, HPOStoreError, SQLNotAllowed, StoreLocked
+from ..log.events import COLUMNS, DUCKDB_DDL, Row, rows_to_table
 from ..log.sql import arrow, lock_down, select_only
+from ..log.tail import read_tail
 
 #: The DuckDB storage version new store files are written in: DuckDB 1.1 and later open it
 #: (DuckDB 2.0 writes version 69 by default, which CLIs before 1.5 refuse).
@@ -170,6 +172,59 @@ def run_user_sql(
         if any(s in text for s in ("read-only", "Can only delete from", "Can only update")):
             raise SQLNotAllowed(f"store.sql() is read-only: {text}") from exc
         raise HPOStoreError(f"SQL failed: {text}") from exc
+
+
+def new_rows(
+    con: duckdb.DuckDBPyConnection, table: str, rows: list[Row], tail_path: str
+) -> list[Row]:
+    """The tail rows not yet in ``table``; checks that each study's seq continues gaplessly."""
+    if not rows:
+        return []
+    expected = dict(execute(con, f"SELECT study, max(seq) + 1 FROM {table} GROUP BY study"))
+    fresh: list[Row] = []
+    for row in rows:
+        study, seq = row[0], row[1]
+        nxt = expected.get(study, 1)
+        if seq < nxt:
+            continue  # already folded before a crash cut the tail's truncation short
+        if seq > nxt:
+            raise CorruptLogError(
+                f"{tail_path}: study {study!r} jumps from seq {nxt - 1} to {seq}; "
+                "events are missing between the table and the tail"
+            )
+        expected[study] = seq + 1
+        fresh.append(row)
+    return fresh
+
+
+@contextlib.contextmanager
+def events_view(
+    path: str, tail_path: str, extra: list[Row] | None
+) -> Iterator[duckdb.DuckDBPyConnection]:
+    """A read-only connection to ``path`` whose ``events`` view adds ``extra`` (a writer's rows
+    not yet in the table) or, when ``extra`` is None, the tail file's rows not yet in it."""
+    con = attach_read_only(path)
+    try:
+        if extra is None:
+            extra = new_rows(con, "log.events", read_tail(tail_path).rows, tail_path)
+        expose_events(con, "log.events", rows_to_table(extra))
+        yield con
+    finally:
+        con.close()
+
+
+def sql_on_table(
+    table: pa.Table, query: str, params: list[Any] | dict[str, Any] | None
+) -> pa.Table:
+    """User SQL over a copy of the events (an in-memory store), in a locked-down sandbox."""
+    sandbox = duckdb.connect(":memory:")
+    try:
+        execute(sandbox, "SET TimeZone = 'UTC'")
+        sandbox.register("_hpostore_snapshot", table)
+        execute(sandbox, "CREATE TEMP VIEW events AS SELECT * FROM _hpostore_snapshot")
+        return run_user_sql(sandbox, query, params)
+    finally:
+        sandbox.close()
 
 
 def snapshot_table(con: duckdb.DuckDBPyConnection) -> pa.Table:

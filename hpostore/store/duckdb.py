@@ -40,14 +40,13 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
-from ..errors import CorruptLogError, HPOStoreError, StoreLocked
+from ..errors import HPOStoreError, StoreLocked
 from ..log.events import (
     COLUMNS,
     DUCKDB_DDL,
     SCHEMA,
     Row,
     check_study_name,
-    encode_line,
     rows_to_table,
 )
 from ..log.sql import arrow
@@ -55,16 +54,18 @@ from ..log.tail import read_tail as _read_tail
 from ._duckdb_io import (
     DUCKDB_LOCK_WAIT_S,
     STORAGE_VERSION,
-    attach_read_only,
     check_directory,
     connect_writer,
     create_events_table,
+    events_view,
     execute,
-    expose_events,
+    new_rows,
     open_error,
     run_user_sql,
     snapshot_table,
+    sql_on_table,
 )
+from ._tail_writer import TailWriter
 from ._writer_lock import WriterLock, register_writer, registered_writer, unregister_writer
 from .base import FOLD_INTERVAL_S, EventLog
 
@@ -74,8 +75,6 @@ log = logging.getLogger("hpostore")
 
 #: The longest time between folds (when folds are slow): readers see events within about 1 s.
 MAX_FOLD_INTERVAL_S = 0.9
-#: Rewrite the tail without its folded lines when it grows past this while folds keep up.
-TAIL_REWRITE_BYTES = 4 << 20
 
 
 def live_writer(path: str) -> DuckDBStore | None:
@@ -140,12 +139,10 @@ class DuckDBStore(EventLog):
         self._mu = threading.RLock()  # guards _pending, _unfolded and the tail
         self._fold_mu = threading.RLock()  # one DuckDB connection of this store at a time
         self._con: duckdb.DuckDBPyConnection | None = None
-        self._tail_fd: int | None = None
-        self._tail_size = 0
+        self._tail: TailWriter | None = None
         self._lock: WriterLock | None = None
         self._closed = False
         self._taken_over = False
-        self._failed: str | None = None
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._folder: threading.Thread | None = None
@@ -193,8 +190,7 @@ class DuckDBStore(EventLog):
                     con.close()
             self._lock = WriterLock(self.path)
             self._recover()
-            self._tail_fd = os.open(self.tail_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
-            self._tail_size = os.fstat(self._tail_fd).st_size
+            self._tail = TailWriter(self.tail_path)
         except OSError as exc:
             raise open_error(self.path, exc) from exc
         register_writer(self.path, self)
@@ -235,33 +231,13 @@ class DuckDBStore(EventLog):
                 except duckdb.Error as exc:
                     log.warning("%s: closing DuckDB failed (%s)", self.path, exc)
 
-    def _new_rows(self, con: duckdb.DuckDBPyConnection, table: str, rows: list[Row]) -> list[Row]:
-        """The tail rows not yet in ``table``; checks that each study's seq continues gaplessly."""
-        if not rows:
-            return []
-        expected = dict(execute(con, f"SELECT study, max(seq) + 1 FROM {table} GROUP BY study"))
-        fresh: list[Row] = []
-        for row in rows:
-            study, seq = row[0], row[1]
-            nxt = expected.get(study, 1)
-            if seq < nxt:
-                continue  # already folded before a crash cut the tail's truncation short
-            if seq > nxt:
-                raise CorruptLogError(
-                    f"{self.tail_path}: study {study!r} jumps from seq {nxt - 1} to {seq}; "
-                    "events are missing between the table and the tail"
-                )
-            expected[study] = seq + 1
-            fresh.append(row)
-        return fresh
-
     def _recover(self) -> None:
         rows, _ = read_tail(self.tail_path)
         with self._fold_mu:
             try:
                 con = self._connect()
                 create_events_table(self.path, con)
-                fresh = self._new_rows(con, "events", rows)
+                fresh = new_rows(con, "events", rows, self.tail_path)
                 if fresh:
                     self._insert(con, fresh)
             finally:
@@ -280,8 +256,8 @@ class DuckDBStore(EventLog):
             )
         if self._closed:
             raise HPOStoreError(f"{self.path}: the store is closed")
-        if self._failed is not None:
-            raise HPOStoreError(self._failed)
+        if self._tail is not None and self._tail.failed is not None:
+            raise HPOStoreError(self._tail.failed)
 
     def _buffer(self, row: Row) -> None:
         self._check_writable()
@@ -306,40 +282,11 @@ class DuckDBStore(EventLog):
         with self._mu:
             if not self._pending or self._memory:
                 return
-            if self._failed is not None:
-                raise HPOStoreError(self._failed)
-            if self._tail_fd is None:
+            if self._tail is None:
                 raise HPOStoreError(f"{self.path}: the store is closed")
-            rows = self._pending
-            data = memoryview(b"".join(encode_line(r) for r in rows))
-            start = self._tail_size
-            try:
-                while data:
-                    data = data[os.write(self._tail_fd, data) :]
-                os.fdatasync(self._tail_fd)
-            except OSError as exc:
-                self._cut_tail(start, exc)
-                raise HPOStoreError(
-                    f"{self.tail_path}: cannot write {len(rows)} events ({exc.strerror}). They "
-                    "are kept, and nothing after them was written: free some space and commit "
-                    "again, or close the store and resume the study later."
-                ) from exc
-            self._tail_size = os.fstat(self._tail_fd).st_size
+            self._tail.append(self._pending)  # raises with the rows still pending
+            self._unfolded.extend(self._pending)
             self._pending = []
-            self._unfolded.extend(rows)
-
-    def _cut_tail(self, size: int, cause: OSError) -> None:
-        """Cut off a partly written batch; if even that fails, refuse further writes."""
-        assert self._tail_fd is not None
-        try:
-            os.ftruncate(self._tail_fd, size)
-        except OSError as exc:
-            self._failed = (
-                f"{self.tail_path}: a write failed ({cause.strerror}) and the partly written "
-                f"events could not be cut off ({exc.strerror}); this store takes no more "
-                "writes. Close it and open the file again to resume: the torn line is cut off "
-                "then, and everything committed before it is kept."
-            )
 
     def commit(self, *, force: bool = False) -> None:
         now = time.monotonic()
@@ -389,35 +336,11 @@ class DuckDBStore(EventLog):
             self._fold_cost = self._last_fold - start
             with self._mu:
                 del self._unfolded[: len(rows)]
-                self._trim_tail()
+                if self._tail is not None:
+                    self._tail.trim(self._unfolded)
             if self._lock is not None:
                 self._lock.check_info()
             return True
-
-    def _trim_tail(self) -> None:
-        """Drop folded lines from the tail (under ``_mu``, so no commit writes meanwhile)."""
-        if self._tail_fd is None or self._failed is not None:
-            return
-        try:
-            if not self._unfolded:
-                os.ftruncate(self._tail_fd, 0)
-                self._tail_size = 0
-            elif self._tail_size > TAIL_REWRITE_BYTES:
-                tmp = self.tail_path + ".new"
-                with open(tmp, "wb") as f:
-                    f.write(b"".join(encode_line(r) for r in self._unfolded))
-                    os.fdatasync(f.fileno())
-                os.replace(tmp, self.tail_path)
-                folder = os.open(os.path.dirname(os.path.abspath(self.tail_path)), os.O_RDONLY)
-                try:
-                    os.fsync(folder)
-                finally:
-                    os.close(folder)
-                os.close(self._tail_fd)
-                self._tail_fd = os.open(self.tail_path, os.O_WRONLY | os.O_APPEND)
-                self._tail_size = os.fstat(self._tail_fd).st_size
-        except OSError as exc:  # the folded lines stay; readers skip them by seq
-            log.warning("%s: could not trim the tail (%s)", self.tail_path, exc)
 
     def _fold_memory(self) -> None:
         with self._mu:
@@ -485,9 +408,8 @@ class DuckDBStore(EventLog):
                     self._con.close()
                 self._con = None
         with self._mu:
-            if self._tail_fd is not None:
-                os.close(self._tail_fd)
-                self._tail_fd = None
+            if self._tail is not None:
+                self._tail.close()
         if self._lock is not None:
             self._lock.release()
             self._lock = None
@@ -506,26 +428,15 @@ class DuckDBStore(EventLog):
             return
         writer = self if not self.read_only else live_writer(self.path)
         if writer is None:  # the file, plus the tail's events not yet in it
-            con = attach_read_only(self.path)
-            try:
-                rows, _ = read_tail(self.tail_path)
-                expose_events(
-                    con, "log.events", rows_to_table(self._new_rows(con, "log.events", rows))
-                )
+            with events_view(self.path, self.tail_path, None) as con:
                 yield con
-            finally:
-                con.close()
             return
         with writer._fold_mu:  # no fold opens the file meanwhile
             writer._disconnect()
             with writer._mu:
                 extra = writer._unfolded + writer._pending
-            con = attach_read_only(self.path)
-            try:
-                expose_events(con, "log.events", rows_to_table(extra))
+            with events_view(self.path, self.tail_path, extra) as con:
                 yield con
-            finally:
-                con.close()
 
     def last_seq(self, study: str) -> int:
         check_study_name(study)
@@ -560,15 +471,7 @@ class DuckDBStore(EventLog):
         included) and reads nothing outside it."""
         if self._memory:
             with self._view() as con:
-                snapshot = snapshot_table(con)
-            sandbox = duckdb.connect(":memory:")
-            try:
-                execute(sandbox, "SET TimeZone = 'UTC'")
-                sandbox.register("_hpostore_snapshot", snapshot)
-                execute(sandbox, "CREATE TEMP VIEW events AS SELECT * FROM _hpostore_snapshot")
-                return run_user_sql(sandbox, query, params)
-            finally:
-                sandbox.close()
+                return sql_on_table(snapshot_table(con), query, params)
         with self._view() as con:
             return run_user_sql(con, query, params)
 

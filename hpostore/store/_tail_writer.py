@@ -1,0 +1,100 @@
+"""The write side of a DuckDB store's tail file: durable appends that a failed write cannot tear."""
+
+from __future__ import annotations
+
+import logging
+import os
+
+from ..errors import HPOStoreError
+from ..log.events import Row, encode_line
+
+log = logging.getLogger("hpostore")
+
+#: Rewrite the tail without its folded lines when it grows past this while folds keep up.
+TAIL_REWRITE_BYTES = 4 << 20
+
+
+class TailWriter:
+    """Appends checksummed event lines to ``path`` with one write + fdatasync per batch.
+
+    A batch that fails (disk full, I/O error) is cut off again, so the file always ends with a
+    complete batch and the caller can keep the rows and retry: the log stays gapless. If even the
+    cut fails, :attr:`failed` says why and every later append is refused.
+    """
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.fd: int | None = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        self.size = os.fstat(self.fd).st_size
+        self.failed: str | None = None
+
+    def append(self, rows: list[Row]) -> None:
+        """Write ``rows`` and fdatasync; raises :class:`HPOStoreError` with nothing of them kept."""
+        if self.failed is not None:
+            raise HPOStoreError(self.failed)
+        if self.fd is None:
+            raise HPOStoreError(f"{self.path}: the store is closed")
+        data = memoryview(b"".join(encode_line(r) for r in rows))
+        start = self.size
+        try:
+            while data:
+                data = data[os.write(self.fd, data) :]
+            os.fdatasync(self.fd)
+        except OSError as exc:
+            self._cut(start, exc)
+            raise HPOStoreError(
+                f"{self.path}: cannot write {len(rows)} events ({exc.strerror}). They are kept, "
+                "and nothing after them was written: free some space and commit again, or close "
+                "the store and resume the study later."
+            ) from exc
+        self.size = os.fstat(self.fd).st_size
+
+    def _cut(self, size: int, cause: OSError) -> None:
+        assert self.fd is not None
+        try:
+            os.ftruncate(self.fd, size)
+        except OSError as exc:
+            self.failed = (
+                f"{self.path}: a write failed ({cause.strerror}) and the partly written events "
+                f"could not be cut off ({exc.strerror}); this store takes no more writes. Close "
+                "it and open the file again to resume: the torn line is cut off then, and "
+                "everything committed before it is kept."
+            )
+
+    def trim(self, unfolded: list[Row]) -> None:
+        """Drop the folded lines: empty the file, or (when large) rewrite it with ``unfolded``.
+
+        The caller holds the lock that commits take, so no append runs meanwhile. If this fails
+        the folded lines stay; readers skip them by seq.
+        """
+        if self.fd is None or self.failed is not None:
+            return
+        try:
+            if not unfolded:
+                os.ftruncate(self.fd, 0)
+                self.size = 0
+            elif self.size > TAIL_REWRITE_BYTES:
+                self._rewrite(unfolded)
+        except OSError as exc:
+            log.warning("%s: could not trim the tail (%s)", self.path, exc)
+
+    def _rewrite(self, rows: list[Row]) -> None:
+        assert self.fd is not None
+        tmp = self.path + ".new"
+        with open(tmp, "wb") as f:
+            f.write(b"".join(encode_line(r) for r in rows))
+            os.fdatasync(f.fileno())
+        os.replace(tmp, self.path)
+        folder = os.open(os.path.dirname(os.path.abspath(self.path)), os.O_RDONLY)
+        try:
+            os.fsync(folder)  # the rename is durable before any append goes to the new file
+        finally:
+            os.close(folder)
+        os.close(self.fd)
+        self.fd = os.open(self.path, os.O_WRONLY | os.O_APPEND)
+        self.size = os.fstat(self.fd).st_size
+
+    def close(self) -> None:
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
