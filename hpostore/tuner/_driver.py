@@ -12,7 +12,6 @@ from typing import Any, Protocol
 from ..errors import InvalidArgument
 from ..log.events import Kind, dumps, dumps_config
 from ..schedulers.base import CONTINUE, Action, Decision, HPOScheduler, Suggestion, TrialScheduler
-from ..searchers.base import HPOSearcher
 from ..study import WITH_RESULT, StudyState, TrialState
 from ._objective import ObjectiveCall, TrialOutcome, native_config
 from ._recorder import Recorder
@@ -34,8 +33,6 @@ class TrialProtocol(Protocol):
 
     def overrides_restore(self) -> bool: ...
 
-    def owners(self) -> tuple[Any, ...]: ...
-
     def restore(self, state: StudyState) -> None: ...
 
     def replay_suggest(self, trial: int) -> Any: ...
@@ -45,9 +42,13 @@ class TrialProtocol(Protocol):
     def pending_update(self, t: TrialState) -> None: ...
 
 
-def _overrides(obj: Any, base: type) -> bool:
-    method = getattr(type(obj), "restore", None)
-    return method is not None and method is not getattr(base, "restore", None)
+def _restorable(scheduler: Any) -> bool:
+    """Whether ``restore`` rebuilds the scheduler: its own answer (``restorable()``, which the
+    built-in bases give by override), else whether it overrides ``restore`` at all."""
+    if isinstance(scheduler, HPOScheduler):
+        return bool(scheduler.restorable())
+    method = getattr(type(scheduler), "restore", None)
+    return callable(method) and method is not HPOScheduler.restore
 
 
 class FifoAdapter:
@@ -77,13 +78,7 @@ class FifoAdapter:
         return []
 
     def overrides_restore(self) -> bool:
-        searcher = getattr(self.scheduler, "searcher", None)
-        return _overrides(self.scheduler, HPOScheduler) and (
-            not isinstance(searcher, HPOSearcher) or _overrides(searcher, HPOSearcher)
-        )
-
-    def owners(self) -> tuple[Any, ...]:
-        return (self.scheduler, getattr(self.scheduler, "searcher", None))
+        return _restorable(self.scheduler)
 
     def restore(self, state: StudyState) -> None:
         self.scheduler.restore(state)
@@ -119,10 +114,7 @@ class TrialAware:
         return self.scheduler.on_result(trial, error, resource)
 
     def overrides_restore(self) -> bool:
-        return True  # abstract in TrialScheduler: every concrete one has it
-
-    def owners(self) -> tuple[Any, ...]:
-        return (self.scheduler, getattr(self.scheduler, "searcher", None))
+        return _restorable(self.scheduler)
 
     def restore(self, state: StudyState) -> None:
         self.scheduler.restore(state)

@@ -78,6 +78,14 @@ def as_error(value: Any) -> tuple[float | None, str | None]:
     return error, None
 
 
+def _exception_message(exc: BaseException) -> str:
+    try:
+        text = str(exc)
+    except Exception as inner:  # a broken __str__ must not hide the failure it describes
+        text = f"<str() failed: {type(inner).__name__}>"
+    return f"{type(exc).__name__}: {text}"
+
+
 @dataclass(frozen=True, slots=True)
 class TrialOutcome:
     """What a trial call returns: the error (None if unusable, with ``message``), timings."""
@@ -110,7 +118,7 @@ def run_trial(
     except KeyboardInterrupt:
         raise
     except BaseException as exc:  # the objective's failure is data: logged, and the study goes on
-        error, message = None, f"{type(exc).__name__}: {exc}"
+        error, message = None, _exception_message(exc)
     else:
         error, message = as_error(value)
     return TrialOutcome(error, message, clock() - t0, f"{socket.gethostname()}:{os.getpid()}")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import types
 import warnings
 from typing import Any
 
@@ -99,18 +98,6 @@ def check_spec(
             )
 
 
-def _declined(exc: NotImplementedError, owners: tuple[Any, ...]) -> bool:
-    """The library's own ``restore``/``restore_results`` of one of ``owners`` raised ``exc`` to
-    decline (a subclass changed how it proposes) — not code it called that failed."""
-    tb: types.TracebackType | None = exc.__traceback__
-    last = None
-    while tb is not None:
-        last, tb = tb.tb_frame, tb.tb_next
-    if last is None or last.f_code.co_name not in ("restore", "restore_results"):
-        return False
-    return any(last.f_locals.get("self") is owner for owner in owners)
-
-
 def catch_up(
     protocol: TrialProtocol, state: StudyState, *, caught_up: bool, trust_log: bool, study: str
 ) -> None:
@@ -121,13 +108,8 @@ def catch_up(
     against the log, once per tuner (``caught_up``: it already was, or the study was new).
     """
     if protocol.overrides_restore():
-        try:
-            protocol.restore(state)
-            return
-        except NotImplementedError as exc:
-            if not _declined(exc, protocol.owners()):
-                raise
-    if not caught_up:
+        protocol.restore(state)  # an error inside it is an error, never "re-execute instead"
+    elif not caught_up:
         reexecute(protocol, state, trust_log=trust_log, study=study)
 
 
