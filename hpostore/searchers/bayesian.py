@@ -268,7 +268,10 @@ class BayesianSearcher(ResultsSearcher):
         around_best = np.repeat(q_obs[np.argsort(y, kind="stable")[:_N_TOP]], _N_STEPS, axis=0)
         candidates = self.cube.snap(
             np.vstack(
-                [rng.random((self.n_candidates, self.cube.n)), _perturb(rng, around_best, 0.05)]
+                [
+                    rng.random((self.n_candidates, self.cube.n)),
+                    _perturb(rng, around_best, 0.05, cat),
+                ]
             )
         )
         ei = score(candidates)
@@ -276,7 +279,7 @@ class BayesianSearcher(ResultsSearcher):
         top, top_ei = candidates[order], ei[order]
         each = np.arange(len(top))
         for sigma in (0.05, 0.015, 0.005):  # local refinement: keep the best step of each
-            moved = self.cube.snap(_perturb(rng, np.repeat(top, _N_STEPS, axis=0), sigma))
+            moved = self.cube.snap(_perturb(rng, np.repeat(top, _N_STEPS, axis=0), sigma, cat))
             moved = moved.reshape(len(top), _N_STEPS, self.cube.n)
             moved_ei = score(moved.reshape(-1, self.cube.n)).reshape(len(top), _N_STEPS)
             j = moved_ei.argmax(1)
@@ -286,8 +289,15 @@ class BayesianSearcher(ResultsSearcher):
         return self.cube.decode(top[int(np.argmax(top_ei))])
 
 
-def _perturb(rng: np.random.Generator, q: np.ndarray, sigma: float) -> np.ndarray:
-    """``q`` moved by Gaussian steps, reflected back into the unit cube."""
+def _perturb(rng: np.random.Generator, q: np.ndarray, sigma: float, cat: np.ndarray) -> np.ndarray:
+    """``q`` moved by Gaussian steps, reflected back into the unit cube; a categorical column
+    (``cat``) keeps its category, or with probability ``4 sigma`` takes a uniformly random one
+    (a step in quantile space would jump over thousands of categories of a large one)."""
     moved = q + rng.normal(0.0, sigma, size=q.shape)
     moved = np.abs(moved)
-    return 1.0 - np.abs(1.0 - np.mod(moved, 2.0))
+    moved = 1.0 - np.abs(1.0 - np.mod(moved, 2.0))
+    if cat.any():  # extra draws only then: numeric-only spaces propose what they always did
+        cols = np.flatnonzero(cat)
+        jump = rng.random((len(q), len(cols))) < min(1.0, 4.0 * sigma)
+        moved[:, cols] = np.where(jump, rng.random((len(q), len(cols))), q[:, cols])
+    return moved
