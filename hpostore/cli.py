@@ -18,13 +18,33 @@ from .store.base import open_store
 def format_table(table: pa.Table, *, max_width: int = 40) -> str:
     """A plain-text table: a header, a rule, one line per row."""
     names = table.column_names
-    rows = [[_cell(v, max_width) for v in row.values()] for row in table.to_pylist()]
+    rows = [[_cell(v, max_width) for v in row.values()] for row in _pylist(table)]
     widths = [max([len(n)] + [len(r[i]) for r in rows]) for i, n in enumerate(names)]
     lines = ["  ".join(n.ljust(w) for n, w in zip(names, widths)).rstrip()]
     lines.append("  ".join("-" * w for w in widths))
     lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
     lines.append(f"({len(rows)} row{'s' if len(rows) != 1 else ''})")
     return "\n".join(lines)
+
+
+def _pylist(table: pa.Table) -> list[dict[str, Any]]:
+    """``table.to_pylist()`` without pandas: pyarrow imports pandas (~0.5 s, when installed) to
+    convert a timestamp with a time zone, so those columns are converted here (as UTC)."""
+    from datetime import datetime, timezone
+
+    zoned = [f.name for f in table.schema if pa.types.is_timestamp(f.type) and f.type.tz]
+    for name in zoned:
+        i = table.schema.get_field_index(name)
+        if i < 0:  # a duplicate name: left to pyarrow
+            continue
+        naive = pa.timestamp(table.schema.field(i).type.unit)
+        table = table.set_column(i, name, table.column(i).cast(naive))
+    rows = table.to_pylist()
+    for row in rows if zoned else ():
+        for name in zoned:
+            if isinstance(row.get(name), datetime):
+                row[name] = row[name].replace(tzinfo=timezone.utc)
+    return rows
 
 
 def _cell(value: Any, max_width: int) -> str:
