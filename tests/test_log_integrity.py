@@ -22,7 +22,7 @@ from hpostore.log.segments import (
     study_folder_name,
     write_segment,
 )
-from hpostore.log.tail import parse_tail, read_tail
+from hpostore.log.tail import Tail, parse_tail, read_tail
 from hpostore.store.parquet import ParquetStore
 
 MASKS = (0x01, 0x20, 0x80)
@@ -75,7 +75,7 @@ def test_every_flipped_byte_of_a_tail_is_an_error_naming_the_file_and_offset(
     assert accepted == []  # before: 6/60 flips were accepted as changed data
 
 
-def read_tail_bytes(tmp_path: Path, data: bytes):  # type: ignore[no-untyped-def]
+def read_tail_bytes(tmp_path: Path, data: bytes) -> Tail:
     path = tmp_path / "t.tail"
     path.write_bytes(data)
     return read_tail(path)
@@ -225,9 +225,10 @@ def test_equal_ranges_from_two_writers_are_an_error_everywhere(tmp_path: Path) -
     # the same events under two names (two compactions of the same segments) are one
     (folder / [s.path.name for s in list_segments(folder) if s.writer == "w2"][0]).unlink()
     write_segment(folder, rows_to_table(_rows("s", 3)), 1, 3, "compact-w3", durable=False)
-    with ParquetStore(os.fspath(root)) as store:
-        assert store.events("s").num_rows == 3
-        assert store.compact() == {"s": (2, 1)}
+    again = ParquetStore(os.fspath(root))
+    with again:
+        assert again.events("s").num_rows == 3
+        assert again.compact() == {"s": (2, 1)}
 
 
 def test_a_narrow_segment_inside_a_wider_one_must_hold_the_same_events(tmp_path: Path) -> None:
@@ -236,7 +237,7 @@ def test_a_narrow_segment_inside_a_wider_one_must_hold_the_same_events(tmp_path:
     write_segment(folder, rows_to_table(_rows("s", 6)), 1, 6, "compact-a", durable=False)
     write_segment(folder, rows_to_table(_rows("s", 2, first=3)), 3, 4, "a", durable=False)
     assert read_folder(folder, "s").num_rows == 6  # a compaction in progress: fine
-    changed = [r[:9] + (99.0,) + r[10:] for r in _rows("s", 2, first=5)]
+    changed: list[Row] = [r[:9] + (99.0,) + r[10:] for r in _rows("s", 2, first=5)]
     write_segment(folder, rows_to_table(changed), 5, 6, "b", durable=False)
     with pytest.raises(CorruptLogError, match="hold different events 5..6"):
         read_folder(folder, "s")

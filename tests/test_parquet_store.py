@@ -253,6 +253,7 @@ def test_an_empty_or_garbage_claim_is_reclaimed(tmp_path: Path, content: bytes) 
     claim.write_bytes(content)
     with open_store(path) as store:
         assert store.append("s", "end", elapsed=2.0, session="s")[1] == 3
+        assert isinstance(store, ParquetStore)
         assert json.loads(claim.read_bytes())["writer"] == store.writer  # linked whole
     assert not claim.exists()  # released at close
     assert not [p for p in claim.parent.iterdir() if p.name.startswith(".")]  # no leftovers
@@ -272,6 +273,7 @@ def test_a_writer_whose_claim_was_taken_cannot_publish_the_same_events(tmp_path:
     first.append("s", "session", elapsed=0.0, session="a")
     with pytest.raises(StudyWriterConflict, match="claim"):
         first.commit()
+    assert isinstance(first, ParquetStore)
     first._pending.clear()
     first.close()
     second.close()
@@ -360,7 +362,8 @@ def test_compaction_beside_a_writer_and_a_reader_loses_nothing_and_never_fails(
         stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     con = analysis.views(tmp_path / "runs")  # a snapshot: compaction cannot pull files away
-    with open_store(path) as writer, open_store(path, read_only=True) as reader:
+    writer = ParquetStore(path)
+    with writer, open_store(path, read_only=True) as reader:
         for i in range(120):
             writer.append("s", "suggest", elapsed=float(i), session="w", trial=i, config='{"x":1}')
             writer.commit()
