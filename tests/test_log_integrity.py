@@ -251,3 +251,14 @@ def test_an_unreadable_file_is_an_hpostore_error_not_a_raw_one(tmp_path: Path) -
     with pytest.raises(HPOStoreError, match="cannot read the write-ahead tail"):
         read_tail(path)
     assert len(COLUMNS) == 13
+
+
+def test_a_long_lived_reader_forgets_segments_compacted_away(tmp_path: Path) -> None:
+    store = ParquetStore(os.fspath(tmp_path / "runs"))
+    with store:
+        for i in range(10):
+            store.append("s", "suggest", elapsed=1.0, session="x", trial=i, config='{"a":1}')
+            store.commit()
+        assert store.events("s").num_rows == 10 and len(store._cache) == 10
+        store.compact()
+        assert store.events("s").num_rows == 10 and len(store._cache) == 1

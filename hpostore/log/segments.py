@@ -210,6 +210,11 @@ def read_cover(
                 f"events {inner.first}..{inner.last}: two writers appended to the study at "
                 "once. Move one of them aside to read the study."
             )
+    if cache is not None:  # forget segments compacted away, so a long-lived reader stays small
+        live = {str(seg.path) for seg in found.chosen}
+        prefix = str(folder / "x")[:-1]
+        for key in [k for k in cache if k.startswith(prefix) and k not in live]:
+            del cache[key]
     tables = [parts[seg.path] for seg in found.chosen]
     return pa.concat_tables(tables) if tables else SCHEMA.empty_table()
 
