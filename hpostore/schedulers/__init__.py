@@ -10,12 +10,8 @@ from .base import (
     TrialScheduler,
 )
 from .median import MedianStoppingScheduler
-from .multi_fidelity import (
-    ASHAScheduler,
-    HyperbandScheduler,
-    SuccessiveHalvingScheduler,
-    rung_levels,
-)
+from .multi_fidelity import ASHAScheduler, HyperbandScheduler, rung_levels
+from .successive_halving import SuccessiveHalvingScheduler
 
 __all__ = [
     "CONTINUE",
