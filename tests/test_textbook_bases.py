@@ -10,7 +10,16 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from hpostore import HPOScheduler, HPOSearcher, HPOTuner, RandomSearcher, add_to_class, open_store
+from hpostore import (
+    ASHAScheduler,
+    HPOScheduler,
+    HPOSearcher,
+    HPOTuner,
+    RandomSearcher,
+    add_to_class,
+    open_store,
+)
+from hpostore.schedulers import TrialScheduler
 
 
 class SuccessiveHalvingScheduler(HPOScheduler):  # d2l chapter 19.4, as the book writes it
@@ -119,6 +128,9 @@ def test_unimplemented_textbook_methods_raise_not_implemented() -> None:
     with pytest.raises(NotImplementedError, match="update"):
         scheduler.update({}, 0.0)
     assert not scheduler.restorable()
+    assert not TrialScheduler().restorable()  # a user's trial scheduler without restore
+    asha = ASHAScheduler(RandomSearcher({"x": stats.uniform(0, 1)}, seed=0))
+    assert asha.restorable() and asha.searcher.restorable()  # the built-ins restore
 
     class Searcher(HPOSearcher):
         def __init__(self, values: list[float]) -> None:

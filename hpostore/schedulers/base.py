@@ -199,6 +199,10 @@ class TrialScheduler(HPOScheduler):
         payloads): called once per session, after replay, before any other call."""
         raise NotImplementedError(f"{type(self).__name__} defines no restore()")
 
+    def restorable(self) -> bool:
+        """Whether :meth:`restore` rebuilds this scheduler: a subclass overrides it."""
+        return type(self).restore not in (TrialScheduler.restore, HPOScheduler.restore)
+
     def snapshot(self) -> dict[str, Any]:
         """The scheduler's state as plain data (equal for a live and a restored scheduler)."""
         raise NotImplementedError(f"{type(self).__name__} defines no snapshot()")
