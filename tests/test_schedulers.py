@@ -305,3 +305,24 @@ def test_a_time_budget_starts_no_trial_after_it_is_spent() -> None:
     assert 0 < tuner.state.n_finished < 10
     with pytest.raises(InvalidArgument, match="time_budget_s"):
         tuner.run(1000, time_budget_s=-1)
+
+
+def test_a_restored_model_searcher_counts_failed_trials_as_pending_like_the_live_one() -> None:
+    def failing(x: float, max_epochs: int) -> float:  # half the configs fail
+        if x > 0.5:
+            raise ValueError("diverged")
+        return (x - 0.3) ** 2 + 1.0 / max_epochs
+
+    def make() -> TrialScheduler:
+        searcher = hpostore.searchers.BayesianSearcher(SPACE, n_init=3, n_candidates=50, seed=4)
+        return ASHAScheduler(searcher, eta=2, r_min=1, r_max=4)
+
+    live = make()
+    tuner = HPOTuner(live, failing, verbose=False, max_failures=None)
+    tuner.run(8)
+    assert tuner.state.n_failed > 0
+    restored = make()
+    restored.bind_seed(tuner.state.spec["seed"])  # type: ignore[index]
+    restored.restore(replay_table("default", tuner.store.events("default")))
+    trial = tuner.state.next_trial
+    assert restored.suggest_trial(trial) == live.suggest_trial(trial)

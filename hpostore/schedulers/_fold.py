@@ -211,7 +211,8 @@ class FoldScheduler(TrialScheduler):
             (json.loads(config), error, {"trial": t, "resource": resource})
             for t, config, error, _, resource in state.evaluations
         ]
-        pending = [state.trials[i].config for i in fresh if not settled(state.trials[i])]
+        # sampled, never observed: a failed trial stays pending in the live searcher too
+        pending = [state.trials[i].config for i in fresh if not state.trials[i].results]
         restorable = getattr(self.searcher, "restorable", None)
         if callable(restorable) and restorable():
             self.searcher.restore_results(len(fresh), results, pending)
