@@ -140,12 +140,10 @@ def _connect(source: Any) -> duckdb.DuckDBPyConnection:
 
 def _live_writer(path: Path) -> EventSource | None:
     """The store this process has open for writing on ``path`` (a second DuckDB instance on
-    the same file would fail), through ``hpostore.store.duckdb.live_writer``."""
-    from hpostore.store import duckdb as duckdb_store  # the store, only for a DuckDB file
+    the same file would fail)."""
+    from hpostore.store.duckdb import live_writer  # the store, only for a DuckDB file
 
-    find = getattr(duckdb_store, "live_writer", None)  # TODO(H1): direct import once H2 lands
-    found: EventSource | None = find(os.fspath(path)) if find is not None else None
-    return found
+    return live_writer(os.fspath(path))
 
 
 def _read(fn: Any) -> pa.Table:

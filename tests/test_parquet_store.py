@@ -444,10 +444,6 @@ def test_user_sql_on_a_parquet_store_and_in_analysis_cannot_write_or_read_files(
 
 def test_views_of_a_duckdb_file_this_process_is_writing(tmp_path: Path) -> None:
     """Reproducer 9 (read side): analysis.views(path) beside this process's own writer."""
-    from hpostore.store import duckdb as duckdb_store
-
-    if not hasattr(duckdb_store, "live_writer"):
-        pytest.skip("hpostore.store.duckdb.live_writer has not landed yet")
     path = os.fspath(tmp_path / "live.duckdb")
     with open_store(path) as store:
         store.append("s", "study", elapsed=0.0, session="a", payload="{}")
