@@ -35,7 +35,7 @@ class TailWriter:
         if self.fd is None:
             raise HPOStoreError(f"{self.path}: the store is closed")
         data = memoryview(b"".join(encode_line(r) for r in rows))
-        start = self.size
+        start, end = self.size, self.size + len(data)
         try:
             while data:
                 data = data[os.write(self.fd, data) :]
@@ -47,7 +47,7 @@ class TailWriter:
                 "and nothing after them was written: free some space and commit again, or close "
                 "the store and resume the study later."
             ) from exc
-        self.size = os.fstat(self.fd).st_size
+        self.size = end
 
     def _cut(self, size: int, cause: OSError) -> None:
         assert self.fd is not None

@@ -75,6 +75,9 @@ log = logging.getLogger("hpostore")
 
 #: The longest time between folds (when folds are slow): readers see events within about 1 s.
 MAX_FOLD_INTERVAL_S = 0.9
+#: Folds are at least this many fold durations apart, so a fold (DuckDB opened, rows inserted,
+#: file checkpointed and closed: 10-50 ms) takes at most ~5% of the time of a fast study.
+FOLD_SPACING = 20
 
 
 def live_writer(path: str) -> DuckDBStore | None:
@@ -147,6 +150,7 @@ class DuckDBStore(EventLog):
         self._stop = threading.Event()
         self._folder: threading.Thread | None = None
         self._fold_cost = 0.0
+        self._fold_failing = False
         # pyarrow imports pandas (if installed) on its first pa.array() call, ~1 s: pay it at
         # open, not inside the first trial's study time.
         rows_to_table([])
@@ -306,7 +310,7 @@ class DuckDBStore(EventLog):
                 self._wake.set()
 
     def _next_fold_at(self) -> float:
-        interval = min(MAX_FOLD_INTERVAL_S, max(FOLD_INTERVAL_S, 4 * self._fold_cost))
+        interval = min(MAX_FOLD_INTERVAL_S, max(FOLD_INTERVAL_S, FOLD_SPACING * self._fold_cost))
         return self._last_fold + interval
 
     def _fold(self, wait_s: float, *, background: bool = False) -> bool:
@@ -328,12 +332,15 @@ class DuckDBStore(EventLog):
             except HPOStoreError as exc:
                 if not background:
                     raise
-                log.warning("%s", exc)
+                # once per run of failures (a full disk would log every interval otherwise)
+                log.log(logging.DEBUG if self._fold_failing else logging.WARNING, "%s", exc)
+                self._fold_failing = True
                 return False
             finally:
                 self._disconnect()
                 self._last_fold = time.monotonic()
             self._fold_cost = self._last_fold - start
+            self._fold_failing = False
             with self._mu:
                 del self._unfolded[: len(rows)]
                 if self._tail is not None:
