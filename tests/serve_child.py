@@ -1,4 +1,6 @@
-"""A live study for the dashboard's browser test: ``python serve_child.py STORE STUDY N``.
+"""A live study for the dashboard's browser test:
+``python serve_child.py STORE STUDY N1 N2 GATE`` runs N1 results, waits for the file GATE,
+then resumes the study for N2 more in a second session.
 
 Asynchronous ASHA (stopping type) with 2 worker processes, short trials that report every
 epoch, and a few failures, so that every chart of the dashboard has something to draw.
@@ -6,6 +8,7 @@ epoch, and a few failures, so that every chart of the dashboard has something to
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from collections.abc import Callable
@@ -36,12 +39,17 @@ def objective(
 
 
 def main() -> int:
-    path, study, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
-    scheduler = ASHAScheduler(
-        RandomSearcher(SPACE, seed=5), eta=3, r_min=1, r_max=9, type="stopping"
-    )
-    with HPOTuner(scheduler, objective, store=path, study=study, verbose=False, n_workers=2) as t:
-        t.run(n)
+    path, study = sys.argv[1], sys.argv[2]
+    first, more, gate = int(sys.argv[3]), int(sys.argv[4]), sys.argv[5]
+    for n in (first, more):  # two sessions: the second resumes once the gate file exists
+        scheduler = ASHAScheduler(RandomSearcher(SPACE, seed=5), eta=3, r_max=9, type="stopping")
+        with HPOTuner(
+            scheduler, objective, store=path, study=study, verbose=False, n_workers=2
+        ) as tuner:
+            tuner.run(n)
+        deadline = time.monotonic() + 120
+        while not os.path.exists(gate) and time.monotonic() < deadline:
+            time.sleep(0.05)
     print("DONE", flush=True)
     return 0
 

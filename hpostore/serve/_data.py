@@ -56,13 +56,12 @@ def _rows(con: duckdb.DuckDBPyConnection, sql: str, params: list[Any]) -> list[d
 
 _STUDIES = """
 SELECT s.study, s.scheduler, s.searcher, s.metric, s.mode, s.events, s.trials, s.finished,
-       s.evaluations, s.failed, s.sessions, s.best_error, s.elapsed_s, s.first_ts, s.last_ts,
-       l.last_kind, l.last_seq, coalesce(r.running, 0) AS running
+       s.paused, s.stopped, s.failed, s.interrupted, s.running, s.evaluations, s.sessions,
+       s.best_error, s.incumbent_trial, s.elapsed_s, s.first_ts, s.last_ts,
+       l.last_kind, l.last_seq
 FROM studies AS s
 JOIN (SELECT study, arg_max(kind, seq) AS last_kind, max(seq) AS last_seq
       FROM events GROUP BY study) AS l USING (study)
-LEFT JOIN (SELECT study, count(*) AS running FROM trials WHERE status = 'running'
-           GROUP BY study) AS r USING (study)
 """
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass
@@ -31,6 +32,9 @@ T = TypeVar("T")
 
 #: How many computed results (per study and kind) the cache keeps.
 CACHE_ENTRIES = 64
+#: How long a read retries while the log cannot be opened (a writer folding) before the
+#: dashboard is told it is busy (and shows its previous reading).
+BUSY_RETRY_S = 1.0
 
 
 class StoreBusy(HPOStoreError):
@@ -135,11 +139,20 @@ class LogSource:
         if target is None:
             assert self._path is not None
             target = _live_writer(str(self._path)) if self._path.is_file() else None
-        try:
-            con = analysis.views(target if target is not None else self._path)  # type: ignore[arg-type]
-        except (analysis.AnalysisError, HPOStoreError, duckdb.Error) as exc:
-            raise StoreBusy(f"cannot read {self.label} now: {exc}") from exc
+        deadline = time.monotonic() + BUSY_RETRY_S
+        while True:
+            try:
+                con = analysis.views(target if target is not None else self._path)  # type: ignore[arg-type]
+                break
+            except (analysis.AnalysisError, HPOStoreError, duckdb.Error) as exc:
+                # a writer in another process holds the DuckDB file while it folds (a
+                # fraction of a second): try again for a moment before calling it busy
+                if time.monotonic() >= deadline:
+                    raise StoreBusy(f"cannot read {self.label} now: {exc}") from exc
+                time.sleep(0.05)
         try:
             return compute(con)
+        except duckdb.Error as exc:  # a Parquet segment compacted away under the read
+            raise StoreBusy(f"cannot read {self.label} now: {exc}") from exc
         finally:
             con.close()

@@ -95,7 +95,8 @@ async function loadStudy() {
   document.getElementById("study-title").textContent = name;
   const i = page.info;
   document.getElementById("study-info").textContent =
-    `${i.status} · ${i.trials} trials, ${i.finished} finished, ${i.failed} failed, ${i.running} running · ` +
+    `${i.status} · ${i.trials} trials: ` +
+    ["finished", "paused", "stopped", "failed", "interrupted", "running"].filter((k) => i[k]).map((k) => `${i[k]} ${k}`).join(", ") + " · " +
     `best ${fmt(i.best_error)} · ${fmt(i.elapsed_s)} s · ${i.metric || "error"} (${i.mode || "min"}) · ` +
     `${i.events} events, last seq ${i.last_seq}`;
   drawTrials(); drawCurves(); drawTimeline(); drawImportance(); drawParcoords(); drawSlices();
@@ -106,7 +107,12 @@ const LAYOUT = { margin: { l: 55, r: 15, t: 10, b: 40 }, hovermode: "closest", s
 const CONFIG = { displaylogo: false, responsive: true };
 function plot(id, traces, layout) {
   if (!window.Plotly) return;
-  Plotly.react(id, traces, Object.assign({}, LAYOUT, layout), CONFIG);
+  const full = Object.assign({}, LAYOUT, layout);
+  if (!traces.some((t) => (t.x || []).length)) {  // say so instead of drawing empty axes
+    Object.assign(full, { xaxis: { visible: false }, yaxis: { visible: false }, showlegend: false,
+      annotations: [{ text: "no results yet", showarrow: false, font: { size: 14, color: "#888" } }] });
+  }
+  Plotly.react(id, traces, full, CONFIG);
 }
 function yTitle() { const i = state.page.info; return i.metric || "error"; }
 
