@@ -38,7 +38,9 @@ def select_only(con: duckdb.DuckDBPyConnection, query: str, *, where: str = "sto
 
 
 def lock_down(con: duckdb.DuckDBPyConnection) -> None:
-    """No file, network or extension access from now on, and no setting can turn it back."""
+    """No file, network, extension or Python-variable access from now on, and no setting can
+    turn it back."""
+    con.execute("SET python_enable_replacements = false")  # no Python variables as tables
     con.execute("SET enable_external_access = false")
     con.execute("SET lock_configuration = true")
 
@@ -56,4 +58,7 @@ def run_user_sql(
             f"extensions), which user SQL may not: {exc}"
         ) from exc
     except duckdb.Error as exc:
-        raise HPOStoreError(f"SQL failed: {exc}") from exc
+        text = str(exc)
+        if any(s in text for s in ("read-only", "Can only delete from", "Can only update")):
+            raise SQLNotAllowed(f"{where} is read-only: {text}") from exc
+        raise HPOStoreError(f"SQL failed: {text}") from exc

@@ -12,10 +12,11 @@ from typing import Any, TypeVar
 import duckdb
 import pyarrow as pa
 
-from ..errors import CorruptLogError, FormatVersionError, HPOStoreError, SQLNotAllowed, StoreLocked
+from ..errors import FormatVersionError, HPOStoreError, StoreLocked
 from ..log.events import COLUMNS, DUCKDB_DDL, Row, rows_to_table
-from ..log.sql import arrow, lock_down, select_only
-from ..log.tail import read_tail
+from ..log.sql import arrow, lock_down
+from ..log.sql import run_user_sql as _run_user_sql
+from ..log.tail import fresh_rows, read_tail
 
 #: The DuckDB storage version new store files are written in: DuckDB 1.1 and later open it
 #: (DuckDB 2.0 writes version 69 by default, which CLIs before 1.5 refuse).
@@ -157,21 +158,8 @@ def run_user_sql(
     con: duckdb.DuckDBPyConnection, query: str, params: list[Any] | dict[str, Any] | None
 ) -> pa.Table:
     """One SELECT from a user on a locked-down read-only connection (it may not write)."""
-    select_only(con, query)
-    execute(con, "SET python_enable_replacements = false")  # no Python variables as tables
     lock_down(con)
-    try:
-        return arrow(con, query, params)
-    except duckdb.PermissionException as exc:
-        raise SQLNotAllowed(
-            f"store.sql(): the query reaches outside the event log (files, settings or "
-            f"extensions), which user SQL may not: {exc}"
-        ) from exc
-    except duckdb.Error as exc:
-        text = str(exc)
-        if any(s in text for s in ("read-only", "Can only delete from", "Can only update")):
-            raise SQLNotAllowed(f"store.sql() is read-only: {text}") from exc
-        raise HPOStoreError(f"SQL failed: {text}") from exc
+    return _run_user_sql(con, query, params)
 
 
 def new_rows(
@@ -181,20 +169,7 @@ def new_rows(
     if not rows:
         return []
     expected = dict(execute(con, f"SELECT study, max(seq) + 1 FROM {table} GROUP BY study"))
-    fresh: list[Row] = []
-    for row in rows:
-        study, seq = row[0], row[1]
-        nxt = expected.get(study, 1)
-        if seq < nxt:
-            continue  # already folded before a crash cut the tail's truncation short
-        if seq > nxt:
-            raise CorruptLogError(
-                f"{tail_path}: study {study!r} jumps from seq {nxt - 1} to {seq}; "
-                "events are missing between the table and the tail"
-            )
-        expected[study] = seq + 1
-        fresh.append(row)
-    return fresh
+    return fresh_rows(rows, expected, tail_path)
 
 
 @contextlib.contextmanager
