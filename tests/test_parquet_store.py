@@ -437,6 +437,12 @@ def test_user_sql_on_a_parquet_store_and_in_analysis_cannot_write_or_read_files(
         with pytest.raises(duckdb.Error):
             con.execute("SET enable_external_access = true")
     assert not outside.exists()
+    secret = pa.table({"password": ["hunter2"]})  # a Python variable is not a table to user SQL
+    with pytest.raises(HPOStoreError):
+        analysis.query(db, "SELECT * FROM secret")
+    with open_store(path) as store, pytest.raises(HPOStoreError):
+        store.sql("SELECT * FROM secret")
+    assert secret.num_rows == 1
     with open_store(os.fspath(db), read_only=True) as store:
         assert store.last_seq("s") == 1
     assert issubclass(analysis.AnalysisError, HPOStoreError)
