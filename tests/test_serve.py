@@ -275,3 +275,31 @@ def test_the_serve_command_prints_its_url_and_stops_on_ctrl_c(study_file: str) -
         if child.poll() is None:
             child.kill()
             child.wait()
+
+
+def test_a_writer_open_in_this_process_is_read_through_it(tmp_path: Path) -> None:
+    path = os.fspath(tmp_path / "live.duckdb")
+    store = open_store(path)  # this process writes the file: the dashboard reads through it
+    try:
+        scheduler = ASHAScheduler(RandomSearcher(SPACE, seed=1), eta=3, r_min=1, r_max=9)
+        HPOTuner(scheduler, objective, store=store, study="here", verbose=False).run(4)
+        client = TestClient(create_app(LogSource(path)), base_url=LOOPBACK)
+        first = client.get("/api/studies/here").json()
+        assert first["stale"] is False and first["info"]["evaluations"] >= 4
+        scheduler = ASHAScheduler(RandomSearcher(SPACE, seed=1), eta=3, r_min=1, r_max=9)
+        HPOTuner(scheduler, objective, store=store, study="here", verbose=False).run(8)
+        later = client.get(f"/api/studies/here/events?after={first['info']['last_seq']}").json()
+        assert later["events"] and later["last_seq"] > first["info"]["last_seq"]
+        assert client.get("/api/studies/here").json()["info"]["sessions"] == 2
+        overlay = client.get("/api/anytime?study=here").json()["curves"]
+        assert [c["study"] for c in overlay] == ["here"]
+    finally:
+        store.close()
+
+
+def test_several_studies_overlay_on_one_anytime_chart(client: TestClient) -> None:
+    curves = client.get("/api/anytime?study=asha&study=other/study&study=asha").json()["curves"]
+    assert [c["study"] for c in curves] == ["asha", "other/study"]  # each once
+    for c in curves:
+        assert len(c["elapsed"]) == len(c["best_error"]) >= 1
+        assert c["end_elapsed"] >= c["elapsed"][-1]
