@@ -430,3 +430,34 @@ def test_plain_duckdb_and_hpostore_readers_read_a_running_study(store_path: str)
             writer.kill()
             writer.wait()
     assert _seqs(store_path) == [1, 2, 3, 4, 5]
+
+
+def test_a_forked_child_neither_writes_nor_flushes_the_parents_store(store_path: str) -> None:
+    proc = _child(
+        """
+        import os, sys
+        from pathlib import Path
+        from hpostore import HPOStoreError, open_store
+        path = sys.argv[1]
+        store = open_store(path)
+        store.append("s", "suggest", elapsed=0.0, session="p", trial=0, config="{}")
+        store.flush()
+        store.append("s", "suggest", elapsed=0.0, session="p", trial=1, config="{}")  # pending
+        before = Path(path + ".tail").read_bytes()
+        pid = os.fork()
+        if pid == 0:  # the child exits normally: atexit runs, the store copy is collected
+            try:
+                store.commit()
+            except HPOStoreError as exc:
+                sys.exit(7 if "forked child" in str(exc) else 8)
+            sys.exit(9)
+        _, status = os.waitpid(pid, 0)
+        assert os.waitstatus_to_exitcode(status) == 7, status
+        assert Path(path + ".tail").read_bytes() == before  # the child wrote nothing
+        store.close()
+        """,
+        store_path,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "Traceback" not in proc.stderr and "failed" not in proc.stderr
+    assert _seqs(store_path) == [1, 2]

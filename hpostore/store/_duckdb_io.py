@@ -62,7 +62,7 @@ def open_error(path: str, exc: BaseException) -> HPOStoreError:
             f"{path}: another process holds DuckDB's lock on the file ({text}); it is released "
             "between folds: try again in a moment"
         )
-    if isinstance(exc, OSError) and exc.errno == errno.ENOSPC or "No space left" in text:
+    if (isinstance(exc, OSError) and exc.errno == errno.ENOSPC) or "No space left" in text:
         return HPOStoreError(
             f"{path}: the disk is full ({text}). Free some space and open the store again; "
             "events already committed are kept."
@@ -82,7 +82,7 @@ def open_error(path: str, exc: BaseException) -> HPOStoreError:
 
 
 def check_directory(path: str) -> None:
-    """Refuse a store path whose directory is missing or not writable, with what to do."""
+    """Refuse a store path whose directory is missing, saying what to do."""
     folder = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(folder):
         raise HPOStoreError(
@@ -134,7 +134,9 @@ def attach_read_only(path: str, wait_s: float = DUCKDB_LOCK_WAIT_S) -> duckdb.Du
             "AND table_name = 'events'",
         )
         if not tables:
-            raise HPOStoreError(f"{path} holds no hpostore events table; is it an hpostore store?")
+            raise FormatVersionError(
+                f"{path} holds no hpostore events table; is it an hpostore store?"
+            )
         check_columns([r[0] for r in execute(con, "DESCRIBE log.events")], path)
     except (duckdb.Error, OSError) as exc:
         con.close()

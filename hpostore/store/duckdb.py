@@ -151,6 +151,7 @@ class DuckDBStore(EventLog):
         self._folder: threading.Thread | None = None
         self._fold_cost = 0.0
         self._fold_failing = False
+        self._pid = os.getpid()  # a forked child's copy must neither write nor flush at exit
         # pyarrow imports pandas (if installed) on its first pa.array() call, ~1 s: pay it at
         # open, not inside the first trial's study time.
         rows_to_table([])
@@ -253,6 +254,11 @@ class DuckDBStore(EventLog):
 
     # --- write path -------------------------------------------------------------------------
     def _check_writable(self) -> None:
+        if self._pid != os.getpid():
+            raise HPOStoreError(
+                f"{self.path}: this store was opened by process {self._pid}; a forked child "
+                "process cannot write it (open a store of its own, or send results back)"
+            )
         if self._taken_over:
             raise HPOStoreError(
                 f"{self.path}: a later open_store({self.path!r}) in this process took over "
@@ -375,6 +381,9 @@ class DuckDBStore(EventLog):
         :class:`HPOStoreError` (after releasing everything) only when events appended since the
         last commit could not be written; the log on disk stays a gapless prefix then."""
         if self._closed:
+            return
+        if self._pid != os.getpid():  # a forked child's copy: the parent owns the files
+            self._closed = True
             return
         lost: HPOStoreError | None = None
         try:
