@@ -98,7 +98,10 @@ def stream(store: Any, study: str) -> list[StreamEvent]:
 
 
 def _fail(check: str, make: Factory, message: str) -> ConformanceError:
-    return ConformanceError(f"{check} failed for {make(0)!r}: {message}")
+    built = make(0)
+    searcher = getattr(built, "searcher", None)
+    name = type(built).__name__ + (f"({type(searcher).__name__})" if searcher is not None else "")
+    return ConformanceError(f"{check} failed for {name}: {message}")
 
 
 def _first_difference(a: list[StreamEvent], b: list[StreamEvent]) -> str:
