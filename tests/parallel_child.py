@@ -40,6 +40,22 @@ def dies(x: float) -> float:
     return x
 
 
+def exits(x: float) -> float:
+    """Raises SystemExit in its worker for x > 0.5 (a script's sys.exit inside the objective)."""
+    if x > 0.5:
+        raise SystemExit(4)
+    return x
+
+
+def flaky_worker(x: float) -> float:
+    """Kills its worker process 20 ms after it starts for x > 0.7, else sleeps a little."""
+    time.sleep(0.02)
+    if x > 0.7:
+        os._exit(5)
+    time.sleep(0.05)
+    return x
+
+
 def reporting(
     x: float, max_epochs: int, report: Callable[[float, float], bool], epoch_s: float = 0.05
 ) -> float:

@@ -66,23 +66,22 @@ class Checkpoints:
         """Delete the directories no one will read again; the trials whose were deleted.
 
         Kept: the incumbent's, those of trials not finished (they may be re-run), and those of
-        trials a scheduler paused (it may resume them with more resource).
+        paused trials (a scheduler may resume them with more resource).
         """
         base = self.study_dir()
         try:
             names = os.listdir(base)
         except FileNotFoundError:
             return []
-        paused = {trial for _, kind, trial, _ in state.decisions if kind == "pause"}
         deleted = []
         for name in names:
             if not name.startswith("trial-") or not name[6:].isdigit():
                 continue
             trial = int(name[6:])
             t = state.trials.get(trial)
-            if t is None or trial == state.incumbent_trial or trial in paused:
+            if t is None or trial == state.incumbent_trial:
                 continue
-            if t.status.value in _ENDED or t.stopped:
+            if t.status.value in _ENDED:
                 shutil.rmtree(os.path.join(base, name), ignore_errors=True)
                 deleted.append(trial)
         return sorted(deleted)
