@@ -33,7 +33,6 @@ import logging
 import os
 import threading
 import time
-import weakref
 from collections.abc import Iterator
 from typing import Any
 
@@ -59,12 +58,12 @@ from ._duckdb_io import (
     create_events_table,
     events_view,
     execute,
-    new_rows,
     open_error,
     run_user_sql,
     snapshot_table,
     sql_on_table,
 )
+from ._folding import FoldThread, TableWriter, insert_rows
 from ._tail_writer import TailWriter
 from ._writer_lock import WriterLock, register_writer, registered_writer, unregister_writer
 from .base import FOLD_INTERVAL_S, EventLog
@@ -72,12 +71,6 @@ from .base import FOLD_INTERVAL_S, EventLog
 __all__ = ["STORAGE_VERSION", "DuckDBStore", "arrow", "execute", "live_writer", "read_tail"]
 
 log = logging.getLogger("hpostore")
-
-#: The longest time between folds (when folds are slow): readers see events within about 1 s.
-MAX_FOLD_INTERVAL_S = 0.9
-#: Folds are at least this many fold durations apart, so a fold (DuckDB opened, rows inserted,
-#: file checkpointed and closed: 10-50 ms) takes at most ~5% of the time of a fast study.
-FOLD_SPACING = 20
 
 
 def live_writer(path: str) -> DuckDBStore | None:
@@ -93,26 +86,6 @@ def read_tail(path: str) -> tuple[list[Row], int]:
     shared rules of :mod:`hpostore.log.tail` (CRC per line; a torn last line is left out)."""
     tail = _read_tail(path)
     return tail.rows, tail.end
-
-
-def _fold_loop(ref: weakref.ref[DuckDBStore], wake: threading.Event, stop: threading.Event) -> None:
-    """The background fold; holds the store only weakly, so an abandoned store can be collected."""
-    while True:
-        wake.wait()
-        store = ref()
-        if store is None or stop.is_set():
-            return
-        delay = store._next_fold_at() - time.monotonic()
-        del store
-        if delay > 0 and stop.wait(delay):
-            return
-        store = ref()
-        if store is None:
-            return
-        wake.clear()
-        if not store._fold(0.0, background=True):
-            wake.set()  # busy or failed: the events wait in the tail; try again next interval
-        del store
 
 
 @atexit.register
@@ -140,17 +113,13 @@ class DuckDBStore(EventLog):
         self._pending: list[Row] = []  # appended, not yet committed
         self._unfolded: list[Row] = []  # durable in the tail, not yet in the table
         self._mu = threading.RLock()  # guards _pending, _unfolded and the tail
-        self._fold_mu = threading.RLock()  # one DuckDB connection of this store at a time
-        self._con: duckdb.DuckDBPyConnection | None = None
+        self._con: duckdb.DuckDBPyConnection | None = None  # the in-memory store's
+        self._table = TableWriter(self.path, self.tail_path)
         self._tail: TailWriter | None = None
         self._lock: WriterLock | None = None
         self._closed = False
         self._taken_over = False
-        self._wake = threading.Event()
-        self._stop = threading.Event()
-        self._folder: threading.Thread | None = None
-        self._fold_cost = 0.0
-        self._fold_failing = False
+        self._folder: FoldThread | None = None
         self._pid = os.getpid()  # a forked child's copy must neither write nor flush at exit
         # pyarrow imports pandas (if installed) on its first pa.array() call, ~1 s: pay it at
         # open, not inside the first trial's study time.
@@ -194,18 +163,13 @@ class DuckDBStore(EventLog):
                 finally:
                     con.close()
             self._lock = WriterLock(self.path)
-            self._recover()
+            self._table.recover(read_tail(self.tail_path)[0])
+            self._truncate_tail()  # everything in it is now in the table (or was torn)
             self._tail = TailWriter(self.tail_path)
         except OSError as exc:
             raise open_error(self.path, exc) from exc
         register_writer(self.path, self)
-        self._folder = threading.Thread(
-            target=_fold_loop,
-            args=(weakref.ref(self), self._wake, self._stop),
-            name=f"hpostore fold {self.path}",
-            daemon=True,
-        )
-        self._folder.start()
+        self._folder = FoldThread(self, name=f"hpostore fold {self.path}")
 
     def _hand_over(self) -> None:
         """A newer writer on this file in this process replaces this one (see the module doc)."""
@@ -221,35 +185,13 @@ class DuckDBStore(EventLog):
             log.error("%s", exc)
 
     def _connect(self, wait_s: float = DUCKDB_LOCK_WAIT_S) -> duckdb.DuckDBPyConnection:
-        """The writer's read-write connection (opened on demand; closed after each fold)."""
-        with self._fold_mu:
-            if self._con is None:
-                self._con = connect_writer(self.path, wait_s)
-            return self._con
+        """The writer's read-write connection (opened on demand; closed at the next fold)."""
+        return self._table.connect(wait_s)
 
-    def _disconnect(self) -> None:
-        with self._fold_mu:
-            if self._con is not None and not self._memory:
-                con, self._con = self._con, None
-                try:
-                    con.close()  # checkpoints; if that fails the WAL keeps the rows
-                except duckdb.Error as exc:
-                    log.warning("%s: closing DuckDB failed (%s)", self.path, exc)
-
-    def _recover(self) -> None:
-        rows, _ = read_tail(self.tail_path)
-        with self._fold_mu:
-            try:
-                con = self._connect()
-                create_events_table(self.path, con)
-                fresh = new_rows(con, "events", rows, self.tail_path)
-                if fresh:
-                    self._insert(con, fresh)
-            finally:
-                self._disconnect()
+    def _truncate_tail(self) -> None:
         if os.path.exists(self.tail_path):
             with open(self.tail_path, "r+b") as f:
-                f.truncate(0)  # everything in it is now in the table (or was a torn write)
+                f.truncate(0)
                 os.fsync(f.fileno())
 
     # --- write path -------------------------------------------------------------------------
@@ -273,19 +215,6 @@ class DuckDBStore(EventLog):
         self._check_writable()
         with self._mu:
             self._pending.append(row)
-
-    def _insert(self, con: duckdb.DuckDBPyConnection, rows: list[Row]) -> None:
-        con.register("_hpostore_batch", rows_to_table(rows))
-        try:
-            execute(con, "INSERT INTO events SELECT * FROM _hpostore_batch")
-        except duckdb.Error as exc:
-            raise HPOStoreError(
-                f"{self.path}: folding {len(rows)} events into the events table failed ({exc}); "
-                f"they are safe in {self.tail_path}, and the next open folds them"
-            ) from exc
-        finally:
-            with contextlib.suppress(duckdb.Error):
-                con.unregister("_hpostore_batch")
 
     def _write_pending(self) -> None:
         """Append the pending events to the tail and fdatasync; on failure keep them pending."""
@@ -312,41 +241,21 @@ class DuckDBStore(EventLog):
             self._write_pending()
             if force:
                 self._fold(0.0)  # DuckDB's file busy: the background fold retries
-            elif self._unfolded:
-                self._wake.set()
-
-    def _next_fold_at(self) -> float:
-        interval = min(MAX_FOLD_INTERVAL_S, max(FOLD_INTERVAL_S, FOLD_SPACING * self._fold_cost))
-        return self._last_fold + interval
+            elif self._unfolded and self._folder is not None:
+                self._folder.wake()
 
     def _fold(self, wait_s: float, *, background: bool = False) -> bool:
-        """Insert the committed rows into the table, then close the connection so readers can
-        open the file. False (rows kept in the tail) when DuckDB's file is busy, or when a
-        background fold failed (logged); a foreground failure raises."""
-        with self._fold_mu:
+        """Insert the committed rows into the table (see :class:`TableWriter`); False, with the
+        rows kept in the tail, when DuckDB's file is busy or a background fold failed."""
+        with self._table.mu:
             if self._closed and background:
                 return True
             with self._mu:
                 rows = list(self._unfolded)
             if not rows:
                 return True
-            start = time.monotonic()
-            try:
-                self._insert(self._connect(wait_s), rows)
-            except StoreLocked:
+            if not self._table.fold(rows, wait_s, background=background):
                 return False
-            except HPOStoreError as exc:
-                if not background:
-                    raise
-                # once per run of failures (a full disk would log every interval otherwise)
-                log.log(logging.DEBUG if self._fold_failing else logging.WARNING, "%s", exc)
-                self._fold_failing = True
-                return False
-            finally:
-                self._disconnect()
-                self._last_fold = time.monotonic()
-            self._fold_cost = self._last_fold - start
-            self._fold_failing = False
             with self._mu:
                 del self._unfolded[: len(rows)]
                 if self._tail is not None:
@@ -359,7 +268,7 @@ class DuckDBStore(EventLog):
         with self._mu:
             rows, self._pending = self._pending, []
         if rows and self._con is not None:
-            self._insert(self._con, rows)
+            insert_rows(self._con, rows, self.path)
         self._last_fold = time.monotonic()
 
     def flush(self) -> None:
@@ -410,19 +319,17 @@ class DuckDBStore(EventLog):
             ) from lost
 
     def _stop_folder(self) -> None:
-        self._stop.set()
-        self._wake.set()
-        if self._folder is not None and self._folder is not threading.current_thread():
-            self._folder.join()
-        self._folder = None
+        if self._folder is not None:
+            self._folder.stop()
+            self._folder = None
 
     def _release(self) -> None:
         self._stop_folder()
-        with self._fold_mu:
-            if self._con is not None:
-                with contextlib.suppress(duckdb.Error):
-                    self._con.close()
-                self._con = None
+        if self._con is not None:
+            with contextlib.suppress(duckdb.Error):
+                self._con.close()
+            self._con = None
+        self._table.disconnect()
         with self._mu:
             if self._tail is not None:
                 self._tail.close()
@@ -447,8 +354,8 @@ class DuckDBStore(EventLog):
             with events_view(self.path, self.tail_path, None) as con:
                 yield con
             return
-        with writer._fold_mu:  # no fold opens the file meanwhile
-            writer._disconnect()
+        with writer._table.mu:  # no fold opens the file meanwhile
+            writer._table.disconnect()
             with writer._mu:
                 extra = writer._unfolded + writer._pending
             with events_view(self.path, self.tail_path, extra) as con:
