@@ -98,7 +98,7 @@ def _answer(work: Callable[[], Reading[Any]]) -> Response:
 
 def _study_page(con: duckdb.DuckDBPyConnection, study: str) -> dict[str, Any]:
     _data.last_seq(con, study)  # UnknownStudy before anything else
-    info = _data.studies(con, study)[0]
+    info = _data.studies(con, study)[0]  # its status is added when answering
     params = _data.parameters(con, study)
     names = [p["name"] for p in params]
     points, importance = _data.points(con, study, names)
@@ -112,6 +112,14 @@ def _study_page(con: duckdb.DuckDBPyConnection, study: str) -> dict[str, Any]:
         "timeline": _charts.timeline(con, study),
         "anytime": _charts.anytime(con, study),
     }
+
+
+def _anytime_of(name: str) -> Callable[[duckdb.DuckDBPyConnection], dict[str, Any]]:
+    def compute(con: duckdb.DuckDBPyConnection) -> dict[str, Any]:
+        _data.last_seq(con, name)  # UnknownStudy
+        return _charts.anytime(con, name)
+
+    return compute
 
 
 def create_app(
@@ -137,14 +145,28 @@ def create_app(
 
     def studies(request: Request) -> Response:
         def work() -> Reading[Any]:
-            reading = source.read(("studies",), _data.studies)
-            return Reading({"source": source.label, "studies": reading.value}, reading.stale)
+            reading = source.read_each(
+                "row",
+                lambda con, name: _data.studies(con, name)[0],
+                lambda con: {row["study"]: row for row in _data.studies(con)},
+            )
+            rows = sorted(
+                (_data.with_status(r) for r in reading.value),
+                key=lambda r: (r["first_ts"] or "", r["study"]),
+            )
+            return Reading({"source": source.label, "studies": rows}, reading.stale)
 
         return _answer(work)
 
     def study(request: Request) -> Response:
         name = request.path_params["study"]
-        return _answer(lambda: source.read(("study", name), lambda con: _study_page(con, name)))
+
+        def work() -> Reading[Any]:
+            reading = source.read(("study", name), lambda con: _study_page(con, name), study=name)
+            page = {**reading.value, "info": _data.with_status(reading.value["info"])}
+            return Reading(page, reading.stale)
+
+        return _answer(work)
 
     def events(request: Request) -> Response:
         name = request.path_params["study"]
@@ -155,6 +177,7 @@ def create_app(
             return source.read(
                 ("events", name, after, limit),
                 lambda con: _data.events_after(con, name, after, limit),
+                study=name,
             )
 
         return _answer(work)
@@ -165,13 +188,12 @@ def create_app(
         def work() -> Reading[Any]:
             if not 1 <= len(names) <= MAX_OVERLAY:
                 raise BadRequest(f"give 1 to {MAX_OVERLAY} study= parameters, got {len(names)}")
-
-            def compute(con: duckdb.DuckDBPyConnection) -> dict[str, Any]:
-                for n in names:
-                    _data.last_seq(con, n)
-                return {"curves": [_charts.anytime(con, n) for n in names]}
-
-            return source.read(("anytime", *names), compute)
+            curves, stale = [], False
+            for n in names:
+                reading = source.read(("anytime", n), _anytime_of(n), study=n)
+                curves.append(reading.value)
+                stale = stale or reading.stale
+            return Reading({"curves": curves}, stale)
 
         return _answer(work)
 

@@ -66,21 +66,24 @@ JOIN (SELECT study, arg_max(kind, seq) AS last_kind, max(seq) AS last_seq
 
 
 def studies(con: duckdb.DuckDBPyConnection, study: str | None = None) -> list[dict[str, Any]]:
-    """One record per study (or the one named): the ``studies`` view plus a ``status``:
-    ``ended`` (its last session ended cleanly), ``running`` (events within the last
-    ``IDLE_AFTER_S`` seconds) or ``idle`` (no end, quiet since: slow trials or a dead process)."""
+    """One record per study (or the one named): the ``studies`` view, the last event's kind
+    and seq."""
     where, params = ("WHERE s.study = ?", [study]) if study is not None else ("", [])
-    rows = _rows(con, f"{_STUDIES} {where} ORDER BY s.first_ts, s.study", params)
-    now = datetime.now(timezone.utc)
-    for row in rows:
-        last = datetime.fromisoformat(row["last_ts"]) if row["last_ts"] else None
-        if row["last_kind"] == "end":
-            row["status"] = "ended"
-        elif last is not None and (now - last).total_seconds() < IDLE_AFTER_S:
-            row["status"] = "running"
-        else:
-            row["status"] = "idle"
-    return rows
+    return _rows(con, f"{_STUDIES} {where} ORDER BY s.first_ts, s.study", params)
+
+
+def with_status(row: dict[str, Any]) -> dict[str, Any]:
+    """``row`` (of :func:`studies`) with a ``status`` as of now: ``ended`` (its last session
+    ended cleanly), ``running`` (events within the last ``IDLE_AFTER_S`` seconds) or ``idle``
+    (no end, quiet since: slow trials, or a process that died)."""
+    last = datetime.fromisoformat(row["last_ts"]) if row.get("last_ts") else None
+    if row.get("last_kind") == "end":
+        status = "ended"
+    elif last is not None and (datetime.now(timezone.utc) - last).total_seconds() < IDLE_AFTER_S:
+        status = "running"
+    else:
+        status = "idle"
+    return {**row, "status": status}
 
 
 def last_seq(con: duckdb.DuckDBPyConnection, study: str) -> int:
@@ -140,7 +143,7 @@ def trials(
     rows = _rows(
         con,
         f"""
-        WITH t AS (SELECT * FROM trials WHERE study = ?)
+        WITH t AS (SELECT {", ".join(TRIAL_COLUMNS)}, config FROM trials WHERE study = ?)
         SELECT {", ".join(TRIAL_COLUMNS)}, config FROM t
         WHERE ? OR trial IN (SELECT trial FROM (SELECT trial FROM t ORDER BY error {order} NULLS LAST, trial LIMIT ?))
                 OR trial IN (SELECT trial FROM (SELECT trial FROM t ORDER BY trial DESC LIMIT ?))

@@ -1,30 +1,37 @@
 """Where the dashboard reads a log from: a DuckDB file, a Parquet directory or an open store.
 
-Every read goes through :func:`analysis.views` (read-only, fixed SQL only) on a connection
-opened for that read and closed after it, so a reader never keeps a writer in another process
-waiting. What was read is cached under a cheap *fingerprint* of the source (file sizes and
-modification times, the names of the Parquet segments): polls of an unchanged log cost a few
-``stat`` calls, not a query.
+The dashboard keeps a *mirror*: an in-memory DuckDB copy of the events with the analysis
+views (:func:`analysis.views`) created on it, its configuration locked down. The log is
+append-only, so a refresh fetches only the events past the seq the mirror holds per study
+(through the store's own read-only reader, which applies the log's integrity rules), and the
+DuckDB file is opened only for that fetch: a writer in another process is never kept waiting
+by the dashboard's queries. A refresh happens when a cheap *fingerprint* of the source (file
+sizes and modification times, the names of the Parquet segments) changes; results computed
+on the mirror are cached under it, so polls of an unchanged log cost a few ``stat`` calls.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
 import duckdb
+import pyarrow as pa
 
 import analysis
 
 from ..errors import HPOStoreError
-from ..store.base import EventLog
+from ..log.events import SCHEMA
+from ..log.sql import lock_down
+from ..store.base import EventLog, open_store
 
 log = logging.getLogger("hpostore")
 
@@ -35,6 +42,12 @@ CACHE_ENTRIES = 64
 #: How long a read retries while the log cannot be opened (a writer folding) before the
 #: dashboard is told it is busy (and shows its previous reading).
 BUSY_RETRY_S = 1.0
+
+_NEW_EVENTS = """
+SELECT * FROM events
+WHERE seq > coalesce(list_extract(?::BIGINT[], list_position(?::VARCHAR[], study)), 0)
+ORDER BY study, seq
+"""
 
 
 class StoreBusy(HPOStoreError):
@@ -50,16 +63,58 @@ class Reading(Generic[T]):
 
 
 def _live_writer(path: str) -> EventLog | None:
-    """The writer this process has open on ``path`` (hpostore.store.duckdb.live_writer), if any."""
-    from ..store import duckdb as duckdb_store
+    """The writer this process has open on ``path`` (hpostore.store.duckdb.live_writer)."""
+    from ..store.duckdb import live_writer
 
-    # live_writer is the store's contract for readers in the writer's own process; stores of
-    # versions without it have no in-process writer to share, so reading the file is right.
-    find = getattr(duckdb_store, "live_writer", None)
-    if find is None:
-        return None
-    writer = find(path)
-    return writer if isinstance(writer, EventLog) else None
+    return live_writer(path)
+
+
+def _memory_connection(events: pa.Table) -> duckdb.DuckDBPyConnection:
+    """An in-memory DuckDB holding ``events`` as a table, with the analysis views on it and
+    its configuration locked (only this package's fixed SQL runs there, and it reads)."""
+    con = duckdb.connect(":memory:")
+    con.execute("SET TimeZone = 'UTC'")
+    con.register("_events", events)
+    con.execute("CREATE TABLE events AS SELECT * FROM _events")
+    con.unregister("_events")
+    analysis.views(con)
+    lock_down(con)
+    return con
+
+
+class _Mirror:
+    """The events copied into memory, with the analysis views on them."""
+
+    def __init__(self) -> None:
+        self.con = _memory_connection(SCHEMA.empty_table())
+        self.last: dict[str, int] = {}
+        self.count = 0
+
+    def sync(self, reader: EventLog) -> bool:
+        """Append the events ``reader`` has past ours; False when the log is not a growth
+        of what we hold (replaced, or a gap): then start a new mirror."""
+        total = reader.sql("SELECT count(*) AS n FROM events").column("n")[0].as_py()
+        names = list(self.last)
+        new = reader.sql(_NEW_EVENTS, [[self.last[n] for n in names], names])
+        if self.count + new.num_rows < total:  # (events landing in between only add)
+            return False
+        if new.num_rows:
+            studies = new.column("study").to_pylist()
+            seqs = new.column("seq").to_pylist()
+            for study, seq in zip(studies, seqs):
+                if seq != self.last.get(study, 0) + 1:
+                    return False
+                self.last[study] = seq
+            self.con.register("_new", new)
+            try:
+                self.con.execute("INSERT INTO events SELECT * FROM _new")
+            finally:
+                self.con.unregister("_new")
+            self.count += new.num_rows
+        return True
+
+    def close(self) -> None:
+        self.con.close()
 
 
 class LogSource:
@@ -72,18 +127,17 @@ class LogSource:
 
     def __init__(self, source: str | os.PathLike[str] | EventLog) -> None:
         self._store: EventLog | None = None
-        self._path: Path | None = None
+        self._path = Path()
         if isinstance(source, EventLog):
             self._store = source
             self.label = repr(source)
         elif isinstance(source, (str, os.PathLike)):
-            path = Path(os.fspath(source))
-            if not (path.is_file() or path.is_dir()):
+            self._path = Path(os.fspath(source))
+            if not (self._path.is_file() or self._path.is_dir()):
                 raise HPOStoreError(
-                    f"no event log at {path}: give a DuckDB file or a Parquet log directory"
+                    f"no event log at {self._path}: give a DuckDB file or a Parquet log directory"
                 )
-            self._path = path
-            self.label = str(path)
+            self.label = str(self._path)
         else:
             raise HPOStoreError(
                 "serve() takes a DuckDB file, a Parquet log directory or an open hpostore store, "
@@ -91,13 +145,16 @@ class LogSource:
             )
         self._lock = threading.Lock()
         self._cache: OrderedDict[Hashable, tuple[Hashable, Any]] = OrderedDict()
+        self._mirror: _Mirror | None = None
+        self._mirrored: Hashable = None  # the fingerprint the mirror was synced at
+        self._parquet: EventLog | None = None  # kept open: it caches verified segments
+        self._studies: dict[str, tuple[int, duckdb.DuckDBPyConnection]] = {}
 
     def fingerprint(self) -> Hashable:
         """Changes whenever the log may have changed (a new event, a fold, a new segment)."""
         if self._store is not None:
             rows = self._store.sql("SELECT count(*), max(seq), max(ts) FROM events")
             return tuple(rows.to_pylist()[0].values()) if rows.num_rows else ()
-        assert self._path is not None
         if self._path.is_dir():
             names = []
             for folder in sorted(os.scandir(self._path), key=lambda e: e.name):
@@ -113,46 +170,139 @@ class LogSource:
                 stats.append(None)
         return tuple(stats)
 
-    def read(self, key: Hashable, compute: Callable[[duckdb.DuckDBPyConnection], T]) -> Reading[T]:
+    def read(
+        self,
+        key: Hashable,
+        compute: Callable[[duckdb.DuckDBPyConnection], T],
+        *,
+        study: str | None = None,
+    ) -> Reading[T]:
         """``compute`` run on a connection with the analysis views, or its cached result when
-        the log has not changed since. When the log is busy, the last result (stale) if any."""
+        the log has not changed since; when the log is busy, the last result (stale) if any.
+
+        With ``study``, the connection holds that study's events only and the result is
+        reused until that study's last seq changes, whatever other studies do."""
         with self._lock:  # one read at a time: the writer is disturbed as little as possible
-            fingerprint = self.fingerprint()
             cached = self._cache.get(key)
-            if cached is not None and cached[0] == fingerprint:
-                self._cache.move_to_end(key)
-                return Reading(cached[1], stale=False)
             try:
-                value = self._compute(compute)
+                mirror = self._synced(self.fingerprint())
             except StoreBusy:
                 if cached is None:
                     raise
                 log.debug("%s is busy; serving the previous reading", self.label)
                 return Reading(cached[1], stale=True)
-            self._cache[key] = (fingerprint, value)
+            known = study if study is not None and study in mirror.last else None
+            version = (known, mirror.last[known]) if known is not None else (None, mirror.count)
+            if cached is not None and cached[0] == version:
+                self._cache.move_to_end(key)
+                return Reading(cached[1], stale=False)
+            # an unknown study is computed on the whole log (where it is found missing)
+            value = compute(self._study_con(mirror, known) if known is not None else mirror.con)
+            self._cache[key] = (version, value)
             while len(self._cache) > CACHE_ENTRIES:
                 self._cache.popitem(last=False)
             return Reading(value, stale=False)
 
-    def _compute(self, compute: Callable[[duckdb.DuckDBPyConnection], T]) -> T:
-        target: EventLog | Path | None = self._store
-        if target is None:
-            assert self._path is not None
-            target = _live_writer(str(self._path)) if self._path.is_file() else None
+    def read_each(
+        self,
+        kind: str,
+        compute_one: Callable[[duckdb.DuckDBPyConnection, str], T],
+        compute_all: Callable[[duckdb.DuckDBPyConnection], dict[str, T]],
+    ) -> Reading[list[T]]:
+        """One result per study, each cached under ``(kind, study)`` until that study
+        changes: one study that changed is computed alone (:meth:`read` with ``study``),
+        several at once by ``compute_all`` over the whole log (cheaper than one by one)."""
+        with self._lock:
+            try:
+                mirror = self._synced(self.fingerprint())
+            except StoreBusy:
+                old = [
+                    v
+                    for k, (_, v) in self._cache.items()
+                    if isinstance(k, tuple) and len(k) == 2 and k[0] == kind
+                ]
+                if not old:
+                    raise
+                return Reading(old, stale=True)
+            names = list(mirror.last)
+            versions = {n: (n, mirror.last[n]) for n in names}
+            missing = [n for n in names if self._cache.get((kind, n), (None,))[0] != versions[n]]
+            if len(missing) > 1:
+                computed = compute_all(mirror.con)
+            else:
+                computed = {n: compute_one(self._study_con(mirror, n), n) for n in missing}
+            for n in missing:
+                self._cache[(kind, n)] = (versions[n], computed[n])
+            values = [self._cache[(kind, n)][1] for n in names]
+            while len(self._cache) > max(CACHE_ENTRIES, 2 * len(names)):
+                self._cache.popitem(last=False)
+            return Reading(values, stale=False)
+
+    def _study_con(self, mirror: _Mirror, study: str) -> duckdb.DuckDBPyConnection:
+        """A connection with the views over ``study``'s events alone (kept while it is current)."""
+        version = mirror.last[study]
+        held = self._studies.get(study)
+        if held is not None and held[0] == version:
+            return held[1]
+        if held is not None:
+            held[1].close()
+        # a cursor is a connection of its own to the mirror's database (a new database
+        # would cost ~0.3 s): its TEMP table ``events`` shadows the mirror's, and the views
+        # created on it read that
+        con = mirror.con.cursor()
+        con.execute(
+            "CREATE TEMP TABLE events AS SELECT * FROM main.events WHERE study = ? ORDER BY seq",
+            [study],
+        )
+        analysis.views(con)
+        self._studies[study] = (version, con)
+        return con
+
+    def _synced(self, fingerprint: Hashable) -> _Mirror:
+        """The mirror, with every event the log held when ``fingerprint`` was taken."""
+        if self._mirror is not None and self._mirrored == fingerprint:
+            return self._mirror
         deadline = time.monotonic() + BUSY_RETRY_S
         while True:
             try:
-                con = analysis.views(target if target is not None else self._path)  # type: ignore[arg-type]
-                break
-            except (analysis.AnalysisError, HPOStoreError, duckdb.Error) as exc:
+                with self._reader() as reader:
+                    if self._mirror is None or not self._mirror.sync(reader):
+                        if self._mirror is not None:
+                            self._mirror.close()
+                        self._mirror = None
+                        for _version, con in self._studies.values():
+                            con.close()
+                        self._studies.clear()
+                        self._cache.clear()
+                        fresh = _Mirror()
+                        fresh.sync(reader)
+                        self._mirror = fresh
+                self._mirrored = fingerprint
+                return self._mirror
+            except (HPOStoreError, duckdb.Error) as exc:
                 # a writer in another process holds the DuckDB file while it folds (a
                 # fraction of a second): try again for a moment before calling it busy
                 if time.monotonic() >= deadline:
                     raise StoreBusy(f"cannot read {self.label} now: {exc}") from exc
                 time.sleep(0.05)
+
+    @contextlib.contextmanager
+    def _reader(self) -> Iterator[EventLog]:
+        """The store's own read-only reader of the log, open for one refresh."""
+        if self._store is not None:
+            yield self._store
+            return
+        if self._path.is_dir():
+            if self._parquet is None:
+                self._parquet = open_store(f"{self._path}{os.sep}", read_only=True)
+            yield self._parquet
+            return
+        writer = _live_writer(str(self._path))
+        if writer is not None:  # this process writes the file: read through the writer
+            yield writer
+            return
+        store = open_store(str(self._path), read_only=True)
         try:
-            return compute(con)
-        except duckdb.Error as exc:  # a Parquet segment compacted away under the read
-            raise StoreBusy(f"cannot read {self.label} now: {exc}") from exc
+            yield store
         finally:
-            con.close()
+            store.close()

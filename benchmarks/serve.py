@@ -1,0 +1,119 @@
+"""Dashboard benchmark: first paint and update latency of `hpostore serve` on a large store.
+
+    python benchmarks/serve.py                      # 1M events, 20 studies (~250k trials)
+    python benchmarks/serve.py --events 100000
+
+Builds the synthetic log of benchmarks/read_path.py in a DuckDB file, then times, through
+the dashboard's own HTTP API (Starlette's TestClient, in process; the browser's drawing is
+not included):
+
+- first paint: the requests a page makes when it opens (studies list, one study's page,
+  its any-time curve) on a cold cache;
+- update: after a writer (another open of the store, closed again so the file is folded)
+  appends one trial's events, the requests a page makes to notice and redraw (events
+  after its last seq, the study's page, the studies list, the any-time curve);
+- an unchanged poll (the fingerprint check alone);
+
+with the size of each JSON answer. Prints figures; asserts nothing (targets from issue 11:
+first paint <= 2 s, each update <= 0.5 s).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+_HERE = Path(__file__).resolve().parent
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
+sys.path.insert(0, str(_HERE.parent))
+
+import duckdb  # noqa: E402
+from starlette.testclient import TestClient  # noqa: E402
+
+from hpostore import open_store  # noqa: E402
+from hpostore.log.events import DUCKDB_DDL  # noqa: E402
+from hpostore.serve import LogSource, create_app  # noqa: E402
+
+BASE = "http://127.0.0.1"
+
+
+def _read_path_module():  # type: ignore[no-untyped-def]
+    spec = importlib.util.spec_from_file_location("read_path", _HERE / "read_path.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def build_store(path: str, n_events: int) -> str:
+    """The read-path benchmark's synthetic log in a DuckDB file; the name of one study."""
+    table = _read_path_module().build_log(n_events)
+    con = duckdb.connect(path)
+    con.execute(DUCKDB_DDL)
+    con.register("log", table)
+    con.execute("INSERT INTO events SELECT * FROM log")
+    con.close()
+    return str(table.column("study")[0])
+
+
+def timed_gets(client: TestClient, urls: list[str]) -> tuple[float, int]:
+    t0 = time.perf_counter()
+    size = 0
+    for url in urls:
+        response = client.get(url)
+        response.raise_for_status()
+        size += len(response.content)
+    return time.perf_counter() - t0, size
+
+
+def append_trial(path: str, study: str, trial: int, elapsed: float) -> None:
+    with open_store(path) as store:
+        session = "bench-update"
+        store.append(study, "suggest", elapsed=elapsed, session=session, trial=trial,
+                     config='{"lr": 0.01, "units": 64}')  # fmt: skip
+        store.append(study, "start", elapsed=elapsed, session=session, trial=trial)
+        store.append(study, "evaluate", elapsed=elapsed + 1, session=session, trial=trial,
+                     error=0.5, runtime=1.0)  # fmt: skip
+        store.append(study, "update", elapsed=elapsed + 1, session=session, trial=trial)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--events", type=int, default=1_000_000)
+    parser.add_argument("--updates", type=int, default=5)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "big.duckdb")
+        t0 = time.perf_counter()
+        study = build_store(path, args.events)
+        print(f"built {args.events:,} events in {time.perf_counter() - t0:.1f} s; study {study}")
+        client = TestClient(create_app(LogSource(path)), base_url=BASE)
+        quoted = study.replace("/", "%2F")
+        page = [f"/api/studies/{quoted}", "/api/studies", f"/api/anytime?study={quoted}"]
+        first, size = timed_gets(client, page)
+        print(f"first paint (cold): {first:.3f} s, {size / 1e3:.0f} kB of JSON")
+        info = client.get(f"/api/studies/{quoted}").json()["info"]
+        idle, _ = timed_gets(client, [f"/api/studies/{quoted}/events?after={info['last_seq']}"])
+        print(f"unchanged poll: {idle * 1e3:.2f} ms")
+        last, elapsed, trial = info["last_seq"], float(info["elapsed_s"]), 10**7
+        times = []
+        for i in range(args.updates):
+            append_trial(path, study, trial + i, elapsed + 10 * (i + 1))
+            urls = [f"/api/studies/{quoted}/events?after={last}&limit=1", *page]
+            took, size = timed_gets(client, urls)
+            last = client.get(f"/api/studies/{quoted}").json()["info"]["last_seq"]
+            times.append(took)
+        print(
+            f"update after a new trial: median {statistics.median(times):.3f} s, "
+            f"max {max(times):.3f} s over {args.updates} ({size / 1e3:.0f} kB of JSON)"
+        )
+
+
+if __name__ == "__main__":
+    main()
