@@ -262,3 +262,12 @@ def test_a_long_lived_reader_forgets_segments_compacted_away(tmp_path: Path) -> 
         assert store.events("s").num_rows == 10 and len(store._cache) == 10
         store.compact()
         assert store.events("s").num_rows == 10 and len(store._cache) == 1
+
+
+def test_a_hashed_segment_renamed_without_its_hash_is_refused(tmp_path: Path) -> None:
+    folder = tmp_path / "runs" / "s"
+    folder.mkdir(parents=True)
+    seg = write_segment(folder, rows_to_table(_rows("s", 3)), 1, 3, "w", durable=False)
+    seg.path.rename(folder / f"{1:012d}-{3:012d}.w.parquet")
+    with pytest.raises(CorruptLogError, match="renamed without it"):
+        read_folder(folder, "s")

@@ -6,7 +6,8 @@ byte anywhere in a segment is a :class:`~hpostore.errors.CorruptLogError` naming
 written by hpostore 0.1 have no hash (``<first>-<last>.<writer>.parquet``); they are still
 read, with their content checked against their name and folder (study, seqs, row count), but
 only before the first hashed segment of a study or inside a hashed one (compacted): a writer
-of this version never writes an unhashed one, so one after a hashed one is refused.
+of this version never writes an unhashed one, so one after a hashed one is refused, and
+hashed segments carry a Parquet metadata mark, so one renamed without its hash is too.
 
 Cover rules (the same for the store and ``analysis``): the widest segments, in seq order,
 hold 1..last exactly once; a gap or a partial overlap is corruption; a segment inside or
@@ -37,6 +38,8 @@ SEGMENT_NAME = re.compile(r"^(\d{12})-(\d{12})\.([A-Za-z0-9_-]+)\.([0-9a-f]{32})
 #: hpostore 0.1 segments, without a content hash
 LEGACY_SEGMENT_NAME = re.compile(r"^(\d{12})-(\d{12})\.([A-Za-z0-9_.-]+)\.parquet$")
 _MAX_FOLDER_NAME = 200
+#: Parquet key-value metadata of hashed segments, so one renamed to an unhashed name is caught.
+_MARK = b"hpostore_segment"
 #: How often a reader lists again when a compaction removed a file it was about to read.
 READ_RETRIES = 5
 
@@ -158,6 +161,8 @@ def read_segment(seg: Segment, study: str, cache: dict[str, pa.Table] | None = N
         raise bad("its content does not match the hash in its name")
     try:
         table = pq.read_table(pa.BufferReader(data))
+        if seg.digest is None and _MARK in (table.schema.metadata or {}):
+            raise bad("written with a content hash, renamed without it")
         if tuple(table.column_names) != COLUMNS:
             raise bad(f"columns {table.column_names}, not the event-log columns")
         table = table.cast(SCHEMA)
@@ -236,7 +241,7 @@ def write_segment(
     with nothing left behind.
     """
     sink = pa.BufferOutputStream()
-    pq.write_table(table, sink, compression="zstd")
+    pq.write_table(table.replace_schema_metadata({_MARK: b"2"}), sink, compression="zstd")
     data = sink.getvalue().to_pybytes()
     digest = content_digest(data)
     name = segment_name(first, last, writer, digest)
