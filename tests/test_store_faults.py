@@ -151,11 +151,18 @@ def test_full_tmpfs_disk_study_resumes_after_space_is_freed(small_tmpfs: Path) -
         assert _append(again, trial=999) == len(seqs) + 1
 
 
-def test_open_on_a_full_disk_is_one_clear_error(small_tmpfs: Path) -> None:
-    _fill(small_tmpfs)
-    with pytest.raises(HPOStoreError, match="runs.duckdb") as info:
-        open_store(os.fspath(small_tmpfs / "runs.duckdb"))
+def test_open_on_a_full_disk_is_one_clear_error_and_leaves_no_broken_file(
+    small_tmpfs: Path,
+) -> None:
+    filler = _fill(small_tmpfs)
+    path = os.fspath(small_tmpfs / "runs.duckdb")
+    with pytest.raises(HPOStoreError, match="runs.duckdb: the disk is full") as info:
+        open_store(path)
     assert not isinstance(info.value, duckdb.Error)
+    for f in filler:
+        f.unlink(missing_ok=True)
+    with open_store(path) as store:  # space freed: a fresh store, not "truncated or damaged"
+        assert _append(store) == 1
 
 
 # --- a lock nobody can delete away --------------------------------------------------------

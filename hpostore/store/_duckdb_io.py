@@ -121,6 +121,25 @@ def create_events_table(path: str, con: duckdb.DuckDBPyConnection) -> None:
     check_columns(cols, path)
 
 
+def create_store_file(path: str) -> None:
+    """A new DuckDB file with the events table; a failed creation (a full disk) leaves no
+    broken file behind, so the next open after freeing space starts afresh."""
+    try:
+        con = connect_writer(path, DUCKDB_LOCK_WAIT_S)
+        try:
+            create_events_table(path, con)
+        finally:
+            try:
+                con.close()
+            except duckdb.Error as exc:
+                raise open_error(path, exc) from exc
+    except HPOStoreError:
+        for leftover in (path, path + ".wal"):
+            with contextlib.suppress(OSError):
+                os.unlink(leftover)
+        raise
+
+
 def attach_read_only(path: str, wait_s: float = DUCKDB_LOCK_WAIT_S) -> duckdb.DuckDBPyConnection:
     """A fresh in-memory connection with ``path`` attached read-only as ``log``."""
     con = duckdb.connect(":memory:")

@@ -54,8 +54,7 @@ from ._duckdb_io import (
     DUCKDB_LOCK_WAIT_S,
     STORAGE_VERSION,
     check_directory,
-    connect_writer,
-    create_events_table,
+    create_store_file,
     events_view,
     execute,
     open_error,
@@ -157,11 +156,7 @@ class DuckDBStore(EventLog):
             previous._hand_over()
         try:
             if not os.path.exists(self.path):
-                con = connect_writer(self.path, DUCKDB_LOCK_WAIT_S)
-                try:
-                    create_events_table(self.path, con)
-                finally:
-                    con.close()
+                create_store_file(self.path)
             self._lock = WriterLock(self.path)
             self._table.recover(read_tail(self.tail_path)[0])
             self._truncate_tail()  # everything in it is now in the table (or was torn)
