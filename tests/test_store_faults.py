@@ -94,6 +94,32 @@ def test_close_on_a_full_disk_raises_one_clear_error_and_keeps_a_gapless_prefix(
         assert _append(again, trial=1) == 2
 
 
+def test_a_failing_fold_keeps_the_events_in_the_tail_and_close_does_not_raise(
+    store_path: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from hpostore.store import _folding
+
+    def no_space(con: object, rows: object, where: str) -> None:
+        raise HPOStoreError(f"{where}: IO Error: Could not write .wal: No space left on device")
+
+    store = open_store(store_path)
+    _append(store, trial=0)
+    store.flush()
+    monkeypatch.setattr(_folding, "insert_rows", no_space)
+    for i in range(1, 4):
+        _append(store, trial=i)
+        store.commit()  # durable in the tail: the fold is not on the commit path
+    with pytest.raises(HPOStoreError, match="No space left"):
+        store.flush()  # asked for explicitly, the fold says why it failed
+    store.close()  # the committed events are safe in the tail: no error
+    assert Path(store_path + ".tail").read_bytes().count(b"\n") == 3
+    monkeypatch.undo()
+    assert _seqs(store_path) == [1, 2, 3, 4]  # readers see the tail too
+    with open_store(store_path) as again:  # and the next writer folds it
+        assert _append(again, trial=4) == 5
+    assert Path(store_path + ".tail").read_bytes() == b""
+
+
 @pytest.fixture
 def small_tmpfs(tmp_path: Path) -> Iterator[Path]:
     mount = tmp_path / "small"
