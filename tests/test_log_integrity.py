@@ -271,3 +271,14 @@ def test_a_hashed_segment_renamed_without_its_hash_is_refused(tmp_path: Path) ->
     seg.path.rename(folder / f"{1:012d}-{3:012d}.w.parquet")
     with pytest.raises(CorruptLogError, match="renamed without it"):
         read_folder(folder, "s")
+
+
+def test_the_tail_after_the_table_must_continue_each_study_once() -> None:
+    from hpostore.log.tail import fresh_rows
+
+    rows = _rows("s", 4)
+    assert fresh_rows(rows, {"s": 3}, "t") == rows[2:]  # 1, 2 folded before a crash
+    with pytest.raises(CorruptLogError, match="jumps from seq 4 to 6"):
+        fresh_rows(_rows("s", 1, first=6), {"s": 5}, "t")
+    with pytest.raises(CorruptLogError, match="seq 3 twice"):
+        fresh_rows(rows + rows[2:3], {"s": 3}, "t")

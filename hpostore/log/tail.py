@@ -88,11 +88,17 @@ def fresh_rows(rows: list[Row], next_seq: dict[str, int], where: object) -> list
     ``next_seq`` maps study -> the seq the table expects next (absent: 1); it is updated.
     Rows below it were folded before a crash cut the tail's truncation short.
     """
+    in_table = dict(next_seq)
     fresh: list[Row] = []
     for row in rows:
         study, seq = row[0], row[1]
         nxt = next_seq.get(study, 1)
         if seq < nxt:
+            if seq >= in_table.get(study, 1):
+                raise CorruptLogError(
+                    f"{where}: study {study!r} has seq {seq} twice in the tail; a writer "
+                    "wrote over its own events. Move the file aside to open the store."
+                )
             continue
         if seq > nxt:
             raise CorruptLogError(
