@@ -3,7 +3,7 @@
 Reads the log through :mod:`hpostore.log` only (the one reader of the format: checksums,
 gaps, segment cover) and raises :mod:`hpostore.errors` (``AnalysisError`` is an
 ``HPOStoreError``), never through the tuner; :func:`state_at` alone replays with
-:mod:`hpostore.study`. Compute functions return Arrow tables (``.to_pandas()`` for
+:mod:`hpostore.log.fold`. Compute functions return Arrow tables (``.to_pandas()`` for
 pandas); only :mod:`analysis.plots` imports matplotlib.
 
 >>> import analysis

@@ -323,7 +323,7 @@ def state_at(
 
     >>> state_at("runs.duckdb", "lenet", elapsed=3600).incumbent_error  # doctest: +SKIP
     """
-    from hpostore.study import replay_table
+    from hpostore.log.fold import replay_table
 
     if (seq is None) == (elapsed is None):
         raise AnalysisError("give exactly one of seq= or elapsed=")

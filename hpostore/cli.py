@@ -76,7 +76,7 @@ def _query(con: Any, sql: str, params: list[Any] | None = None) -> pa.Table:
 
 
 #: the columns of the ``studies`` view that ``hpostore studies`` shows (status counts add up
-#: to ``trials``; the words are the fold's, see ``hpostore.study.TrialStatus``)
+#: to ``trials``; the words are the fold's, see ``hpostore.log.trial.TrialStatus``)
 STUDIES_COLUMNS = (
     "study", "events", "trials", "finished", "paused", "stopped", "failed", "interrupted",
     "running", "suggested", "evaluations", "best_error", "elapsed_s", "last_ts AS last_event",
@@ -136,7 +136,7 @@ def _sql(args: argparse.Namespace) -> pa.Table:
 
 
 def _show(args: argparse.Namespace) -> str:
-    from .study import replay_table
+    from .log.fold import replay_table
 
     with open_store(args.path, read_only=True) as store:
         if args.study not in store.studies():

@@ -314,7 +314,7 @@ class TabularBenchmark(Benchmark):
         max_resource: int | None,
         keep_partial: bool,
     ) -> TabularBenchmark:
-        from .study import REPLAY_COLUMNS, replay_table
+        from .log.fold import REPLAY_COLUMNS, replay_table
 
         if max_resource is not None and (
             not isinstance(max_resource, int) or isinstance(max_resource, bool) or max_resource < 1

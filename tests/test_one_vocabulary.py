@@ -18,8 +18,9 @@ from hpostore import open_store
 from hpostore.cli import _import_duckdb, main
 from hpostore.errors import CorruptLogError
 from hpostore.log.events import COLUMNS, Kind, Row, rows_to_table
+from hpostore.log.fold import StudyState, replay_table
+from hpostore.log.trial import TrialStatus
 from hpostore.store.parquet import ParquetStore
-from hpostore.study import StudyState, TrialStatus, replay_table
 
 SPEC = {"format_version": 1, "metric": "error", "mode": "min", "seed": 0, "scheduler": None}
 Ev = dict[str, Any]

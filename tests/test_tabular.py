@@ -121,7 +121,7 @@ def test_a_parquet_log_directory_tabulates_alike(tmp_path: Path) -> None:
 
 
 def store_trials(store: Any, study: str) -> list[Any]:
-    from hpostore.study import replay_table
+    from hpostore.log.fold import replay_table
 
     state = replay_table(study, store.events(study))
     return [state.trials[t] for t in sorted(state.trials)]

@@ -1,0 +1,137 @@
+"""Questions asked of a folded study (counts, incumbent, records, tables); never mutates it."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pyarrow as pa
+
+from .trial import UNFINISHED, WITH_RESULT, TrialState, TrialStatus
+
+
+class StudyQueries:
+    """What :class:`~hpostore.log.fold.StudyState` answers from the attributes its fold keeps."""
+
+    study: str
+    seq: int
+    elapsed: float
+    spec: dict[str, Any] | None
+    trials: dict[int, TrialState]
+    calls: list[tuple[int, int]]
+    finished: list[int]
+    evaluations: list[tuple[int, str, float, float | None, float | None]]
+    trajectory: list[float]
+    finished_elapsed: list[float]
+    incumbent_trial: int | None
+    _incumbent: tuple[str, float] | None
+    _open: dict[int, None]
+    _next_trial: int
+    n_failed: int
+    sessions: int
+    session_open: bool
+    decisions: list[tuple[int, str, int | None, str | None]]
+
+    @property
+    def n_finished(self) -> int:
+        return len(self.finished)
+
+    @property
+    def next_trial(self) -> int:
+        return self._next_trial
+
+    def unfinished(self) -> list[TrialState]:
+        """Trials that must still be (re-)run, in trial order."""
+        return [self.trials[i] for i in self._open if self.trials[i].status in UNFINISHED]
+
+    def first_unfinished(self) -> TrialState | None:
+        for i in self._open:
+            if self.trials[i].status in UNFINISHED:
+                return self.trials[i]
+        return None
+
+    def not_updated(self) -> list[TrialState]:
+        """Trials with a result the scheduler has not consumed yet (no ``update`` after it)."""
+        return [t for t in self.trials.values() if t.status in WITH_RESULT and not t.updated]
+
+    def status_counts(self) -> dict[TrialStatus, int]:
+        """How many trials have each status (every status, in the enum's order): the counts
+        the ``studies`` view and ``hpostore studies``/``show`` give."""
+        counts = dict.fromkeys(TrialStatus, 0)
+        for t in self.trials.values():
+            counts[t.status] += 1
+        return counts
+
+    @property
+    def incumbent(self) -> dict[str, Any] | None:
+        """The config of the best result (with the resource it was measured at)."""
+        return None if self._incumbent is None else dict(json.loads(self._incumbent[0]))
+
+    @property
+    def incumbent_error(self) -> float | None:
+        return None if self._incumbent is None else self._incumbent[1]
+
+    def records(self) -> list[dict[str, Any]]:
+        """The textbook's ``records``: config, error, runtime of each result in order (a
+        trial resumed with more resource has one record per rung it finished)."""
+        return [
+            {"config": json.loads(config), "error": error, "runtime": runtime}
+            for _, config, error, runtime, _ in self.evaluations
+        ]
+
+    def trials_table(self) -> pa.Table:
+        ts = list(self.trials.values())
+        return pa.table(
+            {
+                "trial": pa.array([t.trial for t in ts], pa.int64()),
+                "status": pa.array([t.status.value for t in ts], pa.string()),
+                "config": pa.array([t.config_json for t in ts], pa.string()),
+                "error": pa.array([t.error for t in ts], pa.float64()),
+                "runtime": pa.array([t.runtime for t in ts], pa.float64()),
+                "resource": pa.array([t.resource for t in ts], pa.float64()),
+                "attempts": pa.array([t.attempts for t in ts], pa.int64()),
+                "suggested_at": pa.array([t.suggested_at for t in ts], pa.float64()),
+                "started_at": pa.array([t.started_at for t in ts], pa.float64()),
+                "finished_at": pa.array([t.finished_at for t in ts], pa.float64()),
+                "worker": pa.array([t.worker for t in ts], pa.string()),
+                "session": pa.array([t.session for t in ts], pa.string()),
+                "message": pa.array([t.message for t in ts], pa.string()),
+            }
+        )
+
+    def summary(self) -> dict[str, Any]:
+        """A comparable snapshot of everything the state holds (for tests and debugging)."""
+        return {
+            "seq": self.seq,
+            "elapsed": self.elapsed,
+            "spec": self.spec,
+            "trials": [
+                (
+                    t.trial,
+                    t.config_json,
+                    t.status.value,
+                    t.error,
+                    t.runtime,
+                    t.resource,
+                    t.attempts,
+                    t.updated,
+                    t.message,
+                    t.payload_json,
+                    list(t.curve),
+                    t.stopped,
+                    list(t.results),
+                )
+                for t in self.trials.values()
+            ],
+            "calls": list(self.calls),
+            "finished": list(self.finished),
+            "trajectory": list(self.trajectory),
+            "finished_elapsed": list(self.finished_elapsed),
+            "incumbent_trial": self.incumbent_trial,
+            "incumbent": self._incumbent,
+            "evaluations": list(self.evaluations),
+            "n_failed": self.n_failed,
+            "sessions": self.sessions,
+            "session_open": self.session_open,
+            "decisions": list(self.decisions),
+        }
