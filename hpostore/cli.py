@@ -12,6 +12,7 @@ from typing import Any
 import pyarrow as pa
 
 from .errors import HPOStoreError
+from .log.events import Kind
 from .store.base import open_store
 
 
@@ -172,7 +173,7 @@ def _show(args: argparse.Namespace) -> str:
         f"elapsed     {state.elapsed:.1f} s of study time over {state.sessions} session(s)"
         + (" (a session is open or died)" if state.session_open else ""),
         f"last event  seq {last['seq']} {last['kind']} at {last['ts']:%Y-%m-%d %H:%M:%S} UTC"
-        + (f" ({last['payload']})" if last["kind"] == "end" and last["payload"] else ""),
+        + (f" ({last['payload']})" if last["kind"] == Kind.END and last["payload"] else ""),
         f"format      event-log version {spec.get('format_version')}, hpostore {spec.get('hpostore_version')}",
     ]
     return "\n".join(lines)
