@@ -510,3 +510,25 @@ def test_racing_takers_of_a_garbage_claim_leave_exactly_one_writer(tmp_path: Pat
     assert sorted(results) == ["lost", "lost", "lost", "won"]
     with open_store(path, read_only=True) as store:
         assert store.events("s").column("kind").to_pylist() == ["suggest", "end"]
+
+
+def test_a_claim_of_a_store_object_dropped_unclosed_in_this_process_is_taken(
+    tmp_path: Path,
+) -> None:
+    """Reproducer 9 (Parquet): a re-run notebook cell met its own process's old claim."""
+    import gc
+
+    path = os.fspath(tmp_path / "runs") + "/"
+    old = open_store(path)
+    old.append("s", "study", elapsed=0.0, session="a", payload="{}")
+    old.commit()
+    other = open_store(path)
+    with pytest.raises(StudyWriterConflict, match=f"pid {os.getpid()}: another store object"):
+        other.append("s", "session", elapsed=0.0, session="b")  # the old one is still open
+    del old
+    gc.collect()
+    with open_store(path) as store:
+        assert store.append("s", "session", elapsed=0.0, session="b")[1] == 2
+    other.close()
+    with open_store(path, read_only=True) as store:
+        assert store.events("s").column("session").to_pylist() == ["a", "b"]

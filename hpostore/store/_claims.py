@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import contextlib
+import gc
 import json
 import logging
 import os
 import socket
+from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -42,6 +44,10 @@ def _read_claim(claim: Path) -> tuple[int, dict[str, Any] | None] | None:
     return ino, value if isinstance(value, dict) else None
 
 
+def _own_process(holder: dict[str, Any]) -> bool:
+    return holder.get("pid") == os.getpid() and holder.get("host") == socket.gethostname()
+
+
 def _stale(holder: dict[str, Any]) -> bool:
     """A claim of a dead process on this host."""
     pid = holder.get("pid")
@@ -55,9 +61,11 @@ class Claims:
     place (never seen empty); an empty, garbage or dead-process claim is moved aside (one taker
     wins) and taken; a claim moved by a racing taker is put back."""
 
-    def __init__(self, store: str, writer: str) -> None:
+    def __init__(self, store: str, writer: str, local: Callable[[str], Any]) -> None:
         self.store = store
         self.writer = writer
+        #: writer id -> the open store object of this process with that id, or None
+        self.local = local
         self.held: dict[str, Path] = {}  # study -> its claim file
 
     def take(self, study: str, folder: Path) -> None:
@@ -88,6 +96,15 @@ class Claims:
                 if found is None:
                     continue  # released meanwhile
                 ino, holder = found
+                if holder is not None and _own_process(holder):
+                    if self._open_here(str(holder.get("writer"))):
+                        raise StudyWriterConflict(
+                            f"study {study!r} in {self.store} is being written by writer "
+                            f"{holder.get('writer')} (pid {holder.get('pid')}: another store "
+                            "object of this process, still open). Close that store (or the "
+                            "tuner that opened it), or write through it."
+                        )
+                    holder = None  # its store object is gone, never closed: stale
                 if holder is not None and not _stale(holder):
                     raise StudyWriterConflict(
                         f"study {study!r} in {self.store} is being written by writer "
@@ -120,6 +137,13 @@ class Claims:
         else:
             log.warning("hpostore: took over the stale claim %s (was %s)", claim, holder)
         aside.unlink(missing_ok=True)
+
+    def _open_here(self, writer: str) -> bool:
+        """Whether the store object of this process with id ``writer`` still exists."""
+        if self.local(writer) is None:
+            return False
+        gc.collect()  # an abandoned object kept only by a reference cycle
+        return self.local(writer) is not None
 
     def check(self, study: str) -> None:
         """Raise StudyWriterConflict unless this writer still holds ``study``'s claim."""

@@ -33,6 +33,7 @@ import os
 import socket
 import time
 import uuid
+import weakref
 from pathlib import Path
 from typing import Any
 
@@ -64,6 +65,9 @@ __all__ = ["CLAIM_NAME", "ParquetStore", "Segment", "list_segments", "study_fold
 #: Temporary files older than this are leftovers of a crash; ``compact`` removes them.
 STALE_TMP_S = 600.0
 log = logging.getLogger("hpostore")
+#: This process's writers by id: a claim held by one that was garbage-collected unclosed (a
+#: re-run notebook cell) is stale; one held by a store object still alive is a conflict.
+_LIVE: weakref.WeakValueDictionary[str, ParquetStore] = weakref.WeakValueDictionary()
 
 
 def _safe_id(text: str) -> str:
@@ -84,7 +88,7 @@ class ParquetStore(EventLog):
             (_safe_id(socket.gethostname()), str(os.getpid()), uuid.uuid4().hex[:8])
         )
         self._pending: list[Row] = []
-        self._claims = Claims(path, self.writer)
+        self._claims = Claims(path, self.writer, _LIVE.get)
         self._published: dict[str, list[Segment]] = {}  # this store's segments, per study
         self._cache: dict[str, pa.Table] = {}  # verified hashed segments (immutable)
         self._last_commit = time.monotonic()
@@ -99,6 +103,7 @@ class ParquetStore(EventLog):
                 raise HPOStoreError(f"cannot create the Parquet store {path}: {exc}") from exc
             if not self.root.is_dir():
                 raise HPOStoreError(f"{path} exists and is not a directory")
+            _LIVE[self.writer] = self
 
     def _folder(self, study: str) -> Path:
         return self.root / study_folder_name(study)
