@@ -43,12 +43,6 @@ CACHE_ENTRIES = 64
 #: dashboard is told it is busy (and shows its previous reading).
 BUSY_RETRY_S = 1.0
 
-_NEW_EVENTS = """
-SELECT * FROM events
-WHERE seq > coalesce(list_extract(?::BIGINT[], list_position(?::VARCHAR[], study)), 0)
-ORDER BY study, seq
-"""
-
 
 class StoreBusy(HPOStoreError):
     """The log could not be read just now (a writer holds the DuckDB file); try again."""
@@ -88,30 +82,48 @@ class _Mirror:
     def __init__(self) -> None:
         self.con = _memory_connection(SCHEMA.empty_table())
         self.last: dict[str, int] = {}
-        self.count = 0
 
     def sync(self, reader: EventLog) -> bool:
         """Append the events ``reader`` has past ours; False when the log is not a growth
         of what we hold (replaced, or a gap): then start a new mirror."""
-        total = reader.sql("SELECT count(*) AS n FROM events").column("n")[0].as_py()
-        names = list(self.last)
-        new = reader.sql(_NEW_EVENTS, [[self.last[n] for n in names], names])
-        if self.count + new.num_rows < total:  # (events landing in between only add)
-            return False
-        if new.num_rows:
-            studies = new.column("study").to_pylist()
-            seqs = new.column("seq").to_pylist()
-            for study, seq in zip(studies, seqs):
-                if seq != self.last.get(study, 0) + 1:
+        per_study = reader.sql("SELECT study, max(seq) AS last FROM events GROUP BY study")
+        lasts = dict(
+            zip(per_study.column("study").to_pylist(), per_study.column("last").to_pylist())
+        )
+        if any(lasts.get(study, 0) < last for study, last in self.last.items()):
+            return False  # a study lost events: another log is at that path now
+        if not self.last:  # the first sync: everything in one query
+            return self._append(reader.sql("SELECT * FROM events"))
+        for study, last in lasts.items():
+            held = self.last.get(study, 0)
+            if last > held:
+                query = "SELECT * FROM events WHERE study = ? AND seq > ?"
+                if not self._append(reader.sql(query, [study, held])):
                     return False
-                self.last[study] = seq
-            self.con.register("_new", new)
-            try:
-                self.con.execute("INSERT INTO events SELECT * FROM _new")
-            finally:
-                self.con.unregister("_new")
-            self.count += new.num_rows
         return True
+
+    def _append(self, new: pa.Table) -> bool:
+        """Insert ``new``; False unless it continues each study gaplessly from what we hold."""
+        last = dict(self.last)
+        self.con.register("_new", new)
+        try:
+            spans = self.con.execute(
+                "SELECT study, min(seq), max(seq), count(*), count(DISTINCT seq) FROM _new "
+                "GROUP BY study"
+            ).fetchall()
+            for study, first, final, n, distinct in spans:
+                if first != last.get(study, 0) + 1 or not n == distinct == final - first + 1:
+                    return False
+                last[study] = final
+            self.con.execute("INSERT INTO events SELECT * FROM _new")
+        finally:
+            self.con.unregister("_new")
+        self.last = last
+        return True
+
+    def total(self) -> int:
+        """How many events the mirror holds (a version of the whole log: it only grows)."""
+        return sum(self.last.values())
 
     def close(self) -> None:
         self.con.close()
@@ -192,7 +204,7 @@ class LogSource:
                 log.debug("%s is busy; serving the previous reading", self.label)
                 return Reading(cached[1], stale=True)
             known = study if study is not None and study in mirror.last else None
-            version = (known, mirror.last[known]) if known is not None else (None, mirror.count)
+            version = (known, mirror.last[known]) if known is not None else (None, mirror.total())
             if cached is not None and cached[0] == version:
                 self._cache.move_to_end(key)
                 return Reading(cached[1], stale=False)
@@ -239,12 +251,14 @@ class LogSource:
             return Reading(values, stale=False)
 
     def _study_con(self, mirror: _Mirror, study: str) -> duckdb.DuckDBPyConnection:
-        """A connection with the views over ``study``'s events alone (kept while it is current)."""
+        """A connection with the views over ``study``'s events alone (kept while current)."""
         version = mirror.last[study]
         held = self._studies.get(study)
         if held is not None and held[0] == version:
             return held[1]
         if held is not None:
+            # a cursor with the views on it keeps seeing the mirror as it was (DuckDB 2.0):
+            # a new one is made for the study's new events
             held[1].close()
         # a cursor is a connection of its own to the mirror's database (a new database
         # would cost ~0.3 s): its TEMP table ``events`` shadows the mirror's, and the views
