@@ -326,3 +326,28 @@ def test_a_restored_model_searcher_counts_failed_trials_as_pending_like_the_live
     restored.restore(replay_table("default", tuner.store.events("default")))
     trial = tuner.state.next_trial
     assert restored.suggest_trial(trial) == live.suggest_trial(trial)
+
+
+@settings(max_examples=50)
+@given(st.lists(st.tuples(st.booleans(), st.integers(0, 30)), max_size=120))
+def test_the_rung_index_agrees_with_a_sorted_list(ops: list[tuple[bool, int]]) -> None:
+    from hpostore.schedulers import _index
+
+    saved, _index.LOAD = _index.LOAD, 3  # small buckets: splits and empty buckets happen
+    try:
+        index, reference = _index.SortedList(), []
+        for add, value in ops:
+            item = (value / 7, value)
+            if add or item not in reference:
+                index.add(item)
+                reference.append(item)
+            else:
+                index.remove(item)
+                reference.remove(item)
+            reference.sort()
+            assert list(index) == reference and len(index) == len(reference)
+            assert [index[i] for i in range(len(reference))] == reference
+            probe = (value / 7, -1)
+            assert index.rank(probe) == sum(x < probe for x in reference)
+    finally:
+        _index.LOAD = saved

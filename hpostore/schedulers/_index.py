@@ -86,7 +86,7 @@ class SortedList:
 
     def _before(self) -> list[int]:
         if self._cum is None:
-            self._cum = [0, *accumulate(len(b) for b in self._buckets)]
+            self._cum = [0, *accumulate(map(len, self._buckets))]
         return self._cum
 
     def rank(self, item: Any) -> int:
