@@ -140,8 +140,8 @@ function drawCurves() {
   document.getElementById("curves-caption").textContent =
     `Learning curves (${c.lines.length} of ${c.total} trials: the best and the most recent) · ` +
     "× stop, ▲ promote, ○ pause";
-  const traces = c.lines.map((l) => ({ x: l.x, y: l.y, mode: "lines", name: "trial " + l.trial,
-    line: { width: 1 }, hovertemplate: "trial " + l.trial + "<br>%{x}: %{y}<extra></extra>" }));
+  const traces = c.lines.map((l) => ({ x: l.x, y: l.y, mode: "lines+markers", name: "trial " + l.trial,
+    line: { width: 1 }, marker: { size: 3 }, hovertemplate: "trial " + l.trial + "<br>%{x}: %{y}<extra></extra>" }));
   const symbols = { stop: "x", promote: "triangle-up", pause: "circle-open" };
   for (const kind of Object.keys(symbols)) {
     const m = c.marks.filter((k) => k.decision === kind);
