@@ -20,7 +20,14 @@ pytest.importorskip("httpx")
 from _shared import SPACE  # noqa: E402
 from starlette.testclient import TestClient  # noqa: E402
 
-from hpostore import ASHAScheduler, HPOTuner, InvalidArgument, RandomSearcher, open_store  # noqa: E402
+from hpostore import (
+    ASHAScheduler,
+    HPOStoreError,
+    HPOTuner,
+    InvalidArgument,
+    RandomSearcher,
+    open_store,
+)  # noqa: E402
 from hpostore.serve import DashboardServer, LogSource, create_app, importance  # noqa: E402
 
 LOOPBACK = "http://127.0.0.1"
@@ -239,6 +246,15 @@ def test_any_host_but_loopback_needs_a_token(study_file: str) -> None:
         local._socket.close()
     with pytest.raises(InvalidArgument, match="at least 8"):
         DashboardServer(study_file, port=0, token="short")
+
+
+def test_a_file_that_is_no_event_log_is_refused_at_start(tmp_path: Path) -> None:
+    junk = tmp_path / "notes.duckdb"
+    junk.write_bytes(b"not a database" * 100)
+    with pytest.raises(HPOStoreError, match="notes.duckdb"):
+        DashboardServer(junk, port=0)
+    with pytest.raises(HPOStoreError, match="no event log"):
+        DashboardServer(tmp_path / "missing.duckdb", port=0)
 
 
 def test_serve_in_the_background_answers_over_http(study_file: str) -> None:

@@ -17,7 +17,7 @@ import uvicorn
 from ..errors import InvalidArgument
 from ..store.base import EventLog
 from ._app import create_app
-from ._source import LogSource, StoreBusy
+from ._source import LogSource
 
 log = logging.getLogger("hpostore")
 
@@ -62,10 +62,9 @@ class DashboardServer:
             raise InvalidArgument(f"port must be an integer from 0 to 65535, got {port!r}")
         self.token = token
         self.source = LogSource(source)
-        try:
-            self.source.read(("studies-check",), lambda con: None)
-        except StoreBusy as exc:  # a writer holds the file: the page retries, say so now
-            log.warning("%s; the dashboard will retry", exc)
+        self.source.check()  # a file that is no event log fails here, not in the page
+        # copying a large log into memory takes seconds: begin while the server starts
+        threading.Thread(target=self.source.warm, name="hpostore-serve-warm", daemon=True).start()
         self.app = create_app(self.source, token=token)
         family = socket.AF_INET6 if ":" in host.strip("[]") else socket.AF_INET
         try:

@@ -215,6 +215,26 @@ class LogSource:
                 self._cache.popitem(last=False)
             return Reading(value, stale=False)
 
+    def check(self) -> None:
+        """Open the log's reader once: :class:`HPOStoreError` if it is no event log."""
+        deadline = time.monotonic() + BUSY_RETRY_S
+        while True:
+            try:
+                with self._reader():
+                    return
+            except (HPOStoreError, duckdb.Error) as exc:
+                if time.monotonic() >= deadline:
+                    raise HPOStoreError(f"cannot serve {self.label}: {exc}") from exc
+                time.sleep(0.05)
+
+    def warm(self) -> None:
+        """Bring the mirror up to date now (the first page then finds it ready)."""
+        try:
+            with self._lock:
+                self._synced(self.fingerprint())
+        except HPOStoreError as exc:
+            log.warning("%s", exc)
+
     def read_each(
         self,
         kind: str,
