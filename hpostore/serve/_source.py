@@ -24,14 +24,12 @@ from pathlib import Path
 from typing import Any, Generic, TypeVar
 
 import duckdb
-import pyarrow as pa
 
 import analysis
 
 from ..errors import HPOStoreError
-from ..log.events import SCHEMA
-from ..log.sql import lock_down
 from ..store.base import EventLog, open_store
+from ._mirror import Mirror
 
 log = logging.getLogger("hpostore")
 
@@ -63,72 +61,6 @@ def _live_writer(path: str) -> EventLog | None:
     return live_writer(path)
 
 
-def _memory_connection(events: pa.Table) -> duckdb.DuckDBPyConnection:
-    """An in-memory DuckDB holding ``events`` as a table, with the analysis views on it and
-    its configuration locked (only this package's fixed SQL runs there, and it reads)."""
-    con = duckdb.connect(":memory:")
-    con.execute("SET TimeZone = 'UTC'")
-    con.register("_events", events)
-    con.execute("CREATE TABLE events AS SELECT * FROM _events")
-    con.unregister("_events")
-    analysis.views(con)
-    lock_down(con)
-    return con
-
-
-class _Mirror:
-    """The events copied into memory, with the analysis views on them."""
-
-    def __init__(self) -> None:
-        self.con = _memory_connection(SCHEMA.empty_table())
-        self.last: dict[str, int] = {}
-
-    def sync(self, reader: EventLog) -> bool:
-        """Append the events ``reader`` has past ours; False when the log is not a growth
-        of what we hold (replaced, or a gap): then start a new mirror."""
-        per_study = reader.sql("SELECT study, max(seq) AS last FROM events GROUP BY study")
-        lasts = dict(
-            zip(per_study.column("study").to_pylist(), per_study.column("last").to_pylist())
-        )
-        if any(lasts.get(study, 0) < last for study, last in self.last.items()):
-            return False  # a study lost events: another log is at that path now
-        if not self.last:  # the first sync: everything in one query
-            return self._append(reader.sql("SELECT * FROM events"))
-        for study, last in lasts.items():
-            held = self.last.get(study, 0)
-            if last > held:
-                query = "SELECT * FROM events WHERE study = ? AND seq > ?"
-                if not self._append(reader.sql(query, [study, held])):
-                    return False
-        return True
-
-    def _append(self, new: pa.Table) -> bool:
-        """Insert ``new``; False unless it continues each study gaplessly from what we hold."""
-        last = dict(self.last)
-        self.con.register("_new", new)
-        try:
-            spans = self.con.execute(
-                "SELECT study, min(seq), max(seq), count(*), count(DISTINCT seq) FROM _new "
-                "GROUP BY study"
-            ).fetchall()
-            for study, first, final, n, distinct in spans:
-                if first != last.get(study, 0) + 1 or not n == distinct == final - first + 1:
-                    return False
-                last[study] = final
-            self.con.execute("INSERT INTO events SELECT * FROM _new")
-        finally:
-            self.con.unregister("_new")
-        self.last = last
-        return True
-
-    def total(self) -> int:
-        """How many events the mirror holds (a version of the whole log: it only grows)."""
-        return sum(self.last.values())
-
-    def close(self) -> None:
-        self.con.close()
-
-
 class LogSource:
     """A read-only view of one event log for the dashboard, with a fingerprint-keyed cache.
 
@@ -157,7 +89,7 @@ class LogSource:
             )
         self._lock = threading.Lock()
         self._cache: OrderedDict[Hashable, tuple[Hashable, Any]] = OrderedDict()
-        self._mirror: _Mirror | None = None
+        self._mirror: Mirror | None = None
         self._mirrored: Hashable = None  # the fingerprint the mirror was synced at
         self._parquet: EventLog | None = None  # kept open: it caches verified segments
         self._studies: dict[str, tuple[int, duckdb.DuckDBPyConnection]] = {}
@@ -270,7 +202,7 @@ class LogSource:
                 self._cache.popitem(last=False)
             return Reading(values, stale=False)
 
-    def _study_con(self, mirror: _Mirror, study: str) -> duckdb.DuckDBPyConnection:
+    def _study_con(self, mirror: Mirror, study: str) -> duckdb.DuckDBPyConnection:
         """A connection with the views over ``study``'s events alone (kept while current)."""
         version = mirror.last[study]
         held = self._studies.get(study)
@@ -292,7 +224,7 @@ class LogSource:
         self._studies[study] = (version, con)
         return con
 
-    def _synced(self, fingerprint: Hashable) -> _Mirror:
+    def _synced(self, fingerprint: Hashable) -> Mirror:
         """The mirror, with every event the log held when ``fingerprint`` was taken."""
         if self._mirror is not None and self._mirrored == fingerprint:
             return self._mirror
@@ -308,7 +240,7 @@ class LogSource:
                             con.close()
                         self._studies.clear()
                         self._cache.clear()
-                        fresh = _Mirror()
+                        fresh = Mirror()
                         fresh.sync(reader)
                         self._mirror = fresh
                 self._mirrored = fingerprint
