@@ -224,9 +224,11 @@ class ASHAScheduler(FoldScheduler):
         if self.type != "stopping":
             return CONTINUE
         self._catch_up()
-        bracket = t.payload.get("bracket", 0)
         curve = t.curve  # holds this report already (the fold applies it first)
         before = max((curve[i][0] for i in range(len(curve) - 1)), default=-math.inf)
+        if not any(before < lv <= resource for lv in self.rung_levels[:-1]):
+            return CONTINUE  # no rung of any bracket crossed (most reports)
+        bracket = t.payload.get("bracket", 0)
         crossed = [lv for lv in self._levels(bracket)[:-1] if before < lv <= resource]
         if not crossed:
             return CONTINUE
