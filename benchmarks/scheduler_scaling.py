@@ -11,7 +11,8 @@ should stay flat from 1k to 100k. Two measurements per scheduler and size:
   (:class:`~hpostore.simulation.SimulatedExecutor`, a batched in-memory DuckDB store), which
   adds the tuner's and the store's cost per event.
 
-Target: each 100k-result study ≤ 30 s. Usage::
+Target: each 100k-result study ≤ 30 s. CPU seconds are printed beside wall seconds: on a shared
+machine they are the figure to compare across sizes. Usage::
 
     python benchmarks/scheduler_scaling.py [--sizes 1000 10000 100000] [--study]
 
@@ -66,9 +67,10 @@ def branin(x1: float, x2: float) -> float:
     return (x2 - b * x1**2 + c * x1 - 6) ** 2 + 10 * (1 - t) * math.cos(x1) + 10
 
 
-def by_hand(scheduler: TrialScheduler, n: int) -> float:
-    """Seconds to drive ``scheduler`` sequentially to ``n`` results (reports every epoch)."""
-    t0 = time.perf_counter()
+def by_hand(scheduler: TrialScheduler, n: int) -> tuple[float, float]:
+    """Wall and CPU seconds to drive ``scheduler`` sequentially to ``n`` results (reports
+    every epoch)."""
+    t0, c0 = time.perf_counter(), time.process_time()
     done, next_trial = 0, 0
     reached: dict[int, int] = {}  # epochs a paused trial already ran
     while done < n:
@@ -91,7 +93,7 @@ def by_hand(scheduler: TrialScheduler, n: int) -> float:
         reached[trial] = epochs
         scheduler.on_result(trial, error, None)
         done += 1
-    return time.perf_counter() - t0
+    return time.perf_counter() - t0, time.process_time() - c0
 
 
 def study(make: Callable[[int], TrialScheduler], n: int) -> float:
@@ -110,14 +112,14 @@ def main() -> None:
     parser.add_argument("--schedulers", nargs="+", default=sorted(SCHEDULERS))
     parser.add_argument("--study", action="store_true", help="also time full tuner studies")
     args = parser.parse_args()
-    header = f"{'scheduler':<10} {'results':>8} {'scheduler s':>12} {'µs/result':>10}"
+    header = f"{'scheduler':<10} {'results':>8} {'wall s':>8} {'cpu s':>8} {'cpu µs/result':>14}"
     if args.study:
         header += f" {'study s':>9} {'µs/result':>10}"
     print(header)
     for name in args.schedulers:
         for n in args.sizes:
-            seconds = by_hand(SCHEDULERS[name](0), n)
-            line = f"{name:<10} {n:>8} {seconds:>12.2f} {seconds / n * 1e6:>10.0f}"
+            wall, cpu = by_hand(SCHEDULERS[name](0), n)
+            line = f"{name:<10} {n:>8} {wall:>8.2f} {cpu:>8.2f} {cpu / n * 1e6:>14.0f}"
             if args.study:
                 total = study(SCHEDULERS[name], n)
                 line += f" {total:>9.2f} {total / n * 1e6:>10.0f}"
