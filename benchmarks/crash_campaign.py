@@ -18,8 +18,10 @@ to ``--kills-per-run`` times), then lets it finish, and checks:
   *acknowledged* once the tuner has acted on it: it has dispatched ``n_workers`` more objective
   calls in the same process group after the ``E`` line (sequentially: the next call; with k
   workers at most k-1 other calls were in flight when the result came back, so the k-th new
-  call means the tuner moved past it). Lost: the final log holds no ``evaluate``/``fail`` for
-  that key from that tuner session (the ``session`` event's pid is the process group).
+  call means the tuner moved past it), or it had the result for ``ACK_S`` (0.4 s) of wall
+  clock before it was killed (a result that waits beside a long trial, e.g. the study's last).
+  Lost: the final log holds no ``evaluate``/``fail`` for that key from that tuner session (the
+  ``session`` event's pid is the process group).
 - **re-run finished trials**: an ``evaluate`` for a trial followed by another ``start`` of the
   same trial without a ``promote`` in between.
 
@@ -69,16 +71,20 @@ STORES = ("duckdb-durable", "duckdb-batched", "parquet")
 WORKERS = (1, 2)
 ALGORITHMS = ("random", "asha", "tpe")
 SIDE_ENV = "HPOSTORE_CRASH_SIDE"
+#: a result the tuner held this long (wall clock) before it was killed was acted on
+ACK_S = 0.4
 RUN_TIMEOUT_S = 120.0
 
 
 # --- the study (runs in the forked tuner process and in its pool workers) --------------------
 def objective(x: float, y: float, cat: str, max_epochs: float | None = None) -> float:
-    """Deterministic; sleeps 2-6 ms; fails for ``cat == "c" and x > 5``; writes the side file."""
+    """Deterministic; sleeps 2-7 ms (0.7 s when ``x > 7.5``, one config in six, so that with 2
+    workers a result waits beside a long trial); fails for ``cat == "c" and x > 5``; writes
+    the side file."""
     key = config_key({"x": x, "y": y, "cat": cat, "max_epochs": max_epochs})
     _side("B", key)
     epochs = 1.0 if max_epochs is None else float(max_epochs)
-    time.sleep(0.002 + 0.0005 * epochs)
+    time.sleep(0.7 if x > 7.5 else 0.002 + 0.0005 * epochs)
     if cat == "c" and x > 5:
         _side("E", key, "fail")
         raise ValueError(f"x = {x} > 5 with cat 'c'")
@@ -101,7 +107,7 @@ def config_key(config: dict[str, Any]) -> str:
 def _side(tag: str, key: str, value: str = "") -> None:
     path = os.environ.get(SIDE_ENV)
     if path:
-        line = f"{tag} {os.getpgid(0)} {key} {value}".rstrip() + "\n"
+        line = f"{tag} {os.getpgid(0)} {time.time():.6f} {key} {value}".rstrip() + "\n"
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
         try:
             os.write(fd, line.encode())  # one write(2) of a short line to an O_APPEND file
@@ -154,8 +160,9 @@ def run_study(
 # --- the zygote: forks tuner processes and kills them ----------------------------------------
 def zygote() -> int:
     """``--zygote``: per stdin request (JSON), fork a tuner process in a new process group and
-    SIGKILL it ``delay`` seconds (null: never) after its start (``phase="start"``) or after
-    the tuner is built and about to run (``phase="run"``), unless it ended first; then kill its
+    SIGKILL it ``delay`` seconds (null: never) after its start (``phase="start"``), after
+    the tuner is built and about to run (``phase="run"``), or after its first objective call
+    (``phase="trials"``: the side file grew), unless it ended first; then kill its
     group and reply ``{"code", "killed", "seconds", "ready"}`` (code: the exit code, negative
     for a signal; seconds: from the fork to the end; ready: from the fork to ``run``)."""
     _preload()
@@ -169,20 +176,30 @@ def zygote() -> int:
             _forked(req, w)
         os.close(w)
         ready: float | None = None
+        ready_at: float | None = None
         deadline = None
+        side_size = os.stat(req["side"]).st_size if os.path.exists(req["side"]) else 0
         if req["delay"] is not None and req["phase"] == "start":
             deadline = t0 + req["delay"]
-        status = 0
+        status, killed_at = 0, None
         while True:
             done, status = os.waitpid(pid, os.WNOHANG)
             if done:
                 break
             now = time.monotonic()
             if ready is None and select.select([r], [], [], 0)[0] and os.read(r, 1):
-                ready = now - t0
+                ready, ready_at = now - t0, time.time()
                 if req["delay"] is not None and req["phase"] == "run":
                     deadline = now + req["delay"]
+            if (
+                deadline is None
+                and req["delay"] is not None
+                and req["phase"] == "trials"
+                and os.stat(req["side"]).st_size > side_size
+            ):
+                deadline = now + req["delay"]
             if (deadline is not None and now >= deadline) or now >= t0 + RUN_TIMEOUT_S:
+                killed_at = time.time()
                 os.kill(pid, signal.SIGKILL)  # not reaped yet: the pid is still this child's
                 _, status = os.waitpid(pid, 0)
                 break
@@ -195,8 +212,11 @@ def zygote() -> int:
         reply = {
             "code": code,
             "killed": code == -signal.SIGKILL,
+            "killed_at": killed_at,  # wall clock, as in the side file
+            "pid": pid,
             "seconds": seconds,
             "ready": ready,
+            "ready_at": ready_at,  # wall clock
         }
         print(json.dumps(reply), flush=True)
     return 0
@@ -320,7 +340,15 @@ def trial_configs(rows: list[dict[str, Any]]) -> dict[int, str]:
     return {r["trial"]: r["config"] for r in rows if r["kind"] == "suggest"}
 
 
-def check(cell: Cell, rows: list[dict[str, Any]], side: Path, reference: dict[int, str]) -> Outcome:
+def check(
+    cell: Cell,
+    rows: list[dict[str, Any]],
+    side: Path,
+    reference: dict[int, str],
+    killed_at: dict[str, float],
+) -> Outcome:
+    """The four counts (and ``redone``) of one run: its final log, its side file, the
+    reference's configs, and the wall-clock moment each killed session (by pid) was killed."""
     out = Outcome()
     pid_of = {
         r["session"]: json.loads(r["payload"] or "{}").get("pid")
@@ -349,22 +377,23 @@ def check(cell: Cell, rows: list[dict[str, Any]], side: Path, reference: dict[in
             results.add((pid_of.get(r["session"]), key))
             keys.add(key)
             since_result[trial] = kind == "evaluate"
-    by_group: dict[str, list[tuple[str, str]]] = {}
+    by_group: dict[str, list[tuple[str, str, float]]] = {}
     finished: dict[str, str] = {}  # key -> the process group whose call finished it
     for line in side.read_text().splitlines():
-        tag, group, rest = line.split(" ", 2)
+        tag, group, at, rest = line.split(" ", 3)
         key = rest if tag == "B" else rest.rsplit(" ", 1)[0]
-        by_group.setdefault(group, []).append((tag, key))
+        by_group.setdefault(group, []).append((tag, key, float(at)))
         if tag == "E":
             finished[key] = group
         elif finished.get(key, group) != group:
             out.redone += 1  # work lost with a crash: its result was not in the log yet
     for group, lines in by_group.items():
-        for i, (tag, key) in enumerate(lines):
+        for i, (tag, key, at) in enumerate(lines):
             if tag != "E":
                 continue
-            acked = sum(1 for t, _ in lines[i + 1 :] if t == "B") >= cell.workers
-            if not acked:
+            dispatched = sum(1 for t, _, _ in lines[i + 1 :] if t == "B")
+            held = killed_at.get(group, at) - at  # how long the tuner had it when it died
+            if dispatched < cell.workers and held < ACK_S:
                 continue
             known = (int(group), key) in results if any(pid_of.values()) else key in keys
             if not known:
@@ -387,17 +416,19 @@ def one_run(
     side.touch()
     path = cell.path(work)
     out = Outcome(durable=cell.store != "duckdb-batched")
+    killed_at: dict[str, float] = {}
     for _ in range(kills):
-        # a random moment: one kill in five while the process starts (imports, opening the
-        # store, replay), the others while the study runs; the later the study, the less is left
-        if rng.random() < 0.2:
-            res = zyg.run(cell, path, side, log, rng.uniform(0.0, ref["ready"]), "start")
-        else:
-            done = sum(1 for line in side.read_text().splitlines() if line.startswith("E"))
-            left = max(0.1, 1.0 - done / ref["calls"])
-            res = zyg.run(cell, path, side, log, rng.uniform(0.0, ref["run"] * left), "run")
+        # a random moment: one kill in five while the process starts (opening the store,
+        # replay), one in five once the tuner runs (a pool starting), the others once the
+        # objective has been called; the later the study, the less is left to run
+        done = sum(1 for line in side.read_text().splitlines() if line.startswith("E"))
+        left = max(0.1, 1.0 - done / ref["calls"])
+        phase = rng.choices(["start", "run", "trials"], [1, 1, 3])[0]
+        span = {"start": ref["ready"], "run": ref["run"], "trials": ref["trials"] * left}[phase]
+        res = zyg.run(cell, path, side, log, rng.uniform(0.0, span), phase)
         if res["killed"]:
             out.kills += 1
+            killed_at[str(res["pid"])] = res["killed_at"]
             continue
         if res["code"] != 0:
             out.unresumable += 1
@@ -418,7 +449,7 @@ def one_run(
     if sum(1 for r in rows if r["kind"] == "evaluate") < N_RESULTS:
         out.unresumable += 1
         out.notes.append("the final session ended with fewer results than asked")
-    checked = check(cell, rows, side, ref["configs"])
+    checked = check(cell, rows, side, ref["configs"], killed_at)
     for name in ("lost", "rerun", "divergent", "redone"):
         setattr(out, name, getattr(checked, name))
     out.notes += checked.notes
@@ -438,14 +469,19 @@ def reference(cell: Cell, zyg: Zygote, work: Path) -> dict[str, Any]:
         raise RuntimeError(
             f"{cell.name}: the reference run failed: {_last_error(work / 'tuner.out')}"
         )
-    calls = sum(1 for line in side.read_text().splitlines() if line.startswith("E"))
+    times = [(line[0], float(line.split(" ", 3)[2])) for line in side.read_text().splitlines()]
     configs = trial_configs(read_log(cell.path(work)))
-    ready = res["ready"] or 0.0
+    ends = [at for tag, at in times if tag == "E"]
+    # phase "run": from the tuner's start to its last result (a pool may take seconds to start
+    # on a busy machine); phase "trials": from the first objective call to the last result
+    run = max(ends) - res["ready_at"] + 0.05 if ends and res["ready_at"] else res["seconds"]
+    trials = max(ends) - times[0][1] + 0.05 if ends else res["seconds"]
     return {
         "configs": configs,
-        "ready": ready,
-        "run": res["seconds"] - ready,
-        "calls": max(calls, 1),
+        "ready": res["ready"] or 0.0,
+        "run": run,
+        "trials": trials,
+        "calls": len(ends) or 1,
     }
 
 
@@ -457,9 +493,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--jobs", type=int, default=2, help="cells run side by side")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--keep", action="store_true", help="keep the work directory")
+    parser.add_argument(
+        "--only", default="", help="cells whose name contains all these words, e.g. '2w parquet'"
+    )
     args = parser.parse_args(argv)
     budget = 20 if args.quick else args.kills
     cells = [Cell(s, w, a) for s in STORES for w in WORKERS for a in ALGORITHMS]
+    cells = [c for c in cells if all(word in c.name for word in args.only.split())]
     share = {c: budget // len(cells) + (i < budget % len(cells)) for i, c in enumerate(cells)}
     root = Path(tempfile.mkdtemp(prefix="hpostore-crash-"))
     totals: dict[Cell, list[Outcome]] = {c: [] for c in cells}
@@ -467,27 +507,35 @@ def main(argv: list[str] | None = None) -> int:
     seconds: dict[Cell, float] = {}
     t0 = time.monotonic()
 
+    local = threading.local()
+    zygotes: list[Zygote] = []
+
     def run_cell(index: int, cell: Cell) -> None:
+        if not hasattr(local, "zygote"):  # one zygote per job thread, reused by its cells
+            local.zygote = Zygote()
+            with lock:
+                zygotes.append(local.zygote)
+        zyg = local.zygote
         started = time.monotonic()
         rng = random.Random(f"{args.seed}-{index}")
-        zyg = Zygote()
-        try:
-            ref = reference(cell, zyg, root / f"c{index}" / "ref")
-            left, n = share[cell], 0
-            while left > 0 and n < 3 * share[cell] + 2:  # runs whose kills all missed: bounded
-                work = root / f"c{index}" / f"r{n}"
-                outcome = one_run(cell, zyg, rng, min(left, args.kills_per_run), ref, work)
-                left -= outcome.kills
-                n += 1
-                with lock:
-                    totals[cell].append(outcome)
-        finally:
-            zyg.close()
-            seconds[cell] = time.monotonic() - started
+        ref = reference(cell, zyg, root / f"c{index}" / "ref")
+        left, n = share[cell], 0
+        while left > 0 and n < 3 * share[cell] + 2:  # runs whose kills all missed: bounded
+            work = root / f"c{index}" / f"r{n}"
+            outcome = one_run(cell, zyg, rng, min(left, args.kills_per_run), ref, work)
+            left -= outcome.kills
+            n += 1
+            with lock:
+                totals[cell].append(outcome)
+        seconds[cell] = time.monotonic() - started
 
     with ThreadPoolExecutor(max_workers=args.jobs) as pool:
-        for future in [pool.submit(run_cell, i, c) for i, c in enumerate(cells)]:
-            future.result()
+        try:
+            for future in [pool.submit(run_cell, i, c) for i, c in enumerate(cells)]:
+                future.result()
+        finally:
+            for zyg in zygotes:
+                zyg.close()
     report(cells, totals, seconds, time.monotonic() - t0)
     if not args.keep:
         shutil.rmtree(root, ignore_errors=True)
