@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 import numpy as np
 
 from .errors import ConfigSpaceError
-from .space import ConfigSpace
+from .space import Conditional, ConfigSpace
 
 C = TypeVar("C")
 
@@ -62,7 +62,10 @@ class HyperParameters:
 
 
 def _looks_like_space(value: Mapping[Any, Any]) -> bool:
-    return any(hasattr(v, "dist") and hasattr(v, "args") for v in value.values())
+    return any(
+        isinstance(v, Conditional) or hasattr(v, "dist") and hasattr(v, "args")
+        for v in value.values()
+    )
 
 
 def encode_value(value: Any, *, where: str) -> Any:

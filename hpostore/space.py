@@ -1,4 +1,4 @@
-"""Config spaces: dicts of frozen ``scipy.stats`` distributions, choices and constants.
+"""Config spaces: dicts of frozen ``scipy.stats`` distributions, choices, constants, conditions.
 
 A space is recorded as JSON in the ``study`` event and rebuilt from it, so a resumed study can
 check that it is being continued with the same space. Sampling is an inverse-CDF transform of
@@ -15,6 +15,15 @@ from typing import Any
 
 import numpy as np
 
+from ._conditions import (
+    Condition,
+    Conditional,
+    check_conditions,
+    matcher,
+    matches,
+    to_condition,
+    topological_order,
+)
 from ._domains import (
     _KNOWN_FAMILIES,
     Choice,
@@ -31,6 +40,8 @@ from .errors import ConfigSpaceError
 
 __all__ = [
     "Choice",
+    "Condition",
+    "Conditional",
     "ConfigSpace",
     "Constant",
     "Domain",
@@ -129,7 +140,10 @@ def domain_from_json(name: str, obj: Any) -> Domain:
 
 
 class ConfigSpace:
-    """An ordered mapping of hyperparameter names to domains.
+    """An ordered mapping of hyperparameter names to domains, some of them conditional.
+
+    An entry wrapped in :class:`Conditional` exists only when its parents take the given
+    values; otherwise it is absent from the config (see :class:`Conditional`).
 
     >>> from scipy import stats
     >>> space = ConfigSpace({"lr": stats.loguniform(1e-3, 1), "act": ["relu", "tanh"], "epochs": 10})
@@ -137,11 +151,18 @@ class ConfigSpace:
     True
     """
 
-    __slots__ = ("domains",)
+    __slots__ = ("domains", "conditions", "_order", "_allowed")
+    domains: dict[str, Domain]
+    conditions: dict[str, Condition]
+    _order: tuple[str, ...]  # parents before children
+    _allowed: dict[tuple[str, str], frozenset[Any]]  # (child, parent) -> what matches
 
     def __init__(self, space: Mapping[str, Any]) -> None:
         if isinstance(space, ConfigSpace):
-            self.domains: dict[str, Domain] = dict(space.domains)
+            self.domains = dict(space.domains)
+            self.conditions = dict(space.conditions)
+            self._order = space._order
+            self._allowed = space._allowed
             return
         if not isinstance(space, Mapping):
             raise ConfigSpaceError(
@@ -150,11 +171,43 @@ class ConfigSpace:
         if not space:
             raise ConfigSpaceError("config_space is empty; give at least one hyperparameter")
         self.domains = {}
+        self.conditions = {}
         for name, value in space.items():
             if not isinstance(name, str) or not name:
                 raise ConfigSpaceError(f"config_space keys must be non-empty strings, got {name!r}")
             check_text(name, where="config_space key")
+            if isinstance(value, Conditional):
+                self.conditions[name] = to_condition(name, value.when)
+                value = value.domain
             self.domains[name] = to_domain(name, value)
+        check_conditions(self.domains, self.conditions)
+        # parents before children, to decide which hyperparameters are active in one pass
+        self._order = topological_order(list(self.domains), self.conditions)
+        self._allowed = {
+            (name, parent): matcher(self.domains[parent], values)
+            for name, c in self.conditions.items()
+            for parent, values in c.when
+        }
+
+    def active(self, values: Mapping[str, Any]) -> set[str]:
+        """The hyperparameters active under ``values`` (a full assignment, or a config in which
+        inactive ones are absent; constants may be omitted)."""
+        active: set[str] = set()
+        for name in self._order:
+            condition = self.conditions.get(name)
+            if condition is None or all(
+                parent in active
+                and matches(
+                    self.domains[parent],
+                    self._allowed[name, parent],
+                    values[parent]
+                    if parent in values
+                    else getattr(self.domains[parent], "value", None),
+                )
+                for parent in condition.parents
+            ):
+                active.add(name)
+        return active
 
     @property
     def names(self) -> list[str]:
@@ -166,37 +219,67 @@ class ConfigSpace:
         return sum(not isinstance(d, Constant) for d in self.domains.values())
 
     def sample(self, uniforms: Sequence[float]) -> dict[str, JSONScalar]:
-        """The config at ``uniforms`` (each in (0, 1)), one per non-constant domain in order."""
+        """The config at ``uniforms`` (each in (0, 1)), one per non-constant domain in order.
+
+        Every domain consumes its uniform whether or not it is active, so the map from
+        uniforms to configs keeps one dimension per hyperparameter; inactive ones are dropped.
+        """
         it = iter(uniforms)
-        return {
+        full = {
             name: (d.value if isinstance(d, Constant) else d.sample(next(it)))
             for name, d in self.domains.items()
         }
+        if not self.conditions:
+            return full
+        active = self.active(full)
+        return {name: v for name, v in full.items() if name in active}
 
     def to_json(self) -> dict[str, Any]:
-        return {name: d.to_json() for name, d in self.domains.items()}
+        """The recorded form: name -> domain; a conditional one also has ``"when"``."""
+        out = {name: d.to_json() for name, d in self.domains.items()}
+        for name, condition in self.conditions.items():
+            out[name]["when"] = condition.to_json()
+        return out
 
     @classmethod
     def from_json(cls, obj: Mapping[str, Any]) -> ConfigSpace:
-        return cls({name: domain_from_json(name, d) for name, d in obj.items()})
+        entries: dict[str, Any] = {}
+        for name, d in obj.items():
+            domain = domain_from_json(name, d)
+            when = d.get("when")
+            entries[name] = domain if when is None else Conditional(domain, when)
+        return cls(entries)
 
     def check_config(
         self, config: Mapping[str, Any], *, what: str = "config"
     ) -> dict[str, JSONScalar]:
-        """``config`` with native values, checked to name exactly this space's hyperparameters."""
+        """``config`` with native values, checked to name exactly this space's active
+        hyperparameters (constants may be omitted; inactive conditional ones must be)."""
         if not isinstance(config, Mapping):
             raise ConfigSpaceError(f"{what} must be a dict, got {type(config).__name__}")
         unknown = sorted(set(config) - set(self.domains))
+        active = self.active(config) if self.conditions else set(self.domains)
         missing = [
-            n for n, d in self.domains.items() if n not in config and not isinstance(d, Constant)
+            n
+            for n, d in self.domains.items()
+            if n not in config and n in active and not isinstance(d, Constant)
         ]
         if unknown or missing:
             raise ConfigSpaceError(
                 f"{what} must name the config space's hyperparameters {self.names}; "
                 f"unknown: {unknown}, missing: {missing}"
             )
+        inactive = [n for n in config if n not in active]
+        if inactive:
+            raise ConfigSpaceError(
+                f"{what} names {inactive}, inactive under it ("
+                + "; ".join(f"{n} exists only when {self.conditions[n]}" for n in inactive)
+                + "); leave them out"
+            )
         out: dict[str, JSONScalar] = {}
         for name, d in self.domains.items():
+            if name not in active:
+                continue
             value = config[name] if name in config else getattr(d, "value", None)
             out[name] = to_native(value, where=f"{what}[{name!r}]")
         return out
@@ -206,8 +289,13 @@ class ConfigSpace:
         lines = []
         for name in sorted(set(self.domains) | set(other.domains)):
             a, b = self.domains.get(name), other.domains.get(name)
-            if a != b:
-                lines.append(
-                    f"  {name}: logged {a if a is not None else '(absent)'}, now {b if b is not None else '(absent)'}"
-                )
+            ca, cb = self.conditions.get(name), other.conditions.get(name)
+            if a != b or ca != cb:
+                lines.append(f"  {name}: logged {_shown(a, ca)}, now {_shown(b, cb)}")
         return "\n".join(lines)
+
+
+def _shown(domain: Domain | None, condition: Condition | None) -> str:
+    if domain is None:
+        return "(absent)"
+    return f"{domain}" if condition is None else f"{domain} when {condition}"

@@ -7,6 +7,11 @@ is the centre of its value's quantile bin, and a categorical value is the centre
 A model reads a categorical column as the category's index (:meth:`UnitCube.inputs`) and
 compares indices for equality; nothing is ever one-hot encoded, so a categorical with 100k
 choices costs what one with 2 does.
+
+In a space with conditions, an inactive hyperparameter's quantile is NaN ("absent"):
+:meth:`UnitCube.mask_inactive` marks them in candidate rows, :meth:`UnitCube.inputs` imputes a
+fixed value outside the cube for a model (numeric -0.5, categorical index -1), and
+:meth:`UnitCube.decode` drops them, so an imputed value never reaches a proposal.
 """
 
 from __future__ import annotations
@@ -21,6 +26,8 @@ import numpy as np
 from ..space import Choice, ConfigSpace, Constant, JSONScalar, ScipyDomain
 
 _EPS = 1e-9
+_INACTIVE_NUMERIC = -0.5  # a model's input for an inactive numeric dim: 0.5 from any value
+_INACTIVE_CATEGORY = -1  # ... and for an inactive categorical: equal to no category
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,15 +67,68 @@ class UnitCube:
         self.dims: tuple[Dim, ...] = tuple(dims)
         self.n = len(dims)
         self.categorical = np.array([d.kind == "cat" for d in dims], dtype=bool)
+        #: whether the space has conditions (only then may a quantile be NaN)
+        self.conditional = bool(space.conditions)
+        self._column = {d.name: j for j, d in enumerate(dims)}
 
     # --- configs <-> quantiles --------------------------------------------------------------
     def encode(self, config: Mapping[str, Any]) -> np.ndarray:
-        """The quantile vector of ``config`` (bin centres for discrete values)."""
+        """The quantile vector of ``config`` (bin centres for discrete values; NaN for a
+        conditional hyperparameter absent from it)."""
+        if self.conditional:
+            return np.array(
+                [
+                    math.nan
+                    if d.name not in config and d.name in self.space.conditions
+                    else _quantile(d, config[d.name])
+                    for d in self.dims
+                ],
+                dtype=float,
+            )
         return np.array([_quantile(d, config[d.name]) for d in self.dims], dtype=float)
 
     def decode(self, q: np.ndarray) -> dict[str, JSONScalar]:
-        """The config at quantiles ``q`` (clipped into the open unit interval)."""
-        return self.space.sample([min(max(float(u), _EPS), 1.0 - _EPS) for u in q])
+        """The config at quantiles ``q`` (clipped into the open unit interval); inactive
+        hyperparameters are left out, whatever their quantile (NaN stands for any)."""
+        return self.space.sample(
+            [0.5 if u != u else min(max(float(u), _EPS), 1.0 - _EPS) for u in q]
+        )
+
+    def mask_inactive(self, q: np.ndarray) -> np.ndarray:
+        """The ``m x n`` matrix ``q`` with NaN where a row's hyperparameter is inactive (``q``
+        itself when the space has no conditions)."""
+        if not self.conditional:
+            return q
+        m = len(q)
+        active: dict[str, np.ndarray] = {}
+        out = np.array(q, dtype=float)
+        space = self.space
+        for name in space._order:
+            condition = space.conditions.get(name)
+            on = np.ones(m, dtype=bool)
+            for parent in condition.parents if condition else ():
+                on &= active[parent] & self._matches(out, name, parent)
+            active[name] = on
+            j = self._column.get(name)
+            if j is not None:
+                out[~on, j] = math.nan
+        return out
+
+    def _matches(self, q: np.ndarray, name: str, parent: str) -> np.ndarray:
+        """Per row of ``q``, whether ``parent``'s value is one that ``name``'s condition lists."""
+        allowed = self.space._allowed[name, parent]
+        domain = self.space.domains[parent]
+        j = self._column.get(parent)
+        if j is None:  # a constant parent
+            return np.full(len(q), getattr(domain, "value", None) in allowed)
+        if isinstance(domain, Choice):
+            return np.isin(self.category(q, j), list(allowed))
+        values = [None if u != u else domain.sample(min(max(u, _EPS), 1 - _EPS)) for u in q[:, j]]
+        return np.array([v in allowed for v in values], dtype=bool)
+
+    def fill_inactive(self, q: np.ndarray, value: float = 0.5) -> np.ndarray:
+        """``q`` with NaN (inactive) entries replaced by ``value``, e.g. to move a result."""
+        return np.where(np.isnan(q), value, q) if self.conditional else q
 
     def snap(self, q: np.ndarray) -> np.ndarray:
         """``q`` (an ``m x n`` matrix) moved to the bin centres of its discrete dims."""
@@ -84,13 +144,22 @@ class UnitCube:
         return out
 
     def category(self, q: np.ndarray, j: int) -> np.ndarray:
-        """Category indices of column ``j`` of the quantile matrix ``q``."""
+        """Category indices of column ``j`` of the quantile matrix ``q`` (-1 where NaN)."""
         size = self.dims[j].size
+        if self.conditional:
+            col = q[:, j]
+            nan = np.isnan(col)
+            if nan.any():
+                index = np.minimum((np.where(nan, 0.0, col) * size).astype(int), size - 1)
+                return np.where(nan, _INACTIVE_CATEGORY, index)
         return np.minimum((q[:, j] * size).astype(int), size - 1)
 
     def inputs(self, q: np.ndarray) -> np.ndarray:
         """A model's inputs for quantile rows ``q``: numeric dims as is, categoricals as their
-        category index (compare them for equality, never by distance); same shape as ``q``."""
+        category index (compare them for equality, never by distance); same shape as ``q``.
+        Inactive (NaN) entries get a fixed value outside the cube, for the model only."""
+        if self.conditional:
+            q = np.where(np.isnan(q) & ~self.categorical, _INACTIVE_NUMERIC, q)
         if not self.categorical.any():
             return q
         out = np.array(q, dtype=float)

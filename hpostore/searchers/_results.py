@@ -74,7 +74,7 @@ class ResultsSearcher(SeededSearcher):
         self._results_y.append(error)
         self._results_r.append(resource)
         for i, pending in enumerate(self._pending):
-            if np.array_equal(pending, q):
+            if np.array_equal(pending, q, equal_nan=True):  # NaN: inactive (conditions)
                 del self._pending[i]
                 break
 

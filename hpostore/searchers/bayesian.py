@@ -3,6 +3,9 @@
 scipy is imported when a model is first fitted, not with the module (``import hpostore`` stays
 fast). A categorical dimension enters the kernel as "same category or not" (a Hamming term with
 its own lengthscale), never one-hot, so its cost does not grow with the number of choices.
+In a space with conditions an inactive hyperparameter enters the kernel at a fixed value
+outside the cube (:meth:`UnitCube.inputs`); candidates are scored as the configs they decode
+to (inactive dimensions masked), and the imputed value is never proposed.
 """
 
 from __future__ import annotations
@@ -261,11 +264,12 @@ class BayesianSearcher(ResultsSearcher):
         best = float(y.min())
 
         def score(q: np.ndarray) -> np.ndarray:
-            mu, sd = posterior.predict(self.cube.inputs(q))
+            mu, sd = posterior.predict(self.cube.inputs(self.cube.mask_inactive(q)))
             return expected_improvement(mu, sd, best)
 
-        # random candidates, and steps around the best results
-        around_best = np.repeat(q_obs[np.argsort(y, kind="stable")[:_N_TOP]], _N_STEPS, axis=0)
+        # random candidates, and steps around the best results (inactive dims from the middle)
+        best_q = self.cube.fill_inactive(q_obs[np.argsort(y, kind="stable")[:_N_TOP]])
+        around_best = np.repeat(best_q, _N_STEPS, axis=0)
         candidates = self.cube.snap(
             np.vstack(
                 [

@@ -27,6 +27,10 @@ class EvolutionarySearcher(ResultsSearcher):
     is resampled), a categorical one switches to another value. Randomness comes from
     ``(seed, k)`` only, so a resumed study is rebuilt from its results in one pass.
 
+    In a space with conditions, the dimension that is sure to move is one active in the parent,
+    a hyperparameter the parent lacks gets a fresh draw from its prior (used if the child
+    activates it), and one the child's mutation deactivates is dropped from the child.
+
     >>> from scipy import stats
     >>> s = EvolutionarySearcher({"x": stats.uniform(-5, 10)}, population_size=4, seed=0)
     >>> for _ in range(6):
@@ -69,8 +73,16 @@ class EvolutionarySearcher(ResultsSearcher):
     def _mutate(self, rng: np.random.Generator, q: np.ndarray) -> np.ndarray:
         child = q.copy()
         n = self.cube.n
+        inactive = np.isnan(child) if self.cube.conditional else None
+        if inactive is not None and inactive.any():
+            child[inactive] = rng.random(int(inactive.sum()))
         chosen = rng.random(n) < 1.0 / n
-        chosen[rng.integers(n)] = True
+        if inactive is not None and inactive.any():
+            active = np.flatnonzero(~inactive)
+            if len(active):
+                chosen[active[rng.integers(len(active))]] = True
+        else:
+            chosen[rng.integers(n)] = True
         for j in map(int, np.flatnonzero(chosen)):
             dim = self.cube.dims[j]
             if dim.kind == "cat":

@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -82,6 +83,10 @@ class GridSearcher(IndexedSearcher):
     Proposal ``k`` is grid point ``k`` of that order, so restoring a study needs only its
     number of trials. Past the last point :class:`GridExhausted` is raised.
 
+    In a space with conditions the grid holds only valid configs, each once: a conditional
+    hyperparameter is varied where it is active and absent elsewhere (one block of points per
+    combination of the values of the hyperparameters that others depend on).
+
     >>> from scipy import stats
     >>> s = GridSearcher({"lr": stats.loguniform(1e-3, 1), "act": ["relu", "tanh"]},
     ...                  resolution={"lr": 2})
@@ -107,7 +112,12 @@ class GridSearcher(IndexedSearcher):
         self._values = [
             grid_values(name, d, per_dim.get(name)) for name, d in self.space.domains.items()
         ]
-        self.size = math.prod(len(v) for v in self._values)
+        self._blocks = _blocks(self.space, self._values) if self.space.conditions else None
+        self.size = (
+            math.prod(len(v) for v in self._values)
+            if self._blocks is None
+            else sum(b.size for b in self._blocks)
+        )
         if shuffle and self.size > MAX_SHUFFLED:
             raise InvalidArgument(
                 f"shuffle=True needs the grid's order in memory; this grid has {self.size} points "
@@ -148,17 +158,81 @@ class GridSearcher(IndexedSearcher):
                 seed = self._bound_seed()
                 self._order = np.random.default_rng([seed, 0]).permutation(self.size)
             index = int(self._order[k])
+        if self._blocks is not None:
+            return self._conditional_point(index)
         point = _unravel(index, [len(v) for v in self._values])
         return {name: values[i] for name, values, i in zip(self.space.domains, self._values, point)}
+
+    def _conditional_point(self, index: int) -> dict[str, Any]:
+        assert self._blocks is not None
+        for block in self._blocks:
+            if index < block.size:
+                return block.config(index, self._values, list(self.space.domains))
+            index -= block.size
+        raise AssertionError("grid index out of range")  # sample_configuration checked it
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
         """Every grid configuration in grid order (not shuffled)."""
         names = list(self.space.domains)
+        if self._blocks is not None:
+            for block in self._blocks:
+                for i in range(block.size):
+                    yield block.config(i, self._values, names)
+            return
         for combo in itertools.product(*self._values):
             yield dict(zip(names, combo))
 
     def _proposes_by_index(self) -> bool:
         return type(self).sample_configuration is GridSearcher.sample_configuration
+
+
+@dataclass(frozen=True, slots=True)
+class _Block:
+    """The grid points of a conditional space that share one assignment of the parents (the
+    hyperparameters that conditions name): those values, and the product of the grid values
+    of the other hyperparameters active under them."""
+
+    fixed: tuple[tuple[str, JSONScalar], ...]  # active parents and their values
+    free: tuple[int, ...]  # indices (space order) of the active non-parent hyperparameters
+    sizes: tuple[int, ...]
+
+    @property
+    def size(self) -> int:
+        return math.prod(self.sizes)
+
+    def config(
+        self, index: int, values: list[list[JSONScalar]], names: list[str]
+    ) -> dict[str, Any]:
+        chosen = dict(self.fixed)
+        for j, i in zip(self.free, _unravel(index, list(self.sizes))):
+            chosen[names[j]] = values[j][i]
+        return {name: chosen[name] for name in names if name in chosen}
+
+
+def _blocks(space: ConfigSpace, values: list[list[JSONScalar]]) -> list[_Block]:
+    """The blocks of a conditional grid: one per assignment of the parents reachable under the
+    conditions (a parent inactive under the others' values has one assignment: absent)."""
+    names = list(space.domains)
+    parents = {p for c in space.conditions.values() for p in c.parents}
+    ordered = [n for n in space._order if n in parents]
+    blocks: list[_Block] = []
+
+    def visit(depth: int, assigned: dict[str, JSONScalar]) -> None:
+        if depth == len(ordered):
+            active = space.active(assigned)
+            free = tuple(j for j, n in enumerate(names) if n in active and n not in parents)
+            fixed = tuple((n, assigned[n]) for n in names if n in assigned)
+            blocks.append(_Block(fixed, free, tuple(len(values[j]) for j in free)))
+            return
+        name = ordered[depth]
+        if name not in space.active(assigned):
+            visit(depth + 1, assigned)
+            return
+        for value in values[names.index(name)]:
+            visit(depth + 1, {**assigned, name: value})
+
+    visit(0, {})
+    return blocks
 
 
 def _unravel(index: int, sizes: list[int]) -> list[int]:

@@ -1,7 +1,10 @@
 """Tree-structured Parzen estimator (multivariate), in the unit cube of the prior's quantiles.
 
 A categorical dimension is compared by category index (same or not), so its cost does not grow
-with the number of choices; scipy is imported at the first model-based proposal.
+with the number of choices; scipy is imported at the first model-based proposal. In a space
+with conditions, a kernel whose centre lacks a hyperparameter (inactive there) is the prior in
+that dimension, and a candidate lacking one is scored without it (the dimension is
+marginalized), so inactive values never enter the densities.
 """
 
 from __future__ import annotations
@@ -106,6 +109,8 @@ class _Parzen:
         out = rng.random((m, d))
         from_kernel = np.repeat((which < n)[:, None], d, axis=1)
         centres = self.centres[np.minimum(which, n - 1)]
+        if self.cube.conditional:  # an inactive centre dimension: the prior's draw
+            from_kernel &= ~np.isnan(centres)
         # numeric: truncated normal around the centre, by inverse CDF of uniforms
         lo = special.ndtr((0.0 - centres) / self.sigma)
         hi = special.ndtr((1.0 - centres) / self.sigma)
@@ -122,6 +127,7 @@ class _Parzen:
         from scipy import special
 
         n, d = self.centres.shape
+        x = self.cube.mask_inactive(x)
         diff = x[:, None, :] - self.centres[None, :, :]  # m x n x d
         num = ~self.cat
         log_k = np.zeros(diff.shape)  # per component and dimension
@@ -137,6 +143,8 @@ class _Parzen:
             p_other = (1 - _CAT_KEEP) / size
             # the density of a bin centre in quantile units: probability x size
             log_k[:, :, j] = np.log(np.where(same, p_same, p_other) * size)
+        if self.cube.conditional:  # inactive in the candidate or the centre: density 1
+            log_k = np.where(np.isnan(diff), 0.0, log_k)
         prior = np.zeros((len(x), 1, d))  # the uniform prior: density 1
         log_k = np.concatenate([log_k, prior], axis=1)
         return special.logsumexp(log_k.sum(-1), axis=1) - math.log(n + 1)

@@ -15,6 +15,7 @@ from .. import HPOTuner, open_store  # the public API, as a third party uses it
 from ..errors import HPOStoreError
 from ..schedulers.base import BasicScheduler, HPOScheduler, TrialScheduler
 from ..searchers.base import HPOSearcher
+from ..space import Conditional, ConfigSpace
 from ..study import StudyState, replay_table
 
 #: what ``make(seed)`` returns: a searcher (run under FIFO) or a scheduler
@@ -144,17 +145,21 @@ def check_in_space(
     make: Factory, space: Mapping[str, Any], n: int = 12, *, resource_attr: str = "max_epochs"
 ) -> None:
     """Every logged proposal names exactly ``space``'s hyperparameters (plus the scheduler's
-    ``resource_attr``) with a native value inside its domain."""
+    ``resource_attr``) with a native value inside its domain; of a conditional hyperparameter
+    (:class:`~hpostore.space.Conditional`), exactly when its condition holds."""
+    recorded = ConfigSpace(space)
     for kind, trial, config_json, _, _ in run_study(make, n).events:
         if kind != "suggest" and not (kind == "start" and config_json):
             continue
         config = json.loads(config_json)
         config.pop(resource_attr, None)
-        if set(config) != set(space):
+        active = recorded.active(config) if recorded.conditions else set(space)
+        if set(config) != active:
             raise _fail("check_in_space", make, f"trial {trial} proposed {sorted(config)}, "
-                        f"not the space's {sorted(space)}")  # fmt: skip
+                        f"not the space's {sorted(active)} active under it")  # fmt: skip
         for name, value in config.items():
-            if not _in_domain(value, space[name]):
+            domain = space[name]
+            if not _in_domain(value, domain.domain if isinstance(domain, Conditional) else domain):
                 raise _fail("check_in_space", make,
                             f"trial {trial}: {name}={value!r} is outside {space[name]!r}")  # fmt: skip
 
