@@ -164,6 +164,12 @@ class IndexedSearcher(SeededSearcher):
     def restorable(self) -> bool:
         return self._proposes_by_index()
 
+    def restore(self, state: StudyState) -> None:
+        """Under FIFO the state is one proposal per trial: no need to decode every result."""
+        if not self._proposes_by_index():
+            raise NotImplementedError
+        self._n_sampled = len(state.trials)
+
     def restore_results(
         self,
         n_sampled: int,

@@ -14,7 +14,8 @@ from .._version import __version__
 from ..errors import CorruptLogError, InvalidArgument
 from ..log.events import Kind, dumps
 from ..store.base import EventLog
-from ..study import REPLAY_COLUMNS, StudyState, replay_table
+from ..study import StudyState
+from ._snapshots import SnapshotWriter, load_state
 
 
 class Clock(Protocol):
@@ -41,7 +42,10 @@ class Recorder:
         self.study = study
         self.clock = clock
         self.worker = f"{socket.gethostname()}:{os.getpid()}"
-        self.state: StudyState = replay_table(study, store.events(study, columns=REPLAY_COLUMNS))
+        # the newest valid snapshot of the fold plus the events after it (else a full replay)
+        self.state: StudyState = load_state(store, study)[0]
+        self._snapshots = SnapshotWriter(store, study, self.state.seq)
+        self._last_row: Any = None
         if self.state.seq and self.state.spec is None:
             raise CorruptLogError(
                 f"study {study!r} in {store.path} does not start with a study event"
@@ -70,6 +74,8 @@ class Recorder:
             self.study, kind.value, elapsed=self.elapsed(), session=self.session, **fields
         )
         self.state.apply_row(row)
+        self._last_row = row
+        self._snapshots.appended(self.state, row)
 
     def begin(self, spec: Callable[[], dict[str, Any]]) -> None:
         """Open a session (logging the ``study`` event first, from ``spec()``, in a new study)."""
@@ -96,6 +102,8 @@ class Recorder:
         finally:
             self.session = None
             self.store.commit(force=True)
+        if self._last_row is not None:
+            self._snapshots.write(self.state, self._last_row)  # after the commit it covers
 
     # --- the commit policy ------------------------------------------------------------------
     def commit_ahead(self) -> None:

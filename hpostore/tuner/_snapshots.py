@@ -1,0 +1,84 @@
+"""Resume from a snapshot of the fold plus the log's tail; write snapshots at close and as it grows.
+
+The format and its checks are :mod:`hpostore.log.snapshot`; this module ties them to a store:
+it reads the event a snapshot is anchored to and the events after it in one query, and falls
+back to replaying the whole log whenever no snapshot is valid (the log always wins).
+"""
+
+from __future__ import annotations
+
+import logging
+
+import pyarrow as pa
+
+from ..log import snapshot as snap
+from ..log.events import Row
+from ..store.base import EventLog
+from ..study import REPLAY_COLUMNS, StudyState, replay_table
+
+log = logging.getLogger("hpostore")
+
+#: a snapshot is written when the log has grown by at least this many events since the last
+#: one, and by half the log: O(log n) snapshots over a study, each O(n), so O(1) per event
+EVERY_EVENTS = 40_000
+#: errors that a damaged (but checksum-valid, e.g. hand-made) snapshot may raise when decoded
+_DECODE_ERRORS = (ValueError, KeyError, TypeError, IndexError, pa.ArrowException)
+
+
+def _events_from(store: EventLog, study: str, seq: int) -> pa.Table:
+    """The study's events with ``seq >= seq``, in order, with the anchor's columns."""
+    query = f"SELECT {snap.ANCHOR_SELECT} FROM events WHERE study = ? AND seq >= ? ORDER BY seq"
+    return store.sql(query, [study, seq])
+
+
+def load_state(store: EventLog, study: str) -> tuple[StudyState, int]:
+    """The study's fold: the newest valid snapshot plus the events after it, else a full
+    replay. Returns (state, seq of the snapshot used, 0 when none was)."""
+    directory = snap.snapshot_dir(store.path)
+    for seq, path in snap.candidates(directory, study) if directory else []:
+        header = snap.read(path, study)
+        if header is None:
+            continue
+        table = _events_from(store, study, seq)
+        if table.num_rows == 0:
+            log.debug("snapshot %s ignored: the log of %r ends before seq %d", path, study, seq)
+            continue
+        first = [table.column(i)[0].as_py() for i in range(table.num_columns)]
+        if first[0] != seq or snap.anchor(study, first) != header["anchor"]:
+            log.debug("snapshot %s ignored: the log's event at seq %d differs", path, seq)
+            continue
+        try:
+            state = snap.decode(header, header["_body"])
+        except _DECODE_ERRORS as exc:
+            log.debug("snapshot %s ignored: %s", path, exc)
+            continue
+        if state.seq != seq:
+            continue
+        return replay_table(study, table.slice(1), into=state), seq
+    return replay_table(study, store.events(study, columns=REPLAY_COLUMNS)), 0
+
+
+class SnapshotWriter:
+    """Writes a study's snapshots beside its store: at the end of each session, and whenever
+    the log has grown by :data:`EVERY_EVENTS` and by half since the last one."""
+
+    def __init__(self, store: EventLog, study: str, covered: int) -> None:
+        self.directory = snap.snapshot_dir(store.path)
+        self.study = study
+        self.every = EVERY_EVENTS
+        self._next = self._after(covered)
+
+    def _after(self, seq: int) -> int:
+        return seq + max(self.every, seq // 2)
+
+    def appended(self, state: StudyState, row: Row) -> None:
+        """Called after each event is folded; writes a snapshot when one is due."""
+        if state.seq >= self._next:
+            self.write(state, row)
+
+    def write(self, state: StudyState, row: Row) -> None:
+        """Snapshot ``state``, whose last event is ``row`` (the store's appended row)."""
+        self._next = self._after(state.seq)
+        if self.directory is None or row[1] != state.seq:
+            return
+        snap.write(self.directory, state, snap.anchor(self.study, row[1:]))
