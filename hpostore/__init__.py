@@ -51,7 +51,7 @@ from .searchers import (  # noqa: E402
     RandomSearcher,
     TPESearcher,
 )
-from .space import ConfigSpace  # noqa: E402
+from .space import Conditional, ConfigSpace  # noqa: E402
 from .study import StudyState, TrialStatus, replay, replay_table  # noqa: E402
 
 if TYPE_CHECKING:
@@ -77,6 +77,7 @@ __all__ = [
     "Action",
     "BasicScheduler",
     "BayesianSearcher",
+    "Conditional",
     "ConfigSpace",
     "ConfigSpaceError",
     "CorruptLogError",

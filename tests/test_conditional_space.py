@@ -179,6 +179,8 @@ def test_the_study_event_records_the_conditions_and_resume_checks_them(tmp_path:
         table = store.events("conformance")
         spec = json.loads(table.column("payload")[0].as_py())
         assert spec["space"] == ConfigSpace(SPACE).to_json()
+        # the searcher's own argument is recorded as a space too, conditions included
+        assert '"when": {"momentum_on": [true]}' in json.dumps(spec["scheduler"])
         testing.run_study(SEARCHERS["random"], 5, store=store)  # same space: resumes
         kinds = store.events("conformance").column("kind").to_pylist()
         assert kinds.count("evaluate") == 5
@@ -266,6 +268,15 @@ def test_a_resumed_study_proposes_what_an_uninterrupted_one_does(name: str) -> N
     # stops after the warm-up and mid-model, each time with fresh objects and a reopened file
     testing.check_resume(SEARCHERS[name], n=10, cuts=(WARMUP, 7))
     testing.check_in_space(SEARCHERS[name], GRID_SPACE if name == "grid" else SPACE, n=10)
+
+
+def test_the_shipped_suite_catches_a_config_that_ignores_a_condition() -> None:
+    class Careless(RandomSearcher):  # momentum even when the optimizer is not sgd
+        def sample_configuration(self) -> dict[str, Any]:
+            return {"momentum": 0.5, **super().sample_configuration()}
+
+    with pytest.raises(testing.ConformanceError, match="check_in_space.*momentum"):
+        testing.check_in_space(lambda seed: Careless(SPACE, seed=seed), SPACE, n=8)
 
 
 # --- views ------------------------------------------------------------------------------------

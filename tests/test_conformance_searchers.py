@@ -35,6 +35,7 @@ from hpostore import (
     ASHAScheduler,
     BasicScheduler,
     BayesianSearcher,
+    Conditional,
     EvolutionarySearcher,
     GridSearcher,
     HPOScheduler,
@@ -298,6 +299,41 @@ def test_the_shipped_suite_passes_every_builtin_searcher(searcher: str) -> None:
 def test_the_shipped_suite_passes_every_builtin_scheduler(scheduler: str) -> None:
     make = SUITE_SCHEDULERS[scheduler]
     testing.check_conformance(lambda seed: make(RandomSearcher(SPACE, seed=seed)), SPACE, n=10)
+
+
+#: SPACE with conditional hyperparameters: one under a choice, a chain, one under an integer
+COND_SPACE: dict[str, Any] = {
+    **SPACE,
+    "momentum": Conditional(stats.uniform(0.0, 0.99), when={"act": "relu"}),
+    "nesterov": Conditional([True, False], when={"momentum_on": True}),
+    "momentum_on": Conditional([True, False], when={"act": "relu"}),
+    "depth": Conditional(stats.randint(1, 4), when={"width": [3, 4]}),
+}
+COND_GRID_SPACE: dict[str, Any] = {
+    **GRID_SPACE,
+    "momentum": Conditional([0.0, 0.9], when={"act": "relu"}),
+    "nesterov": Conditional([True, False], when={"momentum": 0.9}),
+}
+COND_SEARCHERS: dict[str, Callable[[int], HPOSearcher | HPOScheduler]] = {
+    "random": lambda seed: RandomSearcher(COND_SPACE, seed=seed),
+    "grid": lambda seed: GridSearcher(COND_GRID_SPACE, shuffle=True, seed=seed),
+    "bayesian": lambda seed: BayesianSearcher(
+        COND_SPACE, n_init=WARMUP, n_candidates=100, seed=seed
+    ),
+    "tpe": lambda seed: TPESearcher(COND_SPACE, n_startup=WARMUP, seed=seed),
+    "evolution": lambda seed: EvolutionarySearcher(
+        COND_SPACE, population_size=WARMUP, sample_size=2, seed=seed
+    ),
+    "tpe+asha-promotion": lambda seed: SCHEDULERS["asha-promotion"](
+        TPESearcher(COND_SPACE, n_startup=WARMUP, seed=seed)
+    ),
+}
+
+
+@pytest.mark.parametrize("searcher", sorted(COND_SEARCHERS))
+def test_the_shipped_suite_accepts_a_conditional_space(searcher: str) -> None:
+    space = COND_GRID_SPACE if searcher == "grid" else COND_SPACE
+    testing.check_conformance(COND_SEARCHERS[searcher], space, n=10)
 
 
 class ThirdPartySearcher(HPOSearcher):
