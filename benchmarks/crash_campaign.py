@@ -5,6 +5,7 @@ A script, not a test::
     .venv/bin/python benchmarks/crash_campaign.py              # 200 kills (~5-10 minutes)
     .venv/bin/python benchmarks/crash_campaign.py --quick      # 20 kills
     .venv/bin/python benchmarks/crash_campaign.py --kills 500 --jobs 4 --seed 1
+    .venv/bin/python benchmarks/crash_campaign.py --kills 30 --only "2w durable"
 
 Cells: store (DuckDB durable, DuckDB batched, Parquet) x workers (sequential, 2 process
 workers) x algorithm (random search, promotion-type ASHA, TPE), all seeded, over a
@@ -13,24 +14,26 @@ reference). A *run* then starts the study in a fresh process, SIGKILLs it at a r
 (anywhere: opening the store, replay, a trial, a commit), starts it again, kills it again (up
 to ``--kills-per-run`` times), then lets it finish, and checks:
 
-- **lost acknowledged results**: the objective appends ``B <pgid> <key>`` to a side file when
-  it begins and ``E <pgid> <key> <value>`` just before it returns (or raises). A result is
-  *acknowledged* once the tuner has acted on it: it has dispatched ``n_workers`` more objective
-  calls in the same process group after the ``E`` line (sequentially: the next call; with k
-  workers at most k-1 other calls were in flight when the result came back, so the k-th new
-  call means the tuner moved past it), or it had the result for ``ACK_S`` (0.4 s) of wall
-  clock before it was killed (a result that waits beside a long trial, e.g. the study's last).
+- **lost acknowledged results**: the objective appends ``B <pgid> <time> <key>`` to a side
+  file when it begins and ``E <pgid> <time> <key> <value>`` just before it returns (or
+  raises). A result is *acknowledged* once the tuner has acted on it: it has dispatched
+  ``n_workers`` more objective calls in the same process group after the ``E`` line
+  (sequentially: the next call; with k workers at most k-1 other calls were in flight when
+  the result came back, so the k-th new call means the tuner moved past it), or it had the
+  result for ``ACK_S`` (0.4 s) of wall clock before it was killed (a result that waits beside
+  a long trial, e.g. the study's last).
   Lost: the final log holds no ``evaluate``/``fail`` for that key from that tuner session (the
   ``session`` event's pid is the process group).
 - **re-run finished trials**: an ``evaluate`` for a trial followed by another ``start`` of the
   same trial without a ``promote`` in between.
-
-Lost and re-run results are failures in the durable stores (DuckDB durable, Parquet); batched
-mode may lose its last batch by design (DESIGN.md), so its counts are shown apart.
 - **divergent configs** (sequential cells, all seeded): the config of trial k in the final log
   differs from the reference's trial k (or the trial lists differ).
 - **unresumable studies**: any exception when the study is reopened or resumed, or a final run
   that does not finish.
+
+Lost and re-run results are failures in the durable stores (DuckDB durable, Parquet); batched
+mode may lose its last batch by design (DESIGN.md), so its counts are shown apart. The exit
+status is 1 if any run failed.
 
 Also shown, not a failure: **redo**, finished objective calls (an ``E`` line) run again in a later
 session because the kill came before their result was durable. Durable mode shrinks that window
@@ -304,7 +307,8 @@ class Cell:
 
     @property
     def name(self) -> str:
-        return f"{self.store:<14} {'seq' if self.workers == 1 else f'{self.workers}w':<3} {self.algorithm}"
+        workers = "seq" if self.workers == 1 else f"{self.workers}w"
+        return f"{self.store:<14} {workers:<3} {self.algorithm}"
 
     def path(self, directory: Path) -> str:
         return f"{directory / 'log'}/" if self.store == "parquet" else str(directory / "log.duckdb")
