@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import math
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import matplotlib
@@ -318,3 +318,21 @@ def _log_uniform(con: Any, study: str) -> set[str]:
         for name, domain in space.items()
         if isinstance(domain, dict) and domain.get("dist") in ("loguniform", "reciprocal")
     }
+
+
+def plot(source: Source, kind: str, studies: Sequence[str], **options: Any) -> Figure:
+    """The plot ``kind`` of ``studies`` (``hpostore plot --kind``); ``options`` that the kind
+    does not take are ignored."""
+    if kind == "anytime":
+        keys = ("group_by", "x", "log_x", "log_y", "title")
+        return anytime_plot(source, studies, **{k: v for k, v in options.items() if k in keys})
+    kinds: dict[str, Callable[..., Figure]] = {
+        "learning-curves": learning_curves_plot,
+        "scatter": scatter_plot,
+    }
+    draw = kinds.get(kind)
+    if draw is None:
+        raise AnalysisError(f"no plot kind {kind!r}: use one of anytime, learning-curves, scatter")
+    if len(studies) != 1:
+        raise AnalysisError(f"--kind {kind} plots one study, got {len(studies)}")
+    return draw(source, studies[0], **{k: v for k, v in options.items() if k in ("log_y", "title")})

@@ -18,13 +18,17 @@
 -- The hyperparameter columns are fixed when this file runs (a session variable holds the
 -- union of config keys): run it again after new hyperparameters appear in the log.
 SET VARIABLE hpostore_config_structure = (
-    -- integers as BIGINT; a log without any hyperparameter gets one NULL placeholder column
+    -- integers as BIGINT; a log without any hyperparameter (no suggest event, or every
+    -- config `{}`, whose structure is the bare '"JSON"') gets one NULL placeholder column
     -- (DuckDB has no empty STRUCT)
-    SELECT coalesce(
-        nullif(replace(json_group_structure(config::JSON)::VARCHAR, '"UBIGINT"', '"BIGINT"'), '{}'),
-        '{"no_hyperparameters":"VARCHAR"}')
-    FROM events
-    WHERE kind = 'suggest' AND config IS NOT NULL
+    SELECT CASE WHEN structure LIKE '{_%}' THEN structure
+                ELSE '{"no_hyperparameters":"VARCHAR"}' END
+    FROM (
+        SELECT replace(json_group_structure(config::JSON)::VARCHAR, '"UBIGINT"', '"BIGINT"')
+            AS structure
+        FROM events
+        WHERE kind = 'suggest' AND config IS NOT NULL
+    )
 );
 
 CREATE OR REPLACE TEMP VIEW trials AS

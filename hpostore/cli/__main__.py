@@ -1,0 +1,7 @@
+"""``python -m hpostore.cli``: the ``hpostore`` command."""
+
+import sys
+
+from . import main
+
+sys.exit(main())

@@ -1,0 +1,299 @@
+"""What each ``hpostore`` subcommand does: read the store, return a table, a dict or a line."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+
+from ..errors import HPOStoreError, InvalidArgument
+from ..log.events import Kind
+from ..store.base import open_store
+
+
+def _views(path: str) -> Any:
+    """A read-only DuckDB connection with the shipped ``analysis`` views over the store."""
+    import analysis
+
+    if not os.path.exists(path):
+        raise HPOStoreError(
+            f"{path} does not exist: give a DuckDB file (runs.duckdb) or a Parquet log "
+            "directory (runs/)"
+        )
+    return analysis.views(path)
+
+
+def _query(con: Any, sql: str, params: list[Any] | None = None) -> pa.Table:
+    import analysis
+
+    return analysis.query(con, sql, params)
+
+
+#: the columns of the ``studies`` view that ``hpostore studies`` shows (status counts add up
+#: to ``trials``; the words are the fold's, see ``hpostore.log.trial.TrialStatus``)
+STUDIES_COLUMNS = (
+    "study", "events", "trials", "finished", "paused", "stopped", "failed", "interrupted",
+    "running", "suggested", "evaluations", "best_error", "elapsed_s", "last_ts AS last_event",
+)  # fmt: skip
+
+
+def studies(args: argparse.Namespace) -> pa.Table:
+    con = _views(args.path)
+    return _query(con, f"SELECT {', '.join(STUDIES_COLUMNS)} FROM studies ORDER BY first_ts, study")
+
+
+def _known_study(con: Any, path: str, study: str) -> None:
+    known = _query(con, "SELECT study FROM studies ORDER BY study").column("study").to_pylist()
+    if study not in known:
+        raise HPOStoreError(f"{path} has no study {study!r}; its studies: {known}")
+
+
+def trials(args: argparse.Namespace) -> pa.Table:
+    con = _views(args.path)
+    _known_study(con, args.path, args.study)
+    table = _query(
+        con,
+        "SELECT trial, config, status, error, runtime, resource, attempts, reports, started_at, "
+        "finished_at, worker, message FROM trials WHERE study = ? ORDER BY trial",
+        [args.study],
+    )
+    return flatten_configs(table)
+
+
+def flatten_configs(table: pa.Table) -> pa.Table:
+    """Each hyperparameter of the JSON ``config`` column as a column of its own."""
+    configs = [json.loads(c) if c else {} for c in table.column("config").to_pylist()]
+    names: dict[str, None] = {}
+    for c in configs:
+        names.update(dict.fromkeys(c))
+    out = table.drop_columns(["config"])
+    for i, name in enumerate(names):
+        column = name if name not in out.column_names else f"{name}_1"  # as the trials view
+        out = out.add_column(1 + i, column, pa.array([c.get(name) for c in configs]))
+    return out
+
+
+def sql(args: argparse.Namespace) -> pa.Table:
+    """One read-only SELECT over ``events`` and the views (``analysis.query`` refuses the
+    rest with ``SQLNotAllowed``)."""
+    return _query(_views(args.path), args.query)
+
+
+def show(args: argparse.Namespace) -> dict[str, Any]:
+    from ..log.fold import replay_table
+
+    with open_store(args.path, read_only=True) as store:
+        if args.study not in store.studies():
+            raise HPOStoreError(
+                f"{args.path} has no study {args.study!r}; its studies: {store.studies()}"
+            )
+        events = store.events(args.study)
+    state = replay_table(args.study, events)
+    spec = state.spec or {}
+    scheduler = spec.get("scheduler") or {}
+    searcher = (scheduler.get("args") or {}).get("searcher") or {}
+    last = events.slice(events.num_rows - 1).to_pylist()[0]
+    incumbent = None
+    if state.incumbent_trial is not None:
+        incumbent = {
+            "trial": state.incumbent_trial,
+            "error": state.incumbent_error,
+            "config": state.incumbent,
+        }
+    return {
+        "study": args.study,
+        "scheduler": scheduler.get("class"),
+        "searcher": searcher.get("class"),
+        "seed": spec.get("seed"),
+        "objective": spec.get("objective"),
+        "metric": spec.get("metric", "error"),
+        "mode": spec.get("mode", "min"),
+        "space": spec.get("space"),
+        "trials": len(state.trials),
+        "status_counts": {s.value: n for s, n in state.status_counts().items() if n},
+        "evaluations": state.n_finished,
+        "incumbent": incumbent,
+        "elapsed_s": state.elapsed,
+        "sessions": state.sessions,
+        "session_open": state.session_open,
+        "last_event": {
+            "seq": last["seq"],
+            "kind": last["kind"],
+            "ts": last["ts"],
+            "payload": last["payload"] if last["kind"] == Kind.END else None,
+        },
+        "format_version": spec.get("format_version"),
+        "hpostore_version": spec.get("hpostore_version"),
+    }
+
+
+def show_text(info: dict[str, Any]) -> str:
+    """``hpostore show`` as aligned lines for a person."""
+    counts = ", ".join(f"{n} {status}" for status, n in info["status_counts"].items())
+    lines = [
+        f"study       {info['study']}",
+        f"scheduler   {info['scheduler'] or '?'}",
+        f"searcher    {info['searcher'] or '-'}",
+        f"seed        {info['seed']}",
+        f"objective   {info['objective'] or '?'} ({info['metric']}, {info['mode']})",
+        f"space       {_space_text(info['space'])}",
+        f"trials      {info['trials']}: {counts}; {info['evaluations']} evaluations",
+    ]
+    inc = info["incumbent"]
+    if inc is not None:
+        lines.append(
+            f"incumbent   trial {inc['trial']}, error {inc['error']:.6g}, "
+            f"config {json.dumps(inc['config'])}"
+        )
+    else:
+        lines.append("incumbent   none yet (no finished trial)")
+    last = info["last_event"]
+    lines += [
+        f"elapsed     {info['elapsed_s']:.1f} s of study time over {info['sessions']} session(s)"
+        + (" (a session is open or died)" if info["session_open"] else ""),
+        f"last event  seq {last['seq']} {last['kind']} at {last['ts']:%Y-%m-%d %H:%M:%S} UTC"
+        + (f" ({last['payload']})" if last["payload"] else ""),
+        f"format      event-log version {info['format_version']}, "
+        f"hpostore {info['hpostore_version']}",
+    ]
+    return "\n".join(lines)
+
+
+def _space_text(space: Any) -> str:
+    if not isinstance(space, dict):
+        return "-"
+    parts = []
+    for name, domain in space.items():
+        if isinstance(domain, dict) and domain.get("type") == "choice":
+            parts.append(f"{name} in {domain.get('values')}")
+        elif isinstance(domain, dict) and "dist" in domain:
+            args = ", ".join(str(a) for a in domain.get("args", []))
+            parts.append(f"{name} ~ {domain['dist']}({args})")
+        else:
+            parts.append(f"{name} = {json.dumps(domain)}")
+    return "; ".join(parts) or "-"
+
+
+def export(args: argparse.Namespace) -> pa.Table:
+    if (args.parquet is None) == (args.duckdb is None):
+        raise InvalidArgument("give exactly one target: --parquet DIR or --duckdb FILE")
+    with open_store(args.path, read_only=True) as source:
+        names = args.study or source.studies()
+        missing = sorted(set(names) - set(source.studies()))
+        if missing:
+            raise HPOStoreError(f"{args.path} has no study {missing[0]!r}")
+        table = pa.concat_tables([source.events(s) for s in names])
+    if args.parquet is not None:
+        from ..store.parquet import ParquetStore
+
+        target = ParquetStore(args.parquet)
+        try:
+            written = target.import_events(table)
+        finally:
+            target.close()
+    else:
+        written = _import_duckdb(args.duckdb, table)
+    return pa.table(
+        {"study": list(written), "events": pa.array(list(written.values()), pa.int64())}
+    )
+
+
+def _import_duckdb(path: str, table: pa.Table) -> dict[str, int]:
+    from ..store.duckdb import DuckDBStore
+
+    store = open_store(path)
+    try:
+        assert isinstance(store, DuckDBStore)
+        names = table.column("study").unique().to_pylist()
+        clash = sorted(set(names) & set(store.studies()))
+        if clash:
+            raise HPOStoreError(f"{path} already holds study {clash[0]!r}; export it elsewhere")
+        con = store._connect()  # the store holds the write lock: one batch INSERT, ts kept
+        con.register("_hpostore_import", table)
+        try:
+            con.execute("INSERT INTO events SELECT * FROM _hpostore_import")
+        finally:
+            con.unregister("_hpostore_import")
+        counts = pa.TableGroupBy(table, "study").aggregate([("seq", "count")]).to_pylist()
+        return {r["study"]: r["seq_count"] for r in counts}
+    finally:
+        store.close()
+
+
+def _check_parquet_store(path: str, study: str | None) -> None:
+    """Refuse what is not an existing Parquet log directory (opening one for writing would
+    create it), or a study it does not hold."""
+    from ..log.segments import list_segments, study_folders
+
+    root = Path(path)
+    if not root.exists():
+        raise HPOStoreError(f"{path} does not exist: give an existing Parquet log directory")
+    if not root.is_dir():
+        raise HPOStoreError(
+            f"{path} is not a Parquet log directory (a DuckDB file needs no compacting)"
+        )
+    held = [name for name, folder in study_folders(root) if list_segments(folder)]
+    if not held:
+        raise HPOStoreError(
+            f"{path} holds no Parquet segments: it is not an hpostore Parquet log directory"
+        )
+    if study is not None and study not in held:
+        raise HPOStoreError(f"{path} has no study {study!r}; its studies: {sorted(held)}")
+
+
+def compact(args: argparse.Namespace) -> pa.Table:
+    from ..store.parquet import ParquetStore
+
+    _check_parquet_store(args.path, args.study)
+    store = ParquetStore(args.path)
+    try:
+        done = store.compact(args.study)
+    finally:
+        store.close()
+    return pa.table(
+        {
+            "study": list(done),
+            "segments_before": pa.array([b for b, _ in done.values()], pa.int64()),
+            "segments_after": pa.array([a for _, a in done.values()], pa.int64()),
+        }
+    )
+
+
+def plot(args: argparse.Namespace) -> str:
+    from analysis import plots
+
+    out = Path(args.output)
+    suffix = out.suffix.lower()
+    if suffix not in plots.FORMATS:
+        raise InvalidArgument(
+            f"cannot write a plot as {suffix or 'a file without suffix'!r}: "
+            f"end -o with one of {', '.join(plots.FORMATS)}"
+        )
+    if out.exists() and not args.force:
+        raise HPOStoreError(f"{out} exists: give another -o, or --force to overwrite it")
+    if not out.parent.is_dir():
+        raise HPOStoreError(f"cannot write {out}: the folder {out.parent} does not exist")
+    with open_store(args.path, read_only=True) as store:
+        known = store.studies()
+        missing = [s for s in args.study if s not in known]
+        if missing:
+            raise HPOStoreError(f"{args.path} has no study {missing[0]!r}; its studies: {known}")
+        fig = plots.plot(
+            store, args.kind, args.study, group_by=args.group_by, x=args.x,
+            log_x=args.log_x, log_y=args.log_y, title=args.title,
+        )  # fmt: skip
+    try:
+        plots.save(fig, out)
+    except OSError as exc:
+        raise HPOStoreError(f"cannot write {out}: {exc.strerror or exc}") from exc
+    return f"wrote {out}"
+
+
+def serve(args: argparse.Namespace) -> str:
+    from ..serve._cli import run_serve  # Starlette and Uvicorn load only for this command
+
+    return str(run_serve(args.path, host=args.host, port=args.port, token=args.token))
