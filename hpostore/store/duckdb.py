@@ -324,7 +324,7 @@ class DuckDBStore(EventLog):
             with contextlib.suppress(duckdb.Error):
                 self._con.close()
             self._con = None
-        self._table.disconnect()
+        self._table.close()
         with self._mu:
             if self._tail is not None:
                 self._tail.close()
