@@ -384,19 +384,19 @@ def check(
     by_group: dict[str, list[tuple[str, str, float]]] = {}
     finished: dict[str, str] = {}  # key -> the process group whose call finished it
     for line in side.read_text().splitlines():
-        tag, group, at, rest = line.split(" ", 3)
+        tag, group, stamp, rest = line.split(" ", 3)
         key = rest if tag == "B" else rest.rsplit(" ", 1)[0]
-        by_group.setdefault(group, []).append((tag, key, float(at)))
+        by_group.setdefault(group, []).append((tag, key, float(stamp)))
         if tag == "E":
             finished[key] = group
         elif finished.get(key, group) != group:
             out.redone += 1  # work lost with a crash: its result was not in the log yet
     for group, lines in by_group.items():
-        for i, (tag, key, at) in enumerate(lines):
+        for i, (tag, key, ended) in enumerate(lines):
             if tag != "E":
                 continue
             dispatched = sum(1 for t, _, _ in lines[i + 1 :] if t == "B")
-            held = killed_at.get(group, at) - at  # how long the tuner had it when it died
+            held = killed_at.get(group, ended) - ended  # how long the tuner had it when it died
             if dispatched < cell.workers and held < ACK_S:
                 continue
             known = (int(group), key) in results if any(pid_of.values()) else key in keys
