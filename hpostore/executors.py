@@ -24,7 +24,10 @@ from .errors import InvalidArgument
 __all__ = [
     "InlineExecutor",
     "LocalPool",
+    "ManagerChannel",
+    "RayChannel",
     "RayExecutor",
+    "ReportChannel",
     "TrialExecutor",
     "as_trial_executor",
     "exit_when_gone",
@@ -86,6 +89,7 @@ class LocalPool(cf.ProcessPoolExecutor):
 
     def __init__(self, n_workers: int) -> None:
         self._reader, self._writer = lifeline()
+        self._probe: cf.Future[Any] | None = None
         super().__init__(
             n_workers,
             mp_context=worker_context(),
@@ -101,6 +105,17 @@ class LocalPool(cf.ProcessPoolExecutor):
         self, futures: Iterable[cf.Future[Any]], channel: ReportChannel | None
     ) -> set[cf.Future[Any]]:
         return poll(futures, channel)
+
+    def alive(self) -> bool:
+        """False if the pool is found broken (probed by submitting a no-op, at most one at a
+        time): a submit that raced the pool's breakdown leaves a future that never completes."""
+        if self._probe is not None and not self._probe.done():
+            return True
+        try:
+            self._probe = super().submit(os.getpid)
+        except (cf.BrokenExecutor, OSError, EOFError, RuntimeError):
+            return False
+        return True
 
     def kill_workers(self) -> None:
         """End every worker now (their trials are lost): for a run that will not log them."""

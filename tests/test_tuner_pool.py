@@ -69,3 +69,34 @@ def test_a_pool_broken_by_dying_and_killed_workers_is_rebuilt_and_the_study_ends
     assert all(t.status.value in ("finished", "failed") for t in state.trials.values())
     died = [t for t in state.trials.values() if t.status.value == "failed"]
     assert all("worker process died" in (t.message or "") for t in died)
+
+
+def _pid() -> int:
+    return os.getpid()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc"), reason="reads process states from /proc")
+def test_workers_exit_when_their_lifeline_to_the_tuner_is_cut() -> None:
+    """Workers watch a pipe only the tuner holds (closed by the kernel if it dies, and never
+    confused with a new process that reuses its pid), not the tuner's pid."""
+    from hpostore.executors import local_pool
+
+    pool = local_pool(2)
+    pids = {pool.submit(_pid).result() for _ in range(6)}
+    assert pids and all(_alive(p) for p in pids)
+    pool.kill_workers()  # what a SIGKILL of the tuner does to the pipe
+    stop = threading.Event()
+    for _ in range(200):  # wait (up to ~20 s on a loaded machine) for them to go
+        if not any(_alive(p) for p in pids):
+            break
+        stop.wait(0.1)
+    assert not any(_alive(p) for p in pids)
+    pool.shutdown(wait=False)

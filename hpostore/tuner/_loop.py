@@ -106,7 +106,10 @@ class TrialLoop:
                         "no trial is running (it waits for results that will never come)"
                     )
                 by_future = {j.future: j for j in self.running.values() if j.future is not None}
+                generation = self.sup.generation
                 done = self.sup.wait(by_future, self.channel)
+                if self.sup.generation != generation:  # a probe found the pool broken
+                    self._lost(generation, culprit=None)
                 self._drain()
                 for future in done:
                     job = by_future[future]

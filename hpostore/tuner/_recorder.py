@@ -43,8 +43,9 @@ class Recorder:
         self.clock = clock
         self.worker = f"{socket.gethostname()}:{os.getpid()}"
         # the newest valid snapshot of the fold plus the events after it (else a full replay)
-        self.state: StudyState = load_state(store, study)[0]
-        self._snapshots = SnapshotWriter(store, study, self.state.seq)
+        self.state: StudyState
+        self.state, covered = load_state(store, study)
+        self._snapshots = SnapshotWriter(store, study, covered)
         self._last_row: Any = None
         if self.state.seq and self.state.spec is None:
             raise CorruptLogError(
@@ -103,7 +104,7 @@ class Recorder:
             self.session = None
             self.store.commit(force=True)
         if self._last_row is not None:
-            self._snapshots.write(self.state, self._last_row)  # after the commit it covers
+            self._snapshots.session_end(self.state, self._last_row)  # after the commit
 
     # --- the commit policy ------------------------------------------------------------------
     def commit_ahead(self) -> None:

@@ -59,26 +59,35 @@ def load_state(store: EventLog, study: str) -> tuple[StudyState, int]:
 
 
 class SnapshotWriter:
-    """Writes a study's snapshots beside its store: at the end of each session, and whenever
-    the log has grown by :data:`EVERY_EVENTS` and by half since the last one."""
+    """Writes a study's snapshots beside its store: whenever the log has grown by
+    :data:`EVERY_EVENTS` and by half since the last snapshot (O(log n) snapshots of O(n) each:
+    O(1) per event), and at the end of a session unless the last snapshot lags by less than
+    1/64 of the log (a session that ran a few trials on a large study does not rewrite it)."""
 
     def __init__(self, store: EventLog, study: str, covered: int) -> None:
         self.directory = snap.snapshot_dir(store.path)
         self.study = study
-        self.every = EVERY_EVENTS
-        self._next = self._after(covered)
+        self.covered = covered  # the seq of the newest snapshot (0: none)
+        self._next = self._due(covered)
 
-    def _after(self, seq: int) -> int:
-        return seq + max(self.every, seq // 2)
+    @staticmethod
+    def _due(seq: int) -> int:
+        return seq + max(EVERY_EVENTS, seq // 2)
 
     def appended(self, state: StudyState, row: Row) -> None:
         """Called after each event is folded; writes a snapshot when one is due."""
         if state.seq >= self._next:
             self.write(state, row)
 
+    def session_end(self, state: StudyState, row: Row) -> None:
+        """Called once the session's ``end`` is committed."""
+        if state.seq - self.covered >= max(1, state.seq // 64):
+            self.write(state, row)
+
     def write(self, state: StudyState, row: Row) -> None:
         """Snapshot ``state``, whose last event is ``row`` (the store's appended row)."""
-        self._next = self._after(state.seq)
+        self._next = self._due(state.seq)
         if self.directory is None or row[1] != state.seq:
             return
-        snap.write(self.directory, state, snap.anchor(self.study, row[1:]))
+        if snap.write(self.directory, state, snap.anchor(self.study, row[1:])) is not None:
+            self.covered = state.seq

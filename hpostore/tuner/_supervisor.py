@@ -5,7 +5,9 @@ from __future__ import annotations
 import concurrent.futures as cf
 import contextlib
 import logging
+import time
 from collections.abc import Callable, Iterable
+from concurrent.futures import BrokenExecutor
 from typing import Any
 
 from ..channels import ReportChannel
@@ -19,6 +21,9 @@ WORKER_DIED_HINT = (
     "imported by worker processes: define the objective in an importable module or in the "
     "script you run."
 )
+
+#: seconds between probes of a pool while no trial finishes
+PROBE_EVERY_S = 1.0
 
 #: rebuilds in a row (a pool that breaks again at once) before the study gives up
 MAX_REBUILDS = 20
@@ -39,6 +44,7 @@ class PoolSupervisor:
         self._rebuild = rebuild
         self.study = study
         self.generation = 0
+        self._probed = time.monotonic()
 
     @property
     def owned(self) -> bool:
@@ -46,10 +52,19 @@ class PoolSupervisor:
 
     def submit(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> cf.Future[Any]:
         """Submit to the current pool, replacing it as often as it is found broken."""
-        for _ in range(MAX_REBUILDS):
+        for attempt in range(MAX_REBUILDS):
+            if attempt:  # a pool that keeps breaking at once: give what breaks it time to pass
+                time.sleep(min(0.02 * 2**attempt, 2.0))
             try:
                 return self.executor.submit(fn, *args, **kwargs)
             except cf.BrokenExecutor as exc:
+                self.replace(exc, trial=None)
+            except (OSError, EOFError) as exc:
+                # a local pool that breaks during the submit: the stdlib's manager thread closes
+                # its queues while submit starts a worker ("handle is closed"), or the new worker
+                # is killed before the fork server reports it ("unexpected EOF")
+                if self._rebuild is None:
+                    raise
                 self.replace(exc, trial=None)
         raise HPOStoreError(
             f"study {self.study!r}: the worker pool broke {MAX_REBUILDS} times in a row while "
@@ -80,7 +95,17 @@ class PoolSupervisor:
     def wait(
         self, futures: Iterable[cf.Future[Any]], channel: ReportChannel | None
     ) -> set[cf.Future[Any]]:
-        return self.executor.wait(futures, channel)
+        """The futures done by now. While none is, a pool of ours is probed (about once a
+        second): one found broken is replaced (``generation`` moves on)."""
+        done = self.executor.wait(futures, channel)
+        if done or not isinstance(self.executor, LocalPool):
+            return done
+        now = time.monotonic()
+        if now - self._probed >= PROBE_EVERY_S:
+            self._probed = now
+            if not self.executor.alive():
+                self.replace(BrokenExecutor("found broken by a probe"), trial=None)
+        return done
 
     def shutdown(self, clean: bool, running: Iterable[cf.Future[Any]]) -> None:
         """Release the executor: wait for it after a clean run; else cancel what still runs
