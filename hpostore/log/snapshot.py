@@ -31,10 +31,11 @@ import gc
 import hashlib
 import json
 import logging
+import operator
 import os
 import struct
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import pyarrow as pa
@@ -129,6 +130,11 @@ def _ipc(table: pa.Table) -> bytes:
 def encode(state: StudyState, anchor_digest: str) -> bytes | None:
     """The snapshot file's bytes for ``state`` (whose last event has ``anchor_digest``), or
     None when the state holds attributes this version does not know how to carry."""
+    with _no_cyclic_gc():
+        return _encode(state, anchor_digest)
+
+
+def _encode(state: StudyState, anchor_digest: str) -> bytes | None:
     if set(vars(state)) != STATE_FIELDS or set(TrialState.__slots__) != TRIAL_FIELDS:
         log.debug("snapshot of %r not written: the fold has fields it does not carry", state.study)
         return None
@@ -137,9 +143,11 @@ def encode(state: StudyState, anchor_digest: str) -> bytes | None:
         log.debug("snapshot of %r not written: result lists of unequal length", state.study)
         return None
     ts = list(state.trials.values())
+    names = [name for name, _ in _TRIAL_SCALARS]
+    columns = list(zip(*map(operator.attrgetter(*names), ts))) if ts else [()] * len(names)
     trials = pa.table({
-        name: _column([getattr(t, name) for t in ts], typ, name in _REPEATED)
-        for name, typ in _TRIAL_SCALARS
+        name: _column(list(values), typ, name in _REPEATED)
+        for (name, typ), values in zip(_TRIAL_SCALARS, columns)
     })  # fmt: skip
     trial_config = {t.trial: t.config_json for t in ts}
     curves = [(t.trial, r, e) for t in ts for r, e in t.curve]
@@ -235,16 +243,23 @@ def read_header(data: bytes) -> tuple[dict[str, Any], bytes] | None:
     return header, rest[4 + n :]
 
 
-def decode(header: dict[str, Any], body: bytes) -> StudyState:
-    """The ``StudyState`` a verified snapshot holds (see :func:`read_header`)."""
-    # Nothing cyclic is built: pausing the cyclic GC meanwhile makes this 2-3x faster.
+@contextlib.contextmanager
+def _no_cyclic_gc() -> Iterator[None]:
+    """Pause the cyclic GC: encoding and decoding allocate many objects and no cycles, and
+    the collections that allocation triggers would make them 2-3x slower."""
     was_enabled = gc.isenabled()
     gc.disable()
     try:
-        return _decode(header, body)
+        yield
     finally:
         if was_enabled:
             gc.enable()
+
+
+def decode(header: dict[str, Any], body: bytes) -> StudyState:
+    """The ``StudyState`` a verified snapshot holds (see :func:`read_header`)."""
+    with _no_cyclic_gc():
+        return _decode(header, body)
 
 
 def _decode(header: dict[str, Any], body: bytes) -> StudyState:
