@@ -19,7 +19,14 @@ import pyarrow as pa
 from ..errors import CorruptLogError, FormatVersionError, InvalidArgument
 
 #: Major format version written into every ``study`` event. A reader refuses a larger one.
-FORMAT_VERSION = 1
+#: Version 2 (hpostore 0.2): the spec's ``metric``/``mode`` may be lists (multi-objective) and
+#: ``mode`` may be ``"max"``; ``report``/``evaluate`` payloads may carry ``{"metrics": {name:
+#: value}}`` (every metric measured, the objectives included). The columns are those of v1: a
+#: v1 log is read through :func:`upcast_spec` and a v1 store stays writable as it is.
+FORMAT_VERSION = 2
+#: the objective and direction of a study whose spec names none (all v1 studies)
+DEFAULT_METRIC, DEFAULT_MODE = "error", "min"
+MODES = ("min", "max")
 
 
 class Kind(str, enum.Enum):
@@ -39,6 +46,12 @@ class Kind(str, enum.Enum):
     PAUSE = "pause"
     UPDATE = "update"
     END = "end"
+    #: a config queued by the user (``tuner.enqueue``): the next trials run the queue first, each
+    #: with a ``suggest`` whose payload has ``origin: enqueued`` (config column; no trial)
+    ENQUEUE = "enqueue"
+    #: a user attribute (``set_trial_attr`` / ``set_study_attr``): payload ``{"key", "value"}``
+    #: (a JSON value); on a trial when ``trial`` is set, else on the study
+    ATTR = "attr"
 
 
 KINDS: frozenset[str] = frozenset(k.value for k in Kind)
@@ -183,6 +196,54 @@ def check_format_version(spec: dict[str, Any], study: str) -> None:
             f"(hpostore {spec.get('hpostore_version', '?')}); this hpostore reads versions up to "
             f"{FORMAT_VERSION}. Upgrade hpostore (pip install -U hpostore) to read it."
         )
+
+
+def upcast_v1_v2(spec: dict[str, Any]) -> dict[str, Any]:
+    """A v1 ``study`` spec as v2 says it: one objective, ``metric``/``mode`` present (a v1 spec
+    without them minimized ``"error"``). Returns a new dict; the logged spec is not changed."""
+    out = dict(spec)
+    out["format_version"] = 2
+    out.setdefault("metric", DEFAULT_METRIC)
+    out.setdefault("mode", DEFAULT_MODE)
+    return out
+
+
+#: ``version -> upcaster to version + 1`` (eventsourcing's small upcast functions)
+_UPCASTERS = {1: upcast_v1_v2}
+
+
+def upcast_spec(spec: dict[str, Any], study: str = "?") -> dict[str, Any]:
+    """``spec`` (a ``study`` event's payload) upcast to :data:`FORMAT_VERSION`; refuses a newer
+    major version (:func:`check_format_version`)."""
+    check_format_version(spec, study)
+    version = spec["format_version"]
+    while version < FORMAT_VERSION:
+        spec = _UPCASTERS[version](spec)
+        version = spec["format_version"]
+    return spec
+
+
+def objectives_of(spec: dict[str, Any] | None) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """(metric names, modes) of a study spec (any version): ``(("error",), ("min",))`` when
+    the spec names none. Raises :class:`FormatVersionError` for a spec whose objectives are
+    not names with a mode each."""
+    if spec is None:
+        return (DEFAULT_METRIC,), (DEFAULT_MODE,)
+    metric = spec.get("metric", DEFAULT_METRIC)
+    mode = spec.get("mode", DEFAULT_MODE)
+    metrics = tuple(metric) if isinstance(metric, list) else (metric,)
+    modes = tuple(mode) if isinstance(mode, list) else (mode,)
+    if (
+        not metrics
+        or len(metrics) != len(modes)
+        or not all(isinstance(m, str) and m for m in metrics)
+        or not all(m in MODES for m in modes)
+    ):
+        raise FormatVersionError(
+            f"the study spec names objectives {metric!r} with modes {mode!r}; expected metric "
+            "names with one of 'min'/'max' each. It is not a study spec this hpostore reads"
+        )
+    return metrics, modes
 
 
 def check_study_name(study: object) -> str:

@@ -16,7 +16,7 @@ from typing import Any, NoReturn
 import pyarrow as pa
 
 from ..errors import CorruptLogError
-from .events import KINDS, Event, Kind, check_format_version
+from .events import KINDS, Event, Kind, objectives_of, upcast_spec
 from .queries import StudyQueries
 from .trial import (
     _AFTER_DECISION,
@@ -27,6 +27,10 @@ from .trial import (
     TrialState,
     TrialStatus,
 )
+
+
+#: the ``suggest`` payload of an enqueued config (payloads are canonical JSON: sorted, compact)
+_ENQUEUED = '"origin":"enqueued"'
 
 
 class StudyState(StudyQueries):
@@ -55,6 +59,23 @@ class StudyState(StudyQueries):
         self.session_open = False
         self.last_kind: str | None = None
         self.decisions: list[tuple[int, str, int | None, str | None]] = []
+        #: configs queued by ``enqueue`` events (JSON text) not yet suggested, in queue order
+        self.enqueued: list[str] = []
+        #: user attributes of ``attr`` events: ``{trial or None (the study): {key: value}}``
+        self.attributes: dict[int | None, dict[str, Any]] = {}
+        #: the objectives (metric names) and their modes, from the spec (v1: error, min)
+        self.metric: tuple[str, ...] = ("error",)
+        self.mode: tuple[str, ...] = ("min",)
+        #: +1.0 (mode min) or -1.0 (max): the fold's ``error`` values (``TrialState.error``,
+        #: ``curve``, ``results``, ``evaluations``) are losses, ``sign`` x the measured value,
+        #: so every decision maker minimizes; user-facing queries give measured values
+        self.sign = 1.0
+
+    def bind_spec(self, spec: dict[str, Any]) -> None:
+        """Adopt a study spec (any format version): its objectives, modes and sign."""
+        self.spec = spec
+        self.metric, self.mode = objectives_of(upcast_spec(spec, self.study))
+        self.sign = -1.0 if self.mode[0] == "max" else 1.0
 
     # --- the fold ---------------------------------------------------------------------------
     def apply(self, event: Event) -> StudyState:
@@ -104,9 +125,7 @@ class StudyState(StudyQueries):
             raise CorruptLogError(
                 f"study {self.study!r}: the study event must come first (seq 1) with a spec"
             )
-        spec = json.loads(payload)
-        check_format_version(spec, self.study)
-        self.spec = spec
+        self.bind_spec(json.loads(payload))
 
     def _apply_session(self, *_: Any) -> None:
         self.sessions += 1
@@ -135,7 +154,11 @@ class StudyState(StudyQueries):
         self.trials[trial] = TrialState(
             trial, config, suggested_at=elapsed, session=session, payload_json=payload
         )
-        self.calls.append((_SUGGEST, trial))
+        if payload is not None and _ENQUEUED in payload and self.enqueued:
+            # the user's queued config, not a scheduler's suggest() (not replayed as a call)
+            self.enqueued.pop(0)
+        else:
+            self.calls.append((_SUGGEST, trial))
         self._open[trial] = None
         if trial >= self._next_trial:
             self._next_trial = trial + 1
@@ -162,6 +185,8 @@ class StudyState(StudyQueries):
 
     def _apply_report(self, seq: int, trial: int | None, config: Any, resource: float | None,
                       error: float | None, *_: Any) -> None:  # fmt: skip
+        if error is not None and self.sign < 0:
+            error = -error
         t = self.trials.get(trial)  # type: ignore[arg-type]
         if t is None:
             self._missing(seq, "report", trial)
@@ -174,7 +199,7 @@ class StudyState(StudyQueries):
 
     def _apply_evaluate(self, seq: int, trial: int | None, config: Any, resource: float | None,
                         error: float | None, runtime: float | None, elapsed: float,
-                        *_: Any) -> None:  # fmt: skip
+                        session: Any, worker: Any, payload: str | None) -> None:  # fmt: skip
         t = self.trials.get(trial)  # type: ignore[arg-type]
         if t is None:
             self._missing(seq, "evaluate", trial)
@@ -182,6 +207,10 @@ class StudyState(StudyQueries):
             self._refuse(seq, "evaluate", t, "only a running trial returns a result")
         if error is None:
             raise CorruptLogError(f"study {self.study!r} seq {seq}: evaluate without an error")
+        if self.sign < 0:
+            error = -error
+        if payload is not None:
+            t.metrics_json = _metrics_json(payload)
         d = t.decision
         t.status = TrialStatus.FINISHED if d is None else _AFTER_DECISION[d]
         self._open.pop(t.trial, None)
@@ -195,7 +224,7 @@ class StudyState(StudyQueries):
         if incumbent is None or error < incumbent[1]:
             self.incumbent_trial = t.trial
             incumbent = self._incumbent = (t.config_json, error)
-        self.trajectory.append(incumbent[1])
+        self.trajectory.append(incumbent[1] * self.sign)
         self.finished_elapsed.append(elapsed)
 
     def _apply_fail(self, seq: int, trial: int | None, config: Any, resource: Any, error: Any,
@@ -251,6 +280,20 @@ class StudyState(StudyQueries):
         t.updated = True
         self.calls.append((_UPDATE, t.trial))
 
+    def _apply_enqueue(self, seq: int, trial: Any, config: str | None, *_: Any) -> None:
+        if config is None:
+            raise CorruptLogError(f"study {self.study!r} seq {seq}: enqueue without a config")
+        self.enqueued.append(config)
+
+    def _apply_attr(self, seq: int, trial: int | None, *args: Any) -> None:
+        payload = args[-1]
+        value = json.loads(payload) if payload else None
+        if not isinstance(value, dict) or not isinstance(value.get("key"), str):
+            raise CorruptLogError(f"study {self.study!r} seq {seq}: attr without a key")
+        if trial is not None and trial not in self.trials:
+            self._missing(seq, "attr", trial)
+        self.attributes.setdefault(trial, {})[value["key"]] = value.get("value")
+
     def _gap(self, last: int, seq: int) -> NoReturn:
         raise CorruptLogError(
             f"study {self.study!r}: expected seq {last + 1} after {last}, got {seq}. The log "
@@ -289,8 +332,16 @@ _HANDLERS: dict[str, Any] = {
     Kind.PROMOTE.value: StudyState._apply_promote,
     Kind.UPDATE.value: StudyState._apply_update,
     Kind.END.value: StudyState._apply_end,
+    Kind.ENQUEUE.value: StudyState._apply_enqueue,
+    Kind.ATTR.value: StudyState._apply_attr,
 }
 assert set(_HANDLERS) == KINDS, "every kind has a handler"
+
+
+def _metrics_json(payload: str) -> str | None:
+    """The ``metrics`` entry of a result's payload as JSON text (None when it has none)."""
+    metrics = json.loads(payload).get("metrics")
+    return None if metrics is None else json.dumps(metrics, separators=(",", ":"))
 
 
 def replay(study: str, events: Iterable[Event]) -> StudyState:

@@ -31,6 +31,9 @@ class StudyQueries:
     sessions: int
     session_open: bool
     decisions: list[tuple[int, str, int | None, str | None]]
+    metric: tuple[str, ...]
+    mode: tuple[str, ...]
+    sign: float
 
     @property
     def n_finished(self) -> int:
@@ -69,13 +72,37 @@ class StudyQueries:
 
     @property
     def incumbent_error(self) -> float | None:
-        return None if self._incumbent is None else self._incumbent[1]
+        """The best value of the (first) objective as measured (the largest under mode max)."""
+        return None if self._incumbent is None else self._incumbent[1] * self.sign
+
+    def losses(self, t: TrialState) -> tuple[float, ...] | None:
+        """The objectives of ``t``'s latest result as losses (negated where the mode is max),
+        or None when it has no result holding every objective."""
+        if t.error is None:
+            return None
+        if len(self.metric) == 1:
+            return (t.error,)
+        metrics = t.metrics(self.sign, self.metric[0])
+        out = []
+        for name, mode in zip(self.metric, self.mode):
+            value = metrics.get(name)
+            if not isinstance(value, (int, float)):
+                return None
+            out.append(-float(value) if mode == "max" else float(value))
+        return tuple(out)
+
+    def pareto_front(self) -> list[TrialState]:
+        """The trials with a result whose objectives no other result dominates (in trial
+        order); under one objective, the trials that share the best value."""
+        points = [(t, loss) for t in self.trials.values() if t.has_result
+                  if (loss := self.losses(t)) is not None]  # fmt: skip
+        return [t for t, p in points if not any(_dominates(q, p) for _, q in points)]
 
     def records(self) -> list[dict[str, Any]]:
         """The textbook's ``records``: config, error, runtime of each result in order (a
         trial resumed with more resource has one record per rung it finished)."""
         return [
-            {"config": json.loads(config), "error": error, "runtime": runtime}
+            {"config": json.loads(config), "error": error * self.sign, "runtime": runtime}
             for _, config, error, runtime, _ in self.evaluations
         ]
 
@@ -86,7 +113,9 @@ class StudyQueries:
                 "trial": pa.array([t.trial for t in ts], pa.int64()),
                 "status": pa.array([t.status.value for t in ts], pa.string()),
                 "config": pa.array([t.config_json for t in ts], pa.string()),
-                "error": pa.array([t.error for t in ts], pa.float64()),
+                "error": pa.array(
+                    [None if t.error is None else t.error * self.sign for t in ts], pa.float64()
+                ),
                 "runtime": pa.array([t.runtime for t in ts], pa.float64()),
                 "resource": pa.array([t.resource for t in ts], pa.float64()),
                 "attempts": pa.array([t.attempts for t in ts], pa.int64()),
@@ -96,6 +125,7 @@ class StudyQueries:
                 "worker": pa.array([t.worker for t in ts], pa.string()),
                 "session": pa.array([t.session for t in ts], pa.string()),
                 "message": pa.array([t.message for t in ts], pa.string()),
+                "metrics": pa.array([t.metrics_json for t in ts], pa.string()),
             }
         )
 
@@ -120,6 +150,7 @@ class StudyQueries:
                     list(t.curve),
                     t.stopped,
                     list(t.results),
+                    t.metrics_json,
                 )
                 for t in self.trials.values()
             ],
@@ -134,4 +165,10 @@ class StudyQueries:
             "sessions": self.sessions,
             "session_open": self.session_open,
             "decisions": list(self.decisions),
+            "objectives": (self.metric, self.mode),
         }
+
+
+def _dominates(a: tuple[float, ...], b: tuple[float, ...]) -> bool:
+    """``a`` is no worse than ``b`` in every loss and better in one."""
+    return all(x <= y for x, y in zip(a, b)) and any(x < y for x, y in zip(a, b))

@@ -47,7 +47,7 @@ log = logging.getLogger("hpostore")
 
 MAGIC = b"HPOSNAP\x00"
 #: the snapshot format this module reads and writes; any other is ignored (the log is replayed)
-VERSION = 1
+VERSION = 2  # 2: the fold has objectives (metric, mode, sign) and trials metrics_json
 SUFFIX = ".snap"
 #: snapshots kept per study (older ones are removed when a new one is written)
 KEEP = 2
@@ -75,6 +75,11 @@ STATE_FIELDS = frozenset(
         "session_open",
         "last_kind",
         "decisions",
+        "enqueued",
+        "attributes",
+        "metric",
+        "mode",
+        "sign",
     ]
 )
 _TRIAL_SCALARS = (
@@ -83,7 +88,7 @@ _TRIAL_SCALARS = (
     ("attempts", pa.int64()), ("updated", pa.bool_()), ("worker", pa.string()),
     ("session", pa.string()), ("suggested_at", pa.float64()), ("started_at", pa.float64()),
     ("finished_at", pa.float64()), ("message", pa.string()), ("payload_json", pa.string()),
-    ("stopped", pa.bool_()), ("decision", pa.string()),
+    ("stopped", pa.bool_()), ("decision", pa.string()), ("metrics_json", pa.string()),
 )  # fmt: skip
 TRIAL_FIELDS = frozenset([n for n, _ in _TRIAL_SCALARS] + ["curve", "results", "_config"])
 _STATUS = {s.value: s for s in TrialStatus}
@@ -193,6 +198,9 @@ def _encode(state: StudyState, anchor_digest: str) -> bytes | None:
         "sessions": state.sessions,
         "session_open": state.session_open,
         "last_kind": state.last_kind,
+        "enqueued": state.enqueued,
+        # [trial or null (the study), key, value] of each user attribute
+        "attributes": [[t, k, v] for t, kv in state.attributes.items() for k, v in kv.items()],
         "tables": [[name, len(b)] for name, b in blobs.items()],
     }
     head = json.dumps(header, separators=(",", ":"), allow_nan=True).encode()
@@ -271,16 +279,19 @@ def _decode(header: dict[str, Any], body: bytes) -> StudyState:
         pos += size
     state = StudyState(header["study"])
     state.seq, state.elapsed, state.spec = header["seq"], header["elapsed"], header["spec"]
+    if state.spec is not None:
+        state.bind_spec(state.spec)
     tr = tables["trials"]
     tr["status"] = [_STATUS[s] for s in tr["status"]]
     cols = [tr[name] for name, _ in _TRIAL_SCALARS]
     trials = state.trials
     for (trial, config, status, error, runtime, resource, attempts, updated, worker, session,
-         suggested_at, started_at, finished_at, message, payload, stopped, decision) in zip(*cols):  # fmt: skip
+         suggested_at, started_at, finished_at, message, payload, stopped, decision,
+         metrics) in zip(*cols):  # fmt: skip
         trials[trial] = TrialState(
             trial, config, status, error, runtime, resource, attempts, updated, worker,
             session, suggested_at, started_at, finished_at, message, payload, [], stopped, [],
-            decision,
+            decision, metrics_json=metrics,
         )  # fmt: skip
     t3 = tables["curves"]
     for trial, point in zip(t3["trial"], zip(t3["resource"], t3["error"])):
@@ -304,6 +315,9 @@ def _decode(header: dict[str, Any], body: bytes) -> StudyState:
     state._next_trial, state.n_failed = header["next_trial"], header["n_failed"]
     state.sessions, state.session_open = header["sessions"], header["session_open"]
     state.last_kind = header["last_kind"]
+    state.enqueued = list(header.get("enqueued", []))
+    for t, k, v in header.get("attributes", []):
+        state.attributes.setdefault(t, {})[k] = v
     return state
 
 

@@ -85,7 +85,8 @@ class TrialState:
     message: str | None = None
     #: the ``suggest`` event's payload (JSON text): rung, bracket, origin of a scheduler's trial
     payload_json: str | None = None
-    #: the learning curve: (resource, error) of each ``report`` event, in log order
+    #: the learning curve: (resource, error) of each ``report`` event, in log order (the
+    #: fold's errors are losses: negated under mode max, see ``StudyState.sign``)
     curve: list[tuple[float, float]] = field(default_factory=list)
     #: a scheduler logged a ``stop`` decision on this trial
     stopped: bool = False
@@ -95,6 +96,19 @@ class TrialState:
     #: the last decision (``stop`` | ``pause`` | ``promote``) since the trial's last ``start``
     decision: str | None = None
     _config: dict[str, Any] | None = None
+    #: every metric of the latest result as measured (JSON object text), when the result
+    #: logged more than its error (format v2: extra metrics, multi-objective); else None
+    metrics_json: str | None = None
+
+    def metrics(self, sign: float = 1.0, metric: str = "error") -> dict[str, float]:
+        """Every metric of the latest result as measured: the logged ``metrics`` and the
+        first objective ``metric`` (``sign``: the study's, to undo the fold's loss)."""
+        out: dict[str, float] = {}
+        if self.error is not None:
+            out[metric] = self.error * sign
+        if self.metrics_json is not None:
+            out.update(json.loads(self.metrics_json))
+        return out
 
     @property
     def config(self) -> dict[str, Any]:
