@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from ._hyper import HyperParameters, add_to_class  # noqa: E402
 from ._version import __version__
+from .callbacks import Callback  # noqa: E402
 from .errors import (  # noqa: E402
     ConfigSpaceError,
     CorruptLogError,
@@ -26,6 +27,7 @@ from .errors import (  # noqa: E402
     ReadOnlyStoreError,
     ReplayDivergence,
     StoreLocked,
+    StudyInterrupted,
     StudyMismatch,
     StudyWriterConflict,
     TooManyFailures,
@@ -56,11 +58,11 @@ from .study import StudyState, TrialStatus, replay, replay_table  # noqa: E402
 
 if TYPE_CHECKING:
     from .store import EventLog, open_store
-    from .tuner import HPOTuner
+    from .tuner import HPOTuner, Trial
 
 # The store backends and the tuner import DuckDB and pyarrow.parquet (~0.2 s): they load on
 # first use, so `import hpostore` stays fast (benchmarks/startup.py).
-_LAZY = {"EventLog": ".store", "open_store": ".store", "HPOTuner": ".tuner"}
+_LAZY = {"EventLog": ".store", "open_store": ".store", "HPOTuner": ".tuner", "Trial": ".tuner"}
 
 
 def __getattr__(name: str) -> Any:
@@ -77,6 +79,7 @@ __all__ = [
     "Action",
     "BasicScheduler",
     "BayesianSearcher",
+    "Callback",
     "Conditional",
     "ConfigSpace",
     "ConfigSpaceError",
@@ -102,12 +105,14 @@ __all__ = [
     "ReadOnlyStoreError",
     "ReplayDivergence",
     "StoreLocked",
+    "StudyInterrupted",
     "StudyMismatch",
     "StudyState",
     "StudyWriterConflict",
     "SuccessiveHalvingScheduler",
     "TPESearcher",
     "TooManyFailures",
+    "Trial",
     "TrialScheduler",
     "TrialStatus",
     "__version__",

@@ -61,3 +61,10 @@ class SQLNotAllowed(ReadOnlyStoreError):
 
 class AnalysisError(HPOStoreError):
     """The read path cannot answer: not an event log, or arguments out of range (message says why)."""
+
+
+class StudyInterrupted(SystemExit, KeyboardInterrupt):
+    """Ctrl-C ended ``HPOTuner.run()``: the running trials are logged interrupted, and running
+    the same command again resumes. A ``KeyboardInterrupt`` (catch it as one) that is also a
+    ``SystemExit``, so that uncaught it ends the program with its one-line message and no
+    traceback (nothing global is installed for that). Not an :class:`HPOStoreError`."""

@@ -12,6 +12,7 @@ one trial-aware protocol), :mod:`._objective` (the objective call, shared by wor
 :mod:`._checkpoints`; :class:`HPOTuner` (:mod:`._facade`) puts them together.
 """
 
+from ._asktell import Trial
 from ._checkpoints import encode_study
 from ._facade import HPOTuner
 from ._objective import TrialOutcome, as_error, native_config, run_trial
@@ -20,6 +21,7 @@ from ._recorder import Clock
 __all__ = [
     "Clock",
     "HPOTuner",
+    "Trial",
     "TrialOutcome",
     "as_error",
     "encode_study",

@@ -13,7 +13,7 @@ from ..errors import InvalidArgument
 from ..log.events import Kind, dumps, dumps_config
 from ..schedulers.base import CONTINUE, Action, Decision, HPOScheduler, Suggestion, TrialScheduler
 from ..study import WITH_RESULT, StudyState, TrialState
-from ._objective import ObjectiveCall, TrialOutcome, native_config
+from ._objective import ObjectiveCall, TrialOutcome, native_config, resolve
 from ._recorder import Recorder
 
 
@@ -220,7 +220,8 @@ class SchedulerDriver:
         """Log a report, ask the scheduler, log its decision; True if the trial should stop
         (``stopping``: a stop was already sent to it)."""
         self.recorder.append(Kind.REPORT, trial=trial, resource=resource, error=error)
-        decision = self.protocol.on_report(trial, resource, error)
+        loss = error * self.recorder.state.sign  # decision makers minimize
+        decision = self.protocol.on_report(trial, resource, loss)
         if not isinstance(decision, Decision):
             raise InvalidArgument(
                 f"{self._name}.on_report must return a Decision, got {decision!r}"
@@ -233,8 +234,12 @@ class SchedulerDriver:
             self._log_decisions([(trial, decision)], resource, trial)
         return stopping
 
-    def result(self, trial: int, outcome: TrialOutcome, resource: float | None) -> bool:
-        """Log the outcome, commit it, then let the scheduler see it; True if it finished."""
+    def result(self, trial: int, outcome: TrialOutcome, resource: float | None) -> TrialOutcome:
+        """Log the outcome, commit it, then let the scheduler see it. Returns the outcome as
+        logged: its error is the study's (first) objective, as measured, or None (failed:
+        e.g. a dict of metrics without an objective)."""
+        state = self.recorder.state
+        outcome = resolve(outcome, state.metric)
         if resource is None:
             resource = self.resource_of(self.recorder.state.trials[trial].config)
         if outcome.error is None:
@@ -242,15 +247,17 @@ class SchedulerDriver:
                                  payload=dumps({"message": outcome.message}))  # fmt: skip
             self.recorder.commit_result()
             self._log_decisions(self.protocol.on_result(trial, None, resource), resource, trial)
-            return False
+            return outcome
+        metrics = outcome.metrics
         self.recorder.append(Kind.EVALUATE, trial=trial, error=outcome.error,
                              runtime=outcome.runtime, worker=outcome.worker,
-                             resource=resource)  # fmt: skip
+                             resource=resource, payload=_metrics_payload(metrics, state.metric))  # fmt: skip
         self.recorder.commit_result()
-        decisions = self.protocol.on_result(trial, outcome.error, resource)
+        # decision makers minimize: they get the fold's loss (negated under mode max)
+        decisions = self.protocol.on_result(trial, state.trials[trial].error, resource)
         self._log_decisions(decisions, resource, trial)
         self.recorder.append(Kind.UPDATE, trial=trial)
-        return True
+        return outcome
 
     def pending_updates(self) -> None:
         """Results logged without their ``update`` (a crash in between): feed and log them."""
@@ -274,3 +281,11 @@ class SchedulerDriver:
                     resource=resource if trial == about else None,
                     payload=dumps({"reason": decision.reason}),
                 )
+
+
+def _metrics_payload(metrics: dict[str, float] | None, metric: tuple[str, ...]) -> str | None:
+    """An ``evaluate`` payload carrying every metric (format v2), or None when the result is
+    its first objective alone (as a v1 log holds it)."""
+    if metrics is None or list(metrics) == [metric[0]]:
+        return None
+    return dumps({"metrics": metrics})

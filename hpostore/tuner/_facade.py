@@ -9,11 +9,20 @@ from collections.abc import Callable
 from typing import Any
 
 from .._hyper import HyperParameters
-from ..errors import InvalidArgument, TooManyFailures
-from ..executors import InlineExecutor, TrialExecutor, as_trial_executor, local_pool
+from ..callbacks import Callback, Dispatch, check_callbacks
+from ..errors import InvalidArgument, StudyInterrupted, TooManyFailures
+from ..executors import (
+    InlineExecutor,
+    RayExecutor,
+    TrialExecutor,
+    as_trial_executor,
+    local_pool,
+)
+from ..log.trial import TrialStatus
 from ..schedulers.base import HPOScheduler
 from ..store.base import EventLog, open_store
 from ..study import StudyState
+from ._asktell import AskTell
 from ._checkpoints import Checkpoints
 from ._driver import SchedulerDriver
 from ._loop import TrialLoop
@@ -21,6 +30,7 @@ from ._objective import ObjectiveCall
 from ._recorder import Clock, Recorder
 from ._resume import catch_up, check_spec, new_study_spec
 from ._supervisor import PoolSupervisor
+from ._transport import for_workers
 
 
 def _check_args(
@@ -46,7 +56,7 @@ def _check_args(
         )
 
 
-class HPOTuner(HyperParameters):
+class HPOTuner(AskTell, HyperParameters):
     """Runs ``objective(**config)`` on the configurations a scheduler suggests, logging each step.
 
     >>> from scipy import stats
@@ -80,6 +90,11 @@ class HPOTuner(HyperParameters):
         checkpoint_root: where checkpoint directories go (default ``<store>.checkpoints``).
         delete_checkpoints: delete a trial's checkpoints once no one will read them (kept: the
             incumbent's, unfinished trials', paused trials' a scheduler may resume).
+        callbacks: :class:`~hpostore.Callback` objects, told of each trial's start, report,
+            result, the scheduler's decisions and the end of a session (MLflow, W&B, ...).
+
+    Besides ``run()``: ``ask()``/``tell()``, ``enqueue()``, ``set_trial_attr()`` and
+    ``set_study_attr()`` (:mod:`._asktell`); a session they open ends at :meth:`close`.
     """
 
     def __init__(
@@ -97,8 +112,11 @@ class HPOTuner(HyperParameters):
         executor: cf.Executor | None = None,
         checkpoint_root: str | os.PathLike[str] | None = None,
         delete_checkpoints: bool = False,
+        callbacks: list[Callback] | None = None,
     ) -> None:
         _check_args(scheduler, max_failures, study, n_workers, executor)
+        self.callbacks = check_callbacks(callbacks)
+        self._asked: dict[int, list[Any]] = {}
         self.call = ObjectiveCall(objective)
         executor_clock = getattr(executor, "clock", None)  # a simulator's public clock
         if executor_clock is not None and clock is not executor_clock:
@@ -126,6 +144,8 @@ class HPOTuner(HyperParameters):
             self._recorder = Recorder(store, self.study, clock)
             self.worker = self._recorder.worker
             self._driver = SchedulerDriver(scheduler, self._recorder, self.call)
+            self._hooks = Dispatch(self, self.callbacks)
+            self._driver.hooks = self._hooks
             self._checkpoints = Checkpoints(checkpoint_root, str(store.path), self.study)
             self._caught_up = not self._recorder.state.trials
             if self._recorder.state.spec is not None:
@@ -209,9 +229,16 @@ class HPOTuner(HyperParameters):
                     f"(incumbent error {state.incumbent_error}); nothing to run."
                 )
             return self
+        if self._asked:
+            raise InvalidArgument(
+                f"study {self.study!r}: trials {sorted(self._asked)} were asked and not told; "
+                "tell them before run()"
+            )
         loop = self._loop(time_budget_s)
-        self._recorder.begin(lambda: new_study_spec(self.scheduler, self.call.name))
+        if self._recorder.session is None:
+            self._recorder.begin(lambda: new_study_spec(self.scheduler, self.call.name))
         reason = "completed"
+        interrupted: int | None = None
         try:
             catch_up(self._driver.protocol, state, caught_up=self._caught_up,
                      trust_log=self.trust_log, study=self.study)  # fmt: skip
@@ -223,13 +250,32 @@ class HPOTuner(HyperParameters):
             raise
         except KeyboardInterrupt:
             reason = "interrupted"
-            raise
+            session = self._recorder.session
+            interrupted = sum(
+                1
+                for t in state.trials.values()
+                if t.session == session and t.status is TrialStatus.INTERRUPTED
+            )
         except BaseException as exc:
             reason = f"error: {type(exc).__name__}"
             raise
         finally:
-            self._recorder.end(reason)
+            self._end(reason)
+        if interrupted is not None:
+            raise StudyInterrupted(
+                f"interrupted {interrupted} running trial{'s' if interrupted != 1 else ''} of "
+                f"study {self.study!r}; run the same command again to resume"
+            )
         return self
+
+    def _end(self, reason: str) -> None:
+        """End the session (the ``end`` event), then tell the callbacks."""
+        self._asked.clear()
+        self._recorder.end(reason)
+        self._hooks.study_end(reason)
+
+    def _checkpoints_cleanup(self) -> None:
+        self._checkpoints.cleanup(self.state)
 
     def _loop(self, budget_s: float | None) -> TrialLoop:
         executor: TrialExecutor
@@ -244,7 +290,13 @@ class HPOTuner(HyperParameters):
             executor = rebuild()
         else:
             executor = InlineExecutor()
+        self.call.objective = self.objective
         if executor.remote:
+            if not isinstance(self.executor, RayExecutor):  # Ray pickles by value itself
+                try:
+                    self.call.objective = for_workers(self.objective)
+                except Exception:  # not even cloudpickle can: check_picklable says why
+                    self.call.objective = self.objective
             self.call.check_picklable()
         return TrialLoop(
             recorder=self._recorder, driver=self._driver, call=self.call,
@@ -255,7 +307,11 @@ class HPOTuner(HyperParameters):
 
     # --- lifetime ---------------------------------------------------------------------------
     def close(self) -> None:
-        """Close the store if the tuner opened it (a path or the default in-memory store)."""
+        """End a session that ask()/tell() opened (asked trials not told are handed out again
+        after resume), and close the store if the tuner opened it (a path or the default
+        in-memory store)."""
+        if self._recorder.session is not None:
+            self._end("interrupted" if self._asked else "completed")
         if self._owns_store:
             self.store.close()
         self._checkpoints.close()

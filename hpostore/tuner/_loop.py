@@ -220,7 +220,7 @@ class TrialLoop:
         self.suspects.discard(job.trial)
         if self.channel is not None:
             self.channel.forget(job.trial)
-        self.driver.result(job.trial, outcome, job.resource)
+        outcome = self.driver.result(job.trial, outcome, job.resource)  # as logged (resolved)
         if outcome.error is None:
             self._say(f"    failed: {outcome.message}")
         else:

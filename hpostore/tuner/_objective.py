@@ -15,8 +15,28 @@ from typing import Any
 from ..errors import ConfigSpaceError, InvalidArgument, ObjectiveSignatureError
 from ..space import to_native
 
-#: the metric a study minimizes; an objective may return it alone or in a dict under this key
+#: the metric a study minimizes by default; an objective may return it alone or in a dict
 METRIC = "error"
+MODES = ("min", "max")
+
+
+def check_objectives(metric: Any, mode: Any) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """``(metric names, modes)`` of ``HPOTuner(metric=..., mode=...)``: a name and "min"/"max",
+    or lists of equal length (multi-objective); raises :class:`InvalidArgument` otherwise."""
+    metrics = tuple(metric) if isinstance(metric, (list, tuple)) else (metric,)
+    modes = tuple(mode) if isinstance(mode, (list, tuple)) else (mode,)
+    if len(modes) == 1 and len(metrics) > 1:
+        modes = modes * len(metrics)
+    if not metrics or not all(isinstance(m, str) and m for m in metrics):
+        raise InvalidArgument(f"metric must be a name or a list of names, got {metric!r}")
+    if len(set(metrics)) != len(metrics):
+        raise InvalidArgument(f"metric names must differ, got {metric!r}")
+    if len(modes) != len(metrics) or not all(m in MODES for m in modes):
+        raise InvalidArgument(
+            f"mode must be 'min' or 'max' (or a list of them, one per metric {list(metrics)}), "
+            f"got {mode!r}"
+        )
+    return metrics, modes
 
 
 def native_config(config: Any, *, trial: int) -> dict[str, Any]:
@@ -31,6 +51,23 @@ def native_config(config: Any, *, trial: int) -> dict[str, Any]:
             raise ConfigSpaceError(f"trial {trial}: config keys must be strings, got {name!r}")
         out[name] = to_native(value, where=f"trial {trial} config[{name!r}]")
     return out
+
+
+def check_multi_objective(scheduler: Any, metric: tuple[str, ...]) -> None:
+    """Refuse a multi-objective study under a scheduler that ranks trials by one error (early
+    stopping: ASHA, Hyperband, successive halving, median stopping) unless it declares
+    ``supports_multi_objective = True``; a textbook FIFO scheduler runs every trial."""
+    from ..schedulers.base import TrialScheduler
+
+    if len(metric) < 2 or not isinstance(scheduler, TrialScheduler):
+        return
+    if getattr(scheduler, "supports_multi_objective", False):
+        return
+    raise InvalidArgument(
+        f"{type(scheduler).__name__} stops or promotes trials by one error, which is not "
+        f"defined for the objectives {list(metric)}; use BasicScheduler (every trial runs to "
+        "the end) with a multi-objective study, or optimize one metric"
+    )
 
 
 def _describe(value: Any) -> str:
@@ -78,6 +115,25 @@ def as_error(value: Any) -> tuple[float | None, str | None]:
     return error, None
 
 
+def classify(value: Any) -> tuple[float | None, dict[str, float] | None, str | None]:
+    """``(error, metrics, why not)`` of what an objective returned: a number is the error; a
+    dict is a set of metrics (every value a finite number; the tuner picks its objectives
+    from it, :func:`resolve`). Never raises."""
+    if not isinstance(value, Mapping):
+        error, why = as_error(value)
+        return error, None, why
+    metrics: dict[str, float] = {}
+    for name, item in value.items():
+        if not isinstance(name, str):
+            return None, None, f"the objective returned a dict with a key {name!r}; use names"
+        number, why = as_error(item)
+        if why is not None:
+            return None, None, f"metric {name!r}: {why}"
+        assert number is not None
+        metrics[name] = number
+    return None, metrics, None
+
+
 def _exception_message(exc: BaseException) -> str:
     try:
         text = str(exc)
@@ -94,6 +150,35 @@ class TrialOutcome:
     message: str | None
     runtime: float
     worker: str
+    #: every metric of a dict the objective returned (None for a plain number), measured
+    metrics: dict[str, float] | None = None
+
+
+def resolve(outcome: TrialOutcome, metric: tuple[str, ...]) -> TrialOutcome:
+    """``outcome`` with its error taken from its metrics for the objectives ``metric`` (the
+    first one's value as measured); a result without every objective is a failed trial."""
+    if outcome.message is not None:
+        return outcome
+    metrics = outcome.metrics
+    if metrics is None:
+        if len(metric) == 1:
+            return outcome
+        why = (
+            f"the objective returned one number, but the study has objectives {list(metric)}; "
+            "return a dict with an entry for each"
+        )
+        return TrialOutcome(None, why, outcome.runtime, outcome.worker)
+    missing = [m for m in metric if m not in metrics]
+    if missing:
+        keys = ", ".join(repr(k) for k in list(metrics)[:8])
+        why = (
+            f"the objective returned a dict without {missing[0]!r} (keys: {keys}); return the "
+            f"metric to optimize{'' if len(metric) == 1 else 's ' + str(list(metric))}, or a "
+            f"dict with {'an entry' if len(metric) == 1 else 'entries'} for "
+            f"{metric[0] if len(metric) == 1 else 'each'}"
+        )
+        return TrialOutcome(None, why, outcome.runtime, outcome.worker)
+    return TrialOutcome(metrics[metric[0]], None, outcome.runtime, outcome.worker, metrics)
 
 
 def run_trial(
@@ -118,10 +203,11 @@ def run_trial(
     except KeyboardInterrupt:
         raise
     except BaseException as exc:  # the objective's failure is data: logged, and the study goes on
-        error, message = None, _exception_message(exc)
+        error, metrics, message = None, None, _exception_message(exc)
     else:
-        error, message = as_error(value)
-    return TrialOutcome(error, message, clock() - t0, f"{socket.gethostname()}:{os.getpid()}")
+        error, metrics, message = classify(value)
+    worker = f"{socket.gethostname()}:{os.getpid()}"
+    return TrialOutcome(error, message, clock() - t0, worker, metrics)
 
 
 class ObjectiveCall:
@@ -142,6 +228,8 @@ class ObjectiveCall:
         self.wants_report = "report" in params
         #: the objective takes a ``checkpoint_dir`` (a directory per trial, kept across resumes)
         self.wants_checkpoint = "checkpoint_dir" in params
+        #: the study's objectives and modes (``HPOTuner(metric=..., mode=...)``)
+        self.objectives: tuple[tuple[str, ...], tuple[str, ...]] = ((METRIC,), ("min",))
         self._checked: set[frozenset[str]] = set()
 
     def check(self, config: dict[str, Any], trial: int) -> None:

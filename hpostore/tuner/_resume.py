@@ -10,7 +10,7 @@ from typing import Any
 from .._hyper import HyperParameters
 from .._version import __version__
 from ..errors import ConfigSpaceError, ReplayDivergence, StudyMismatch
-from ..log.events import FORMAT_VERSION
+from ..log.events import FORMAT_VERSION, objectives_of, upcast_spec
 from ..space import ConfigSpace
 from ..study import StudyState
 from ._driver import TrialProtocol
@@ -41,15 +41,30 @@ def new_seed(scheduler: Any) -> int:
     return int.from_bytes(os.urandom(8), "little") >> 1
 
 
-def new_study_spec(scheduler: Any, objective_name: str) -> dict[str, Any]:
+#: (metric names, modes) of a study that names none: minimize "error"
+DEFAULT_OBJECTIVES: tuple[tuple[str, ...], tuple[str, ...]] = (("error",), ("min",))
+
+
+def new_study_spec(
+    scheduler: Any,
+    objective_name: str,
+    objectives: tuple[tuple[str, ...], tuple[str, ...]] = DEFAULT_OBJECTIVES,
+) -> dict[str, Any]:
     """The spec of a new study, its seed drawn (if the searcher has none) and bound first."""
     seed = new_seed(scheduler)
     bind_seed(scheduler, seed)
-    return build_spec(scheduler, objective_name, seed)
+    return build_spec(scheduler, objective_name, seed, objectives)
 
 
-def build_spec(scheduler: Any, objective_name: str, seed: int) -> dict[str, Any]:
-    """The ``study`` event's payload: format, version, space, scheduler spec, seed."""
+def build_spec(
+    scheduler: Any,
+    objective_name: str,
+    seed: int,
+    objectives: tuple[tuple[str, ...], tuple[str, ...]] = DEFAULT_OBJECTIVES,
+) -> dict[str, Any]:
+    """The ``study`` event's payload: format, version, objectives, space, scheduler spec, seed
+    (one objective: ``metric``/``mode`` are strings, as in v1; several: lists)."""
+    metric, mode = objectives
     searcher = searcher_of(scheduler)
     space = getattr(searcher, "space", None) or getattr(searcher, "config_space", None)
     scheduler_spec = (
@@ -60,8 +75,8 @@ def build_spec(scheduler: Any, objective_name: str, seed: int) -> dict[str, Any]
     return {
         "format_version": FORMAT_VERSION,
         "hpostore_version": __version__,
-        "metric": "error",
-        "mode": "min",
+        "metric": metric[0] if len(metric) == 1 else list(metric),
+        "mode": mode[0] if len(mode) == 1 else list(mode),
         "seed": seed,
         "space": None if space is None else ConfigSpace(space).to_json(),
         "scheduler": scheduler_spec,
@@ -82,9 +97,22 @@ def _diff(logged: Any, now: Any, path: str = "") -> list[str]:
 
 
 def check_spec(
-    logged: dict[str, Any], scheduler: Any, objective_name: str, study: str, where: str
+    logged: dict[str, Any],
+    scheduler: Any,
+    objective_name: str,
+    study: str,
+    where: str,
+    objectives: tuple[tuple[str, ...], tuple[str, ...]] = DEFAULT_OBJECTIVES,
 ) -> None:
     """Bind the logged seed and refuse a setup that differs from the logged one."""
+    was = objectives_of(upcast_spec(logged, study))
+    if was != objectives:
+        raise StudyMismatch(
+            f"study {study!r} in {where} was created with metric={_plain(was[0])}, "
+            f"mode={_plain(was[1])}, not metric={_plain(objectives[0])}, "
+            f"mode={_plain(objectives[1])}. Resume it with the original metric and mode, or "
+            "give this setup a new study name."
+        )
     seed = logged.get("seed")
     if isinstance(seed, int):
         bind_seed(scheduler, seed)
@@ -96,6 +124,10 @@ def check_spec(
                 f"study {study!r} in {where} was created with a different {what}:\n"
                 f"{detail}\nResume it with the original setup, or give this one a new study name."
             )
+
+
+def _plain(names: tuple[str, ...]) -> str:
+    return repr(names[0]) if len(names) == 1 else repr(list(names))
 
 
 def catch_up(
