@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import HPOStoreError, InvalidArgument
 from ..log.events import Kind, dumps, dumps_config
-from ._objective import TrialOutcome, as_error, native_config
+from ._objective import TrialOutcome, classify, native_config
 from ._resume import catch_up, new_study_spec
 
 if TYPE_CHECKING:
@@ -75,8 +75,11 @@ class AskTell:
         """Open a session if none is (the ``study``/``session`` events, catch-up), as run() does."""
         if self._recorder.session is not None:
             return
-        driver = self._driver
-        self._recorder.begin(lambda: new_study_spec(driver.scheduler, driver.call.name))
+        self._recorder.begin(
+            lambda: new_study_spec(
+                self._driver.scheduler, self._driver.call.name, self._driver.call.objectives
+            )
+        )
         catch_up(self._driver.protocol, self.state, caught_up=self._caught_up,
                  trust_log=self.trust_log, study=self.study)  # fmt: skip
         self._caught_up = True
@@ -146,13 +149,14 @@ class AskTell:
         tid, held = self._held(trial, "tell")
         if failed is not None and value is not None:
             raise InvalidArgument(f"trial {tid}: tell() takes a value or failed=..., not both")
+        metrics = None
         if failed is not None:
             error, message = None, str(failed) or "failed"
         else:
-            error, message = as_error(value)
+            error, metrics, message = classify(value)
         t = self.state.trials[tid]
         runtime = self._recorder.elapsed() - (t.started_at or 0.0)
-        outcome = TrialOutcome(error, message, runtime, self._recorder.worker)
+        outcome = TrialOutcome(error, message, runtime, self._recorder.worker, metrics)
         del self._asked[tid]
         self._driver.result(tid, outcome, held[1])
         if self.delete_checkpoints:

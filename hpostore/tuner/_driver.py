@@ -7,6 +7,7 @@ through :class:`FifoAdapter`. The rest of the tuner sees only :class:`TrialProto
 
 from __future__ import annotations
 
+import json
 from typing import Any, Protocol
 
 from ..errors import InvalidArgument
@@ -15,6 +16,18 @@ from ..schedulers.base import CONTINUE, Action, Decision, HPOScheduler, Suggesti
 from ..study import WITH_RESULT, StudyState, TrialState
 from ._objective import ObjectiveCall, TrialOutcome, native_config, resolve
 from ._recorder import Recorder
+
+
+class Hooks(Protocol):
+    """Where the driver tells what it logged (the tuner's callbacks, :mod:`hpostore.callbacks`)."""
+
+    def trial_start(self, trial: int, config: dict[str, Any], attempt: int) -> None: ...
+
+    def report(self, trial: int, resource: float, error: float) -> None: ...
+
+    def result(self, trial: int) -> None: ...
+
+    def decision(self, trial: int, kind: str, reason: str | None) -> None: ...
 
 
 class TrialProtocol(Protocol):
@@ -145,6 +158,8 @@ class SchedulerDriver:
         self.protocol: TrialProtocol = adapt(scheduler, recorder.state)
         self.recorder = recorder
         self.call = call
+        #: the user's callbacks (``HPOTuner(callbacks=...)``), told after each event is logged
+        self.hooks: Hooks | None = None
 
     @property
     def _name(self) -> str:
@@ -163,6 +178,13 @@ class SchedulerDriver:
         """Log the next trial's ``suggest`` (and any ``promote``); None: nothing to run yet."""
         state = self.recorder.state
         trial = state.next_trial
+        if state.enqueued:  # the user's queued configs come before the scheduler's
+            text = state.enqueued[0]
+            config = native_config(json.loads(text), trial=trial)
+            self.call.check(config, trial)
+            self.recorder.append(Kind.SUGGEST, trial=trial, config=text,
+                                 payload=dumps({"origin": "enqueued"}))  # fmt: skip
+            return trial, config
         suggestion = self.protocol.suggest_trial(trial)
         if suggestion is None:
             return None
@@ -213,6 +235,8 @@ class SchedulerDriver:
                              resource=self.resource_of(config),
                              payload=dumps({"attempt": attempt}))  # fmt: skip
         self.recorder.commit_ahead()
+        if self.hooks is not None:
+            self.hooks.trial_start(trial, config, attempt)
         return attempt
 
     # --- what running trials tell ------------------------------------------------------------
@@ -220,6 +244,8 @@ class SchedulerDriver:
         """Log a report, ask the scheduler, log its decision; True if the trial should stop
         (``stopping``: a stop was already sent to it)."""
         self.recorder.append(Kind.REPORT, trial=trial, resource=resource, error=error)
+        if self.hooks is not None:
+            self.hooks.report(trial, resource, error)
         loss = error * self.recorder.state.sign  # decision makers minimize
         decision = self.protocol.on_report(trial, resource, loss)
         if not isinstance(decision, Decision):
@@ -246,6 +272,8 @@ class SchedulerDriver:
             self.recorder.append(Kind.FAIL, trial=trial, runtime=outcome.runtime,
                                  payload=dumps({"message": outcome.message}))  # fmt: skip
             self.recorder.commit_result()
+            if self.hooks is not None:
+                self.hooks.result(trial)
             self._log_decisions(self.protocol.on_result(trial, None, resource), resource, trial)
             return outcome
         metrics = outcome.metrics
@@ -253,6 +281,8 @@ class SchedulerDriver:
                              runtime=outcome.runtime, worker=outcome.worker,
                              resource=resource, payload=_metrics_payload(metrics, state.metric))  # fmt: skip
         self.recorder.commit_result()
+        if self.hooks is not None:
+            self.hooks.result(trial)
         # decision makers minimize: they get the fold's loss (negated under mode max)
         decisions = self.protocol.on_result(trial, state.trials[trial].error, resource)
         self._log_decisions(decisions, resource, trial)
@@ -281,6 +311,8 @@ class SchedulerDriver:
                     resource=resource if trial == about else None,
                     payload=dumps({"reason": decision.reason}),
                 )
+                if self.hooks is not None:
+                    self.hooks.decision(trial, decision.kind, decision.reason)
 
 
 def _metrics_payload(metrics: dict[str, float] | None, metric: tuple[str, ...]) -> str | None:

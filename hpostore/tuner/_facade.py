@@ -26,7 +26,7 @@ from ._asktell import AskTell
 from ._checkpoints import Checkpoints
 from ._driver import SchedulerDriver
 from ._loop import TrialLoop
-from ._objective import ObjectiveCall
+from ._objective import ObjectiveCall, check_multi_objective, check_objectives
 from ._recorder import Clock, Recorder
 from ._resume import catch_up, check_spec, new_study_spec
 from ._supervisor import PoolSupervisor
@@ -90,6 +90,11 @@ class HPOTuner(AskTell, HyperParameters):
         checkpoint_root: where checkpoint directories go (default ``<store>.checkpoints``).
         delete_checkpoints: delete a trial's checkpoints once no one will read them (kept: the
             incumbent's, unfinished trials', paused trials' a scheduler may resume).
+        metric, mode: the metric to optimize and "min" or "max" (Ray Tune / Syne Tune names;
+            default: minimize ``"error"``). The objective returns its value, or a dict of
+            metrics holding it (every metric is logged). Lists of names and modes make a
+            multi-objective study (:attr:`pareto_front`; the objective returns a dict with
+            each); ``incumbent_error`` is the first metric's best value as measured.
         callbacks: :class:`~hpostore.Callback` objects, told of each trial's start, report,
             result, the scheduler's decisions and the end of a session (MLflow, W&B, ...).
 
@@ -113,11 +118,15 @@ class HPOTuner(AskTell, HyperParameters):
         checkpoint_root: str | os.PathLike[str] | None = None,
         delete_checkpoints: bool = False,
         callbacks: list[Callback] | None = None,
+        metric: str | list[str] = "error",
+        mode: str | list[str] = "min",
     ) -> None:
         _check_args(scheduler, max_failures, study, n_workers, executor)
         self.callbacks = check_callbacks(callbacks)
         self._asked: dict[int, list[Any]] = {}
         self.call = ObjectiveCall(objective)
+        self.call.objectives = check_objectives(metric, mode)
+        check_multi_objective(scheduler, self.call.objectives[0])
         executor_clock = getattr(executor, "clock", None)  # a simulator's public clock
         if executor_clock is not None and clock is not executor_clock:
             if clock is not time.monotonic:
@@ -150,7 +159,7 @@ class HPOTuner(AskTell, HyperParameters):
             self._caught_up = not self._recorder.state.trials
             if self._recorder.state.spec is not None:
                 check_spec(self._recorder.state.spec, scheduler, self.call.name, self.study,
-                           str(store.path))  # fmt: skip
+                           str(store.path), self.call.objectives)  # fmt: skip
         except BaseException:
             if opened is not None:  # a failed constructor releases what it opened
                 opened.close()
@@ -173,6 +182,16 @@ class HPOTuner(AskTell, HyperParameters):
     @property
     def incumbent_error(self) -> float | None:
         return self.state.incumbent_error
+
+    @property
+    def pareto_front(self) -> list[dict[str, Any]]:
+        """The non-dominated results (multi-objective; under one objective, the best ones):
+        ``{"trial", "config", "metrics"}`` of each, in trial order, metrics as measured."""
+        state = self.state
+        return [
+            {"trial": t.trial, "config": t.config, "metrics": t.metrics(state.sign, state.metric[0])}
+            for t in state.pareto_front()
+        ]
 
     @property
     def incumbent_trajectory(self) -> list[float]:
@@ -236,7 +255,7 @@ class HPOTuner(AskTell, HyperParameters):
             )
         loop = self._loop(time_budget_s)
         if self._recorder.session is None:
-            self._recorder.begin(lambda: new_study_spec(self.scheduler, self.call.name))
+            self._recorder.begin(lambda: new_study_spec(self.scheduler, self.call.name, self.call.objectives))
         reason = "completed"
         interrupted: int | None = None
         try:
