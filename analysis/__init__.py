@@ -21,6 +21,7 @@ from ._anytime import (
     study_info,
     time_to_target,
 )
+from ._pareto import hypervolume, hypervolume_of, non_dominated, pareto
 from ._views import (
     VIEW_NAMES,
     AnalysisError,
@@ -38,6 +39,10 @@ __all__ = [
     "anytime",
     "area_under_curve",
     "compare",
+    "hypervolume",
+    "hypervolume_of",
+    "non_dominated",
+    "pareto",
     "parquet_segments",
     "query",
     "sql_dir",

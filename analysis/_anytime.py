@@ -226,7 +226,7 @@ def time_to_target(
     *,
     group_by: GroupBy = "algorithm",
 ) -> pa.Table:
-    """When each study first reached ``best_error <= target``.
+    """When each study first reached ``best_error <= target`` (``>=`` under mode max).
 
     Columns: study, group, elapsed (s of study time; null if never), n_finished (results
     until then; null if never), reached (bool).
@@ -238,9 +238,10 @@ def time_to_target(
     hits = _table(
         con,
         """
-            SELECT study, min(elapsed) AS elapsed, min(n_finished) AS n_finished
-            FROM anytime WHERE best_error <= ? AND list_contains(?, study)
-            GROUP BY study
+            SELECT a.study, min(a.elapsed) AS elapsed, min(a.n_finished) AS n_finished
+            FROM anytime AS a JOIN objectives AS o ON o.study = a.study AND o.k = 1
+            WHERE o.sign * a.best_error <= o.sign * $1 AND list_contains($2, a.study)
+            GROUP BY a.study
             """,
         [float(target), names],
     )

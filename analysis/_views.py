@@ -25,7 +25,14 @@ from hpostore.log.sql import arrow, lock_down, run_user_sql
 from hpostore.log.tail import fresh_rows, read_tail
 
 #: The views, in the order their files run; each is a stable, documented contract.
-VIEW_NAMES: tuple[str, ...] = ("studies", "trials", "anytime", "learning_curves", "decisions")
+VIEW_NAMES: tuple[str, ...] = (
+    "studies",
+    "trials",
+    "anytime",
+    "learning_curves",
+    "decisions",
+    "metrics",
+)  # metrics.sql defines the views objectives, metrics and pareto
 
 
 @runtime_checkable

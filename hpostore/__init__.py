@@ -50,6 +50,7 @@ from .searchers import (  # noqa: E402
     GridExhausted,
     GridSearcher,
     HPOSearcher,
+    MultiObjectiveTPESearcher,
     RandomSearcher,
     TPESearcher,
 )
@@ -100,6 +101,7 @@ __all__ = [
     "InvalidArgument",
     "Kind",
     "MedianStoppingScheduler",
+    "MultiObjectiveTPESearcher",
     "ObjectiveSignatureError",
     "RandomSearcher",
     "ReadOnlyStoreError",

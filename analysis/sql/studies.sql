@@ -19,7 +19,8 @@
 -- `study` event's spec), seed, metric, mode, format_version, events, trials (suggested),
 -- finished, paused, stopped, failed, interrupted, running, suggested (trials with that
 -- status: they add up to trials), evaluations (results: a trial resumed with more resource
--- has one per rung), sessions, best_error (the incumbent's: the lowest error of any result),
+-- has one per rung), sessions, best_error (the incumbent's: the lowest error of any result,
+-- the highest under mode max; the first objective of a multi-objective study),
 -- incumbent_trial (the trial of the first result with that error), elapsed_s (study time:
 -- downtime between sessions is not counted), first_ts, last_ts.
 CREATE OR REPLACE TEMP VIEW trial_status AS
@@ -60,7 +61,13 @@ FROM per_trial AS t
 LEFT JOIN boundaries AS b USING (study);
 
 CREATE OR REPLACE TEMP VIEW studies AS
-WITH per_study AS (
+WITH signs AS (
+    SELECT study, CASE WHEN coalesce(json_extract_string(payload, '$.mode[0]'),
+                          json_extract_string(payload, '$.mode')) = 'max' THEN -1.0 ELSE 1.0 END AS sign
+    FROM events
+    WHERE kind = 'study'
+),
+per_study AS (
     SELECT
         study,
         any_value(json_extract_string(payload, '$.scheduler.class')) FILTER (kind = 'study') AS scheduler,
@@ -73,12 +80,13 @@ WITH per_study AS (
         count(*) FILTER (kind = 'suggest') AS trials,
         count(*) FILTER (kind = 'evaluate') AS evaluations,
         count(*) FILTER (kind = 'session') AS sessions,
-        min(error) FILTER (kind = 'evaluate') AS best_error,
-        first(trial ORDER BY error, seq) FILTER (kind = 'evaluate') AS incumbent_trial,
+        arg_min(error, coalesce(sign, 1.0) * error) FILTER (kind = 'evaluate') AS best_error,
+        first(trial ORDER BY coalesce(sign, 1.0) * error, seq) FILTER (kind = 'evaluate') AS incumbent_trial,
         max(elapsed) AS elapsed_s,
         min(ts) AS first_ts,
         max(ts) AS last_ts
     FROM events
+    LEFT JOIN signs USING (study)
     GROUP BY study
 ),
 per_status AS (

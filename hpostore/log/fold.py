@@ -209,8 +209,7 @@ class StudyState(StudyQueries):
             raise CorruptLogError(f"study {self.study!r} seq {seq}: evaluate without an error")
         if self.sign < 0:
             error = -error
-        if payload is not None:
-            t.metrics_json = _metrics_json(payload)
+        t.metrics_json = None if payload is None else _metrics_json(payload)
         d = t.decision
         t.status = TrialStatus.FINISHED if d is None else _AFTER_DECISION[d]
         self._open.pop(t.trial, None)

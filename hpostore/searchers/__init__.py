@@ -4,6 +4,7 @@ from .base import HPOSearcher, trial_rng, trial_uniforms
 from .bayesian import BayesianSearcher
 from .evolution import EvolutionarySearcher
 from .grid import GridExhausted, GridSearcher
+from .multi_objective import MultiObjectiveTPESearcher
 from .random import RandomSearcher
 from .tpe import TPESearcher
 
@@ -13,6 +14,7 @@ __all__ = [
     "GridExhausted",
     "GridSearcher",
     "HPOSearcher",
+    "MultiObjectiveTPESearcher",
     "RandomSearcher",
     "TPESearcher",
     "trial_rng",
