@@ -211,7 +211,9 @@ def test_a_study_whose_configs_are_all_empty(
             store.append("empty", "suggest", elapsed=1.0, session="s", trial=trial, config="{}")
             store.append("empty", "start", elapsed=1.0, session="s", trial=trial, worker="w")
             store.append("empty", "evaluate", elapsed=2.0, session="s", trial=trial, error=0.5)
-    rows = analysis.query(store_path, "SELECT trial, status, config FROM trials").to_pylist()
+    rows = analysis.query(
+        store_path, "SELECT trial, status, config FROM trials ORDER BY trial"
+    ).to_pylist()
     assert rows == [
         {"trial": 0, "status": "finished", "config": "{}"},
         {"trial": 1, "status": "finished", "config": "{}"},
