@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import HPOStoreError, InvalidArgument
 from ..log.events import Kind, dumps, dumps_config
+from ..space import ConfigSpace
 from ._objective import TrialOutcome, classify, native_config
 from ._resume import catch_up, new_study_spec
 
@@ -170,15 +171,11 @@ class AskTell:
         study still runs it). Checked against the config space when the searcher has one."""
         config = native_config(config, trial=self.state.next_trial)
         space = getattr(getattr(self._driver.scheduler, "searcher", None), "config_space", None)
-        if isinstance(space, Mapping):
-            unknown = sorted(set(config) - set(space))
-            missing = sorted(k for k in space if k not in config)
-            if unknown or missing:
-                raise InvalidArgument(
-                    f"enqueue({config}): not a config of the space {sorted(space)}"
-                    + (f"; unknown {unknown}" if unknown else "")
-                    + (f"; missing {missing}" if missing else "")
-                )
+        if space is not None:  # the scheduler's resource (max_epochs) may come on top
+            attr = self._driver.protocol.resource_attr
+            rest = {k: v for k, v in config.items() if k != attr}
+            checked = ConfigSpace(space).check_config(rest, what=f"enqueue({config})")
+            config = {**checked, **{k: v for k, v in config.items() if k == attr}}
         self._session()
         self._recorder.append(Kind.ENQUEUE, config=dumps_config(config))
         self._recorder.commit_ahead()
