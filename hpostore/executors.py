@@ -15,13 +15,17 @@ import contextlib
 import os
 import threading
 from collections.abc import Callable, Iterable
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from ._processes import exit_when_gone, lifeline, worker_context
 from .channels import InlineChannel, ManagerChannel, RayChannel, ReportChannel, ray_module
 from .errors import InvalidArgument
 
+if TYPE_CHECKING:
+    import pyarrow as pa
+
 __all__ = [
+    "ContinuesRuns",
     "InlineExecutor",
     "LocalPool",
     "ManagerChannel",
@@ -63,6 +67,20 @@ class TrialExecutor(Protocol):
         ...
 
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None: ...
+
+
+@runtime_checkable
+class ContinuesRuns(Protocol):
+    """An executor whose running trials are a function of the log (a simulator), so a resumed
+    study continues them instead of restarting them: before each session the tuner hands it
+    the study's events (:meth:`resume`); a trial it was running when the log ends goes on from
+    where it was when the tuner re-runs it (the re-run's ``start`` is a new attempt, its logged
+    reports are not made again). :class:`~hpostore.simulation.SimulatedExecutor` declares it."""
+
+    def resume(self, events: pa.Table) -> dict[int, float | None]:
+        """Rebuild from ``events`` (the study's, seq order); per trial it continues, the
+        resource of its last logged report (None: none), which its result will carry."""
+        ...
 
 
 def poll(

@@ -33,8 +33,10 @@ from functools import cached_property
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
 from scipy import stats
 
+from ._simtimeline import InFlight, initial_free, rebuild
 from .channels import Report, ReportChannel
 from .errors import InvalidArgument
 from .tuner import TrialOutcome, run_trial
@@ -378,9 +380,15 @@ class SimulatedExecutor(Executor):
     stopped it. The tuner's ``wait`` moves the clock to the next such moment: the events of a
     study carry simulated ``elapsed``, in the order the worker schedule produces them, and the
     same seed gives the same study on every machine. ``reports=False`` skips the per-epoch
-    ``report`` events (a study of FIFO searchers, which do not read them, runs ~5x faster). A trial resumed with more resource
-    (promotion-type ASHA) continues from the epoch it paused at, as a checkpointed objective
-    would; trials re-run after a crash of the tuner start from epoch 0.
+    ``report`` events (a study of FIFO searchers, which do not read them, runs ~5x faster). A
+    trial resumed with more resource (promotion-type ASHA) continues from the epoch it paused
+    at, as a checkpointed objective would.
+
+    Resuming a study (:meth:`resume`, called by the tuner at the start of every session) rebuilds
+    the workers from the log: the clock stands at the last event's time, and each trial that was
+    running when the tuner died goes on, when the tuner re-runs it, on its worker from where it
+    was (its logged reports are not made again): a crash of the tuner takes no simulated time,
+    so a killed and resumed study logs the uninterrupted study's events.
 
     >>> from hpostore import BasicScheduler, HPOTuner, RandomSearcher
     >>> bench = Branin(max_resource=3)
@@ -405,13 +413,35 @@ class SimulatedExecutor(Executor):
             raise InvalidArgument(f"clock must be a SimulatedClock, got {type(clock).__name__}")
         self.clock = clock if clock is not None else SimulatedClock()
         self.max_workers = n_workers
-        self._free = [f"sim-{i}" for i in reversed(range(n_workers))]
+        self._free = initial_free(n_workers)
         self._heap: list[tuple[float, int, int, _Job]] = []
         self._order = itertools.count()
         self._jobs: dict[int, _Job] = {}
-        self._progress: dict[int, int] = {}  # trial -> epochs done (the simulated checkpoint)
+        #: trial -> epochs done (the simulated checkpoint)
+        self._progress: dict[int, float] = {}
+        #: runs rebuilt by :meth:`resume` that go on when the tuner re-runs their trial
+        self._continuing: dict[int, InFlight] = {}
         self._channel = _SimulatedChannel(self)
         self._reports = bool(reports)
+
+    def resume(self, events: pa.Table) -> dict[int, float | None]:
+        """Rebuild the workers from a study's events (seq order): the clock at the last event,
+        the free workers, each trial's epochs done, and the runs still open, which go on when
+        the tuner re-runs their trial. Returns the resource of each open run's last report
+        (None: none yet), which its result will carry. A log this executor did not write
+        (another executor, another number of workers) leaves it as it is: re-runs start afresh.
+        """
+        timeline = rebuild(events, self.max_workers)
+        if timeline is None:
+            return {}
+        self._heap.clear()
+        self._jobs.clear()
+        self.clock.now = timeline.clock
+        self._free = list(timeline.free)
+        self._progress = dict(timeline.progress)
+        self._continuing = dict(timeline.running)
+        self._order = itertools.count(timeline.next_rank)
+        return {t: run.reported for t, run in timeline.running.items()}
 
     def report_channel(self) -> ReportChannel:
         return self._channel
@@ -422,12 +452,16 @@ class SimulatedExecutor(Executor):
                 "a SimulatedExecutor runs the tuner's trials only: pass it to HPOTuner(executor=...)"
             )
         objective, config, reporter = args
-        if not self._free:
+        trial = reporter.trial if isinstance(reporter, _SimulatedReporter) else -1
+        attempt = reporter.attempt if isinstance(reporter, _SimulatedReporter) else 0
+        run = self._continuing.pop(trial, None)
+        if run is None and not self._free and self._continuing:
+            self._forget_continuing()  # runs the tuner did not re-run give their workers back
+        if run is None and not self._free:
             raise InvalidArgument(
                 f"all {self.max_workers} simulated workers are busy; the tuner keeps at most "
                 "n_workers trials in flight"
             )
-        trial = reporter.trial if isinstance(reporter, _SimulatedReporter) else -1
         curve = objective(**config)
         if not isinstance(curve, LearningCurve):
             raise InvalidArgument(
@@ -436,11 +470,13 @@ class SimulatedExecutor(Executor):
             )
         future: Future[Any] = Future()
         future.set_running_or_notify_cancel()
-        epoch = min(self._progress.get(trial, 0), len(curve.errors) - 1)
+        if run is not None:
+            self._continue(run, attempt, future, curve)
+            return future
+        epoch = self._first_epoch(self._progress.get(trial), curve)
         job = _Job(
-            trial, getattr(reporter, "attempt", 0), future, self._free.pop(), curve, epoch,
-            self.clock(), self._reports,
-        )  # fmt: skip
+            trial, attempt, future, self._free.pop(), curve, epoch, self.clock(), self._reports
+        )
         self._jobs[trial] = job
         if self._reports:  # an event per epoch
             self._schedule(job, self.clock() + float(curve.seconds[epoch]))
@@ -448,6 +484,44 @@ class SimulatedExecutor(Executor):
             job.epoch = len(curve.errors) - 1
             self._schedule(job, self.clock() + float(sum(curve.seconds[epoch:])))
         return future
+
+    @staticmethod
+    def _first_epoch(progress: float | None, curve: LearningCurve) -> int:
+        """The epoch a run starts from: where the trial's last run ended (its checkpoint)."""
+        if progress is None:
+            return 0
+        return int(min(progress, len(curve.errors) - 1))
+
+    def _continue(
+        self, run: InFlight, attempt: int, future: Future[Any], curve: LearningCurve
+    ) -> None:
+        """Put a run rebuilt by :meth:`resume` back on its worker, on its own timeline: its
+        next epoch ends when it would have had the tuner not died (its logged reports are not
+        made again); a run told to stop finishes at the moment the stop was sent."""
+        n = len(curve.errors)
+        first = self._first_epoch(run.progress, curve)
+        epoch = first if run.reported is None else int(run.reported)
+        job = _Job(run.trial, attempt, future, run.worker, curve, epoch, run.started, self._reports)
+        self._jobs[run.trial] = job
+        if run.stopped_at is not None:
+            job.stopped = True
+            heapq.heappush(self._heap, (run.stopped_at, run.stop_rank, job.generation, job))
+        elif not self._reports:
+            job.epoch = n - 1
+            at = run.started + float(sum(curve.seconds[first:]))
+            heapq.heappush(self._heap, (at, run.rank, job.generation, job))
+        elif epoch >= n:  # every epoch reported: it had finished when the tuner died
+            assert run.reported_at is not None
+            heapq.heappush(self._heap, (run.reported_at, -1, job.generation, job))
+        else:
+            last = run.started if run.reported_at is None else run.reported_at
+            at = last + float(curve.seconds[epoch])
+            heapq.heappush(self._heap, (at, run.rank, job.generation, job))
+
+    def _forget_continuing(self) -> None:
+        for run in self._continuing.values():
+            self._free.append(run.worker)
+        self._continuing.clear()
 
     def _schedule(self, job: _Job, at: float) -> None:
         heapq.heappush(self._heap, (at, next(self._order), job.generation, job))
@@ -469,7 +543,7 @@ class SimulatedExecutor(Executor):
                 continue  # superseded by a stop
             self.clock.now = max(self.clock.now, at)
             n = len(job.curve.errors)
-            if not job.stopped:
+            if not job.stopped and job.epoch < n:  # (a continued run may have none left)
                 job.epoch += 1
                 if job.reports:
                     self._channel.pending.append(
@@ -498,3 +572,4 @@ class SimulatedExecutor(Executor):
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
         self._heap.clear()
         self._jobs.clear()
+        self._continuing.clear()

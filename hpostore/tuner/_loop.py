@@ -9,6 +9,7 @@ from typing import Any
 
 from ..channels import ReportChannel
 from ..errors import InvalidArgument, TooManyFailures
+from ..executors import ContinuesRuns
 from ..log.events import Kind, dumps
 from ._checkpoints import Checkpoints
 from ._driver import SchedulerDriver
@@ -76,6 +77,11 @@ class TrialLoop:
             self.channel.bind(self._decide)
         self.running: dict[int, Job] = {}
         self.reruns: list[int] = []
+        #: trials the executor continues where they were (a simulator rebuilt from the log):
+        #: the resource of each one's last logged report, which its result carries
+        self.continued: dict[int, float | None] = {}
+        if isinstance(executor, ContinuesRuns):
+            self.continued = executor.resume(recorder.store.events(recorder.study))
         #: trials lost with a broken pool: each re-runs alone, so that the one that kills its
         #: worker is found (and failed) without failing the others
         self.suspects: set[int] = set()
@@ -166,6 +172,7 @@ class TrialLoop:
     def _launch(self, trial: int, config: dict[str, Any]) -> None:
         worker = self.recorder.worker if self.inline else None
         job = Job(trial, self.driver.start(trial, config, worker))
+        job.resource = self.continued.pop(trial, None)
         self.running[trial] = job  # before submit: an inline trial runs inside it
         self._say(f"Trial {trial}: config = {config}")
         reporter = None
