@@ -74,7 +74,7 @@ def anytime_plot(
     if not curves:
         raise AnalysisError("no studies to plot: the log is empty")
     groups = list(dict.fromkeys(c.group for c in curves))
-    fig = new_figure(9, 5)
+    fig = new_figure(8, 5.5)
     ax = fig.add_subplot()
     colours = colormaps["tab10"]
     if len(curves) > len(groups):  # seeds: bands on a common grid
@@ -128,8 +128,8 @@ def anytime_plot(
     ax.set_title(title or default_title)
     ax.grid(True, alpha=0.3)
     legend_title = _LEGEND_TITLES.get(group_by) if isinstance(group_by, str) else None
-    # beside the axes, never over a curve; a lone curve's label says what it is
-    fig.legend(loc="outside right upper", fontsize=9,
+    # under the axes, never over a curve; a lone curve's label says what it is
+    fig.legend(loc="outside lower center", fontsize=9, ncols=min(2, len(groups)),
                title=legend_title if len(groups) > 1 else None)  # fmt: skip
     return finish(fig, path)
 
