@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import multiprocessing
 import os
+import signal
 import threading
 from multiprocessing.connection import Connection
 from typing import Any
@@ -31,7 +32,12 @@ def exit_when_gone(lifeline: Connection) -> None:
     closes it when the tuner exits in any way (SIGKILL included), and a pipe cannot be fooled
     by a new process that reuses the tuner's pid. A pool worker would not notice on its own:
     its parent is the fork server, and it waits on a queue whose write end its siblings hold.
+
+    Ctrl-C is the tuner's alone: a terminal sends SIGINT to the whole process group, and the
+    tuner logs the running trials interrupted and kills its workers, so a worker ignores it
+    (instead of printing a traceback of its own).
     """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
     def watch() -> None:
         with contextlib.suppress(EOFError, OSError):

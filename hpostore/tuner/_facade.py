@@ -27,6 +27,7 @@ from ._checkpoints import Checkpoints
 from ._driver import SchedulerDriver
 from ._loop import TrialLoop
 from ._objective import ObjectiveCall, check_multi_objective, check_objectives
+from ._progress import Progress
 from ._recorder import Clock, Recorder
 from ._resume import catch_up, check_spec, new_study_spec
 from ._supervisor import PoolSupervisor
@@ -242,11 +243,10 @@ class HPOTuner(AskTell, HyperParameters):
             and state.n_finished >= number_of_trials
             and not state.not_updated()
         ):
-            if self.verbose:
-                print(
-                    f"Study {self.study!r} already holds {state.n_finished} finished trials "
-                    f"(incumbent error {state.incumbent_error}); nothing to run."
-                )
+            Progress(target=0, done=0, verbose=self.verbose, budget_s=None, clock=None).say(
+                f"Study {self.study!r} already holds {state.n_finished} finished trials "
+                f"(incumbent error {state.incumbent_error}); nothing to run."
+            )
             return self
         if self._asked:
             raise InvalidArgument(
@@ -258,6 +258,9 @@ class HPOTuner(AskTell, HyperParameters):
             self._recorder.begin(lambda: new_study_spec(self.scheduler, self.call.name, self.call.objectives))
         reason = "completed"
         interrupted: int | None = None
+        progress = Progress(target=number_of_trials, done=state.n_finished, verbose=self.verbose,
+                            budget_s=time_budget_s, clock=self._recorder.session_s)  # fmt: skip
+        self._hooks.listeners.append(progress)
         try:
             catch_up(self._driver.protocol, state, caught_up=self._caught_up,
                      trust_log=self.trust_log, study=self.study)  # fmt: skip
@@ -279,6 +282,8 @@ class HPOTuner(AskTell, HyperParameters):
             reason = f"error: {type(exc).__name__}"
             raise
         finally:
+            self._hooks.listeners.remove(progress)
+            progress.close()
             self._end(reason)
         if interrupted is not None:
             raise StudyInterrupted(
@@ -321,7 +326,7 @@ class HPOTuner(AskTell, HyperParameters):
             recorder=self._recorder, driver=self._driver, call=self.call,
             supervisor=PoolSupervisor(executor, rebuild, self.study), checkpoints=self._checkpoints,
             delete_checkpoints=self.delete_checkpoints, max_failures=self.max_failures,
-            verbose=self.verbose, budget_s=budget_s,
+            verbose=False, budget_s=budget_s,  # the lines are Progress's (a listener)
         )  # fmt: skip
 
     # --- lifetime ---------------------------------------------------------------------------
