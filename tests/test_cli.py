@@ -222,3 +222,10 @@ def test_a_study_whose_configs_are_all_empty(
     assert [t["error"] for t in json.loads(capsys.readouterr().out)] == [0.5, 0.5]
     assert main(["studies", store_path]) == 0
     assert "empty" in capsys.readouterr().out
+
+
+def test_plot_kinds_match_the_library() -> None:
+    from analysis import plots
+    from hpostore.cli._parser import PLOT_KINDS
+
+    assert set(PLOT_KINDS) == set(plots.KINDS)

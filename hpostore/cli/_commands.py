@@ -78,9 +78,11 @@ def flatten_configs(table: pa.Table) -> pa.Table:
 
 
 def sql(args: argparse.Namespace) -> pa.Table:
-    """One read-only SELECT over ``events`` and the views (``analysis.query`` refuses the
-    rest with ``SQLNotAllowed``)."""
-    return _query(_views(args.path), args.query)
+    """One read-only SELECT over ``events`` and the views (the rest is refused with
+    ``SQLNotAllowed``, as by ``analysis.query``)."""
+    from ..log.sql import run_user_sql
+
+    return run_user_sql(_views(args.path), args.query, None, where="hpostore sql")
 
 
 def show(args: argparse.Namespace) -> dict[str, Any]:
