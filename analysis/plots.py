@@ -148,6 +148,7 @@ KINDS: dict[str, Callable[..., Figure]] = {
     "anytime": anytime_plot,
     "learning-curves": learning_curves_plot,
     "scatter": scatter_plot,
+    "slice": scatter_plot,  # Optuna's name for it
     "parallel": parallel_plot,
     "importance": importance_plot,
     "timeline": timeline_plot,
@@ -156,6 +157,7 @@ _OPTIONS = {
     "anytime": ("group_by", "x", "log_x", "log_y", "title"),
     "learning-curves": ("log_y", "title"),
     "scatter": ("log_y", "title"),
+    "slice": ("log_y", "title"),
 }
 
 

@@ -10,7 +10,9 @@ from ._output import FORMATS
 
 #: the kinds of ``hpostore plot --kind`` (``analysis.plots.KINDS``, listed here so that
 #: ``--help`` does not import matplotlib)
-PLOT_KINDS = ("anytime", "learning-curves", "scatter", "parallel", "importance", "timeline")
+PLOT_KINDS = (
+    "anytime", "learning-curves", "scatter", "slice", "parallel", "importance", "timeline",
+)  # fmt: skip
 
 _RAW = argparse.RawDescriptionHelpFormatter
 
@@ -83,7 +85,7 @@ def build_parser() -> argparse.ArgumentParser:
         "  anytime (default): the incumbent against study time, one colour per searcher + "
         "scheduler,\n    median and quartile bands when several studies (seeds) share one\n"
         "  learning-curves: error against resource per trial with stop/promote decisions\n"
-        "  scatter: error against each hyperparameter (one panel each)\n"
+        "  scatter (or slice): error against each hyperparameter (one panel each)\n"
         "  parallel: parallel coordinates of the hyperparameters, coloured by error\n"
         "  importance: how much of the error's variance each hyperparameter explains\n"
         "  timeline: which trial ran on which worker when\n"
