@@ -13,7 +13,8 @@ Each figure comes from a fresh child process, after its imports (not timed):
   (which writes the final snapshot). µs/trial = that time / N. RSS: the child's peak.
 - ``resume``: the same script run again for N + 1 trials: ``open_store`` + ``HPOTuner(...)``
   (snapshot + tail, or the whole log) + ``run`` up to the first new objective call (the
-  searcher restored). RSS at that call and the child's peak (the close writes a snapshot).
+  searcher restored). RSS at that call and the child's peak. ``close``: the rest of that run
+  (one trial, the end event, the store's close; no new snapshot: the last one lags < 1/64).
 - ``resume, no snapshot``: the same with the snapshots moved aside (full replay), in the
   same minute, so the two are comparable on a busy machine.
 - ``optuna journal``: ``JournalStorage`` + ``load_study`` + ``study.trials`` of a journal of
@@ -151,7 +152,7 @@ def _s(v: float) -> str:
 
 def report(rows: list[dict[str, Any]], markdown: bool) -> None:
     head = ["trials", "batched µs/trial (CPU)", "run peak RSS", "resume CPU (wall)",
-            "no snapshot CPU", "RSS at resume / peak", "close (snapshot) CPU",
+            "no snapshot CPU", "RSS at resume / peak", "close CPU",
             "optuna journal load CPU"]  # fmt: skip
     body = []
     for r in rows:
