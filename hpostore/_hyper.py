@@ -33,6 +33,8 @@ class HyperParameters:
     """Base class whose subclasses call ``self.save_hyperparameters()`` in ``__init__``."""
 
     _hparams: dict[str, Any]
+    #: the arguments of the last ``save_hyperparameters()`` call (d2l's attribute)
+    hparams: dict[str, Any]
 
     def save_hyperparameters(self, ignore: tuple[str, ...] | list[str] = ()) -> None:
         frame = inspect.currentframe()
@@ -46,6 +48,7 @@ class HyperParameters:
         snapshot = dict(getattr(self, "_hparams", {}))
         snapshot.update(hparams)
         self._hparams = snapshot
+        self.hparams = hparams  # as d2l's: this call's arguments
         for k, v in hparams.items():
             setattr(self, k, v)
 

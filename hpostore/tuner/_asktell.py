@@ -127,11 +127,11 @@ class AskTell:
         self, trial: Trial, resource: float | None, error: float | None, metrics: dict[str, Any]
     ) -> bool:
         tid, held = self._held(trial, "report")
-        attr = self._driver.protocol.resource_attr or getattr(self, "resource_attr", None)
+        attr = getattr(self, "resource_attr", None) or self._driver.protocol.resource_attr
         if resource is None and attr is not None:
             resource = metrics.get(attr)
         if error is None:
-            error = metrics.get(getattr(self, "metric_name", None) or "error")
+            error = metrics.get(self._driver.call.objectives[0][0])
         if not (isinstance(resource, (int, float)) and isinstance(error, (int, float))
                 and math.isfinite(resource) and math.isfinite(error)):  # fmt: skip
             raise InvalidArgument(

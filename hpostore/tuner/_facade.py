@@ -31,7 +31,7 @@ from ._progress import Progress
 from ._recorder import Clock, Recorder
 from ._resume import catch_up, check_spec, new_study_spec
 from ._supervisor import PoolSupervisor
-from ._transport import for_workers
+from ._transport import KeywordReports, for_workers
 
 
 def _check_args(
@@ -96,6 +96,9 @@ class HPOTuner(AskTell, HyperParameters):
             metrics holding it (every metric is logged). Lists of names and modes make a
             multi-objective study (:attr:`pareto_front`; the objective returns a dict with
             each); ``incumbent_error`` is the first metric's best value as measured.
+        resource_attr: the keyword of the resource in the objective's reports (Syne Tune's
+            ``report(epoch=e, validation_error=v)`` with ``resource_attr="epoch"`` and
+            ``metric="validation_error"``); default: the scheduler's (``max_epochs``).
         callbacks: :class:`~hpostore.Callback` objects, told of each trial's start, report,
             result, the scheduler's decisions and the end of a session (MLflow, W&B, ...).
 
@@ -121,9 +124,13 @@ class HPOTuner(AskTell, HyperParameters):
         callbacks: list[Callback] | None = None,
         metric: str | list[str] = "error",
         mode: str | list[str] = "min",
+        resource_attr: str | None = None,
     ) -> None:
         _check_args(scheduler, max_failures, study, n_workers, executor)
         self.callbacks = check_callbacks(callbacks)
+        if resource_attr is not None and not (isinstance(resource_attr, str) and resource_attr):
+            raise InvalidArgument(f"resource_attr must be a name, got {resource_attr!r}")
+        self.resource_attr = resource_attr
         self._asked: dict[int, list[Any]] = {}
         self.call = ObjectiveCall(objective)
         self.call.objectives = check_objectives(metric, mode)
@@ -314,13 +321,17 @@ class HPOTuner(AskTell, HyperParameters):
             executor = rebuild()
         else:
             executor = InlineExecutor()
-        self.call.objective = self.objective
+        objective = self.objective
+        if executor.remote and not isinstance(self.executor, RayExecutor):  # Ray: by value
+            try:
+                objective = for_workers(self.objective)
+            except Exception:  # not even cloudpickle can: check_picklable says why
+                objective = self.objective
+        if self.call.wants_report:  # report(epoch=e, validation_error=v) too
+            resource_attr = self.resource_attr or self._driver.protocol.resource_attr
+            objective = KeywordReports(objective, resource_attr, self.call.objectives[0][0])
+        self.call.objective = objective
         if executor.remote:
-            if not isinstance(self.executor, RayExecutor):  # Ray pickles by value itself
-                try:
-                    self.call.objective = for_workers(self.objective)
-                except Exception:  # not even cloudpickle can: check_picklable says why
-                    self.call.objective = self.objective
             self.call.check_picklable()
         return TrialLoop(
             recorder=self._recorder, driver=self._driver, call=self.call,

@@ -51,3 +51,46 @@ def for_workers(fn: Callable[..., Any]) -> Callable[..., Any]:
     import cloudpickle
 
     return ByValue(cloudpickle.dumps(fn))
+
+
+class KeywordReports:
+    """The objective, given a ``report`` that also takes the Syne Tune keyword form:
+    ``report(epoch=e, validation_error=v)`` means ``report(e, v)`` under
+    ``HPOTuner(resource_attr="epoch", metric="validation_error")``. Picklable (a worker gets it
+    in place of the objective)."""
+
+    __slots__ = ("objective", "resource_attr", "metric")
+
+    def __init__(self, objective: Callable[..., Any], resource_attr: str | None, metric: str) -> None:  # fmt: skip
+        self.objective, self.resource_attr, self.metric = objective, resource_attr, metric
+
+    def __call__(self, **kwargs: Any) -> Any:
+        report = kwargs.get("report")
+        if report is not None:
+            kwargs["report"] = _KeywordReport(report, self.resource_attr, self.metric)
+        return self.objective(**kwargs)
+
+    def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
+        return KeywordReports, (self.objective, self.resource_attr, self.metric)
+
+
+class _KeywordReport:
+    __slots__ = ("report", "resource_attr", "metric")
+
+    def __init__(self, report: Callable[..., bool], resource_attr: str | None, metric: str) -> None:  # fmt: skip
+        self.report, self.resource_attr, self.metric = report, resource_attr, metric
+
+    def __call__(self, resource: Any = None, error: Any = None, **metrics: Any) -> bool:
+        if resource is None and self.resource_attr is not None:
+            resource = metrics.get(self.resource_attr)
+        if error is None:
+            error = metrics.get(self.metric)
+        if resource is None or error is None:
+            from ..errors import InvalidArgument
+
+            raise InvalidArgument(
+                f"report() needs the resource and the metric: report(resource, error), or "
+                f"report({self.resource_attr or '<resource_attr>'}=..., {self.metric}=...) "
+                f"(HPOTuner's resource_attr and metric); got {sorted(metrics)}"
+            )
+        return self.report(resource, error)
