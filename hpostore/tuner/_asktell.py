@@ -64,9 +64,13 @@ class AskTell:
     #: trials handed out by ask() in this session and not yet told: id -> (attempt, resource,
     #: stop sent)
     _asked: dict[int, list[Any]]
-    state: StudyState
 
-    def checkpoint_dir(self, trial: int) -> str: ...  # provided by HPOTuner
+    @property
+    def state(self) -> StudyState:
+        return self._recorder.state
+
+    def checkpoint_dir(self, trial: int) -> str:
+        raise NotImplementedError  # HPOTuner's
 
     def _with_checkpoints(self) -> bool:
         return bool(getattr(self._driver.call, "wants_checkpoint", False))
@@ -151,6 +155,7 @@ class AskTell:
         if failed is not None and value is not None:
             raise InvalidArgument(f"trial {tid}: tell() takes a value or failed=..., not both")
         metrics = None
+        message: str | None
         if failed is not None:
             error, message = None, str(failed) or "failed"
         else:
@@ -163,7 +168,8 @@ class AskTell:
         if self.delete_checkpoints:
             self._checkpoints_cleanup()
 
-    def _checkpoints_cleanup(self) -> None: ...  # provided by HPOTuner
+    def _checkpoints_cleanup(self) -> None:
+        raise NotImplementedError  # HPOTuner's
 
     # --- enqueue and attributes ---------------------------------------------------------------
     def enqueue(self, config: Mapping[str, Any]) -> None:
