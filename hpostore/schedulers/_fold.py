@@ -133,6 +133,10 @@ class FoldScheduler(TrialScheduler):
             self._log("update", trial)
         return decisions
 
+    def result_decisions(self, trial: int) -> list[tuple[int, Decision]]:
+        """What :meth:`on_result` decides on trial ``trial``'s result (a function of the fold)."""
+        return self._decide_result(self.state.trials[trial])
+
     def snapshot(self) -> dict[str, Any]:
         """The indexes, and the trials as the fold holds them (equal live and restored)."""
         self._catch_up()

@@ -199,6 +199,13 @@ class TrialScheduler(HPOScheduler):
         payloads): called once per session, after replay, before any other call."""
         raise NotImplementedError(f"{type(self).__name__} defines no restore()")
 
+    def result_decisions(self, trial: int) -> list[tuple[int, Decision]]:
+        """The decisions trial ``trial``'s logged result implies, without observing it again
+        (after :meth:`restore`): the tuner logs those a crash lost, when the result was
+        committed but the process died before its decisions and ``update`` were. Default:
+        none (a scheduler whose ``on_result`` decides must say what it decided here)."""
+        return []
+
     def restorable(self) -> bool:
         """Whether :meth:`restore` rebuilds this scheduler: a subclass overrides it."""
         return type(self).restore not in (TrialScheduler.restore, HPOScheduler.restore)

@@ -54,6 +54,8 @@ class TrialProtocol(Protocol):
 
     def pending_update(self, t: TrialState) -> None: ...
 
+    def result_decisions(self, t: TrialState) -> list[tuple[int, Decision]]: ...
+
 
 def _restorable(scheduler: Any) -> bool:
     """Whether ``restore`` rebuilds the scheduler: its own answer (``restorable()``, which the
@@ -106,6 +108,9 @@ class FifoAdapter:
     def pending_update(self, t: TrialState) -> None:
         self.replay_result(t)
 
+    def result_decisions(self, t: TrialState) -> list[tuple[int, Decision]]:
+        return []  # the textbook scheduler decides nothing on a result
+
 
 class TrialAware:
     """A :class:`TrialScheduler`, which speaks the protocol itself."""
@@ -141,6 +146,9 @@ class TrialAware:
 
     def pending_update(self, t: TrialState) -> None:
         return None  # on_result saw the result when it was logged (or restore did)
+
+    def result_decisions(self, t: TrialState) -> list[tuple[int, Decision]]:
+        return self.scheduler.result_decisions(t.trial)
 
 
 def adapt(scheduler: Any, state: StudyState) -> TrialProtocol:
@@ -290,9 +298,19 @@ class SchedulerDriver:
         return outcome
 
     def pending_updates(self) -> None:
-        """Results logged without their ``update`` (a crash in between): feed and log them."""
-        for t in self.recorder.state.not_updated():
+        """Results logged without their ``update`` (a crash in between): feed them, log the
+        scheduler's decisions on them that the crash lost (a result is committed before the
+        scheduler hears of it; its decisions are committed with the next commit point), then
+        their ``update``."""
+        state = self.recorder.state
+        for t in state.not_updated():
             self.protocol.pending_update(t)
+            lost = [
+                (trial, d)
+                for trial, d in self.protocol.result_decisions(t)
+                if d.kind is None or state.trials[trial].decision != d.kind  # not logged yet
+            ]
+            self._log_decisions(lost, t.resource, t.trial)
             self.recorder.append(Kind.UPDATE, trial=t.trial)
 
     def _log_decisions(
