@@ -57,7 +57,10 @@ class Recorder:
 
     # --- the study clock ----------------------------------------------------------------------
     def elapsed(self) -> float:
-        """Study time: the log's elapsed at session start plus this session's clock."""
+        """Study time: the log's elapsed at session start plus this session's clock (the clock
+        itself when it reads study time, as a resumed simulator's does: no rounding)."""
+        if self._t0 == self._elapsed0:
+            return self.clock()
         return self._elapsed0 + (self.clock() - self._t0)
 
     def session_s(self) -> float:
