@@ -14,6 +14,7 @@ from matplotlib.colors import Normalize
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
+from ._importance import importance
 from ._plotting import Param, constant_note, finish, new_figure, results, study_objective
 from ._views import AnalysisError, Source, _table, views
 
@@ -80,33 +81,6 @@ def _unit(param: Param) -> tuple[list[float], list[tuple[float, str]]]:
     return values, [(0.0, f"{low:.3g}"), (1.0, f"{high:.3g}")]
 
 
-def importance(
-    values: Sequence[Any], errors: np.ndarray, *, max_bins: int = 10, min_per_bin: int = 5
-) -> float:
-    """The correlation ratio η² of ``errors`` on the binned ``values`` (None left out): the
-    share of their variance the parameter explains on its own (0: none, 1: all)."""
-    keep = [i for i, v in enumerate(values) if v is not None and np.isfinite(errors[i])]
-    if len(keep) < 2:
-        return 0.0
-    y = errors[keep]
-    kept = [values[i] for i in keep]
-    if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in kept):
-        x = np.asarray(kept, dtype=float)
-        n_bins = max(1, min(max_bins, x.size // max(1, min_per_bin)))
-        edges = np.unique(np.quantile(x, np.linspace(0, 1, n_bins + 1)[1:-1]))
-        codes = np.searchsorted(edges, x, side="right")
-    else:
-        _, codes = np.unique(np.array([repr(v) for v in kept]), return_inverse=True)
-    total = float(np.sum((y - y.mean()) ** 2))
-    if total <= 0.0:
-        return 0.0
-    counts = np.bincount(codes)
-    sums = np.bincount(codes, weights=y)
-    used = counts > 0
-    between = float(np.sum(counts[used] * (sums[used] / counts[used] - y.mean()) ** 2))
-    return min(1.0, between / total)
-
-
 def importance_plot(
     source: Source,
     study: str,
@@ -123,9 +97,7 @@ def importance_plot(
     res = results(con, study, params)
     if not res.params:
         raise AnalysisError(f"study {study!r} has no hyperparameter that varies to rank")
-    errors = np.array(res.errors, dtype=float)
-    scores = sorted(((p.name, importance(p.values, errors)) for p in res.params),
-                    key=lambda item: item[1])  # fmt: skip
+    scores = importance({p.name: p.values for p in res.params}, res.errors)[::-1]
     fig = new_figure(7, 1.2 + 0.45 * len(scores))
     ax = fig.add_subplot()
     ax.barh([n for n, _ in scores], [s for _, s in scores], color="tab:blue")

@@ -10,8 +10,9 @@ server computes with the analysis views; nothing is fetched from the internet.
 >>> server.stop()                                         # doctest: +SKIP
 """
 
+from analysis._importance import importance
+
 from ._app import MAX_BODY_BYTES, create_app
-from ._importance import importance
 from ._server import DEFAULT_PORT, DashboardServer, is_loopback, serve
 from ._source import LogSource, StoreBusy
 

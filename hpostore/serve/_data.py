@@ -15,8 +15,9 @@ from typing import Any
 
 import duckdb
 
+from analysis._importance import importance
+
 from ..errors import HPOStoreError
-from ._importance import importance
 
 #: Rows of the trials table sent to the browser (half the best, half the most recent).
 TRIAL_ROWS = 1000
