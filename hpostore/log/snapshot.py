@@ -125,21 +125,27 @@ def snapshot_dir(store_path: str) -> str | None:
 
 
 # --- encoding -------------------------------------------------------------------------------
-def _ipc(table: pa.Table) -> bytes:
+def _ipc(table: pa.Table) -> pa.Buffer:
     sink = pa.BufferOutputStream()
     with pa.ipc.new_stream(sink, table.schema) as writer:
         writer.write_table(table)
-    return sink.getvalue().to_pybytes()
+    return sink.getvalue()
 
 
 def encode(state: StudyState, anchor_digest: str) -> bytes | None:
     """The snapshot file's bytes for ``state`` (whose last event has ``anchor_digest``), or
     None when the state holds attributes this version does not know how to carry."""
+    chunks = encode_chunks(state, anchor_digest)
+    return None if chunks is None else b"".join(chunks)
+
+
+def encode_chunks(state: StudyState, anchor_digest: str) -> list[Any] | None:
+    """:func:`encode` as a list of bytes-like chunks (the Arrow buffers are not copied)."""
     with _no_cyclic_gc():
         return _encode(state, anchor_digest)
 
 
-def _encode(state: StudyState, anchor_digest: str) -> bytes | None:
+def _encode(state: StudyState, anchor_digest: str) -> list[Any] | None:
     if set(vars(state)) != STATE_FIELDS or set(TrialState.__slots__) != TRIAL_FIELDS:
         log.debug("snapshot of %r not written: the fold has fields it does not carry", state.study)
         return None
@@ -201,11 +207,14 @@ def _encode(state: StudyState, anchor_digest: str) -> bytes | None:
         "enqueued": state.enqueued,
         # [trial or null (the study), key, value] of each user attribute
         "attributes": [[t, k, v] for t, kv in state.attributes.items() for k, v in kv.items()],
-        "tables": [[name, len(b)] for name, b in blobs.items()],
+        "tables": [[name, b.size] for name, b in blobs.items()],
     }
     head = json.dumps(header, separators=(",", ":"), allow_nan=True).encode()
-    rest = struct.pack("<I", len(head)) + head + b"".join(blobs.values())
-    return MAGIC + hashlib.sha256(rest).digest() + rest
+    rest = [struct.pack("<I", len(head)), head, *blobs.values()]
+    digest = hashlib.sha256()
+    for chunk in rest:
+        digest.update(chunk)
+    return [MAGIC, digest.digest(), *rest]
 
 
 def _column(values: list[Any], typ: pa.DataType, repeated: bool) -> pa.Array:
@@ -231,22 +240,23 @@ def _triples(rows: Sequence[tuple[int, float | None, float]]) -> pa.Table:
     })  # fmt: skip
 
 
-def read_header(data: bytes) -> tuple[dict[str, Any], bytes] | None:
+def read_header(data: bytes) -> tuple[dict[str, Any], memoryview] | None:
     """(header, tables' bytes) of a snapshot file, or None when it is not one of this version
-    or its checksum fails (logged at debug level)."""
+    or its checksum fails (logged at debug level). The tables' bytes are a view of ``data``."""
     if len(data) < 44 or data[:8] != MAGIC:
         return None
-    rest = data[40:]
+    rest = memoryview(data)[40:]  # no copy of a large snapshot
     if hashlib.sha256(rest).digest() != data[8:40]:
         log.debug("snapshot ignored: checksum mismatch")
         return None
     (n,) = struct.unpack("<I", rest[:4])
     try:
-        header = json.loads(rest[4 : 4 + n])
+        header = json.loads(bytes(rest[4 : 4 + n]))
     except ValueError:
         return None
-    if not isinstance(header, dict) or header.get("version") != VERSION:
-        log.debug("snapshot ignored: format version %r, not %r", header.get("version"), VERSION)
+    version = header.get("version") if isinstance(header, dict) else None
+    if version != VERSION:
+        log.debug("snapshot ignored: format version %r, not %r", version, VERSION)
         return None
     return header, rest[4 + n :]
 
@@ -264,17 +274,17 @@ def _no_cyclic_gc() -> Iterator[None]:
             gc.enable()
 
 
-def decode(header: dict[str, Any], body: bytes) -> StudyState:
+def decode(header: dict[str, Any], body: bytes | memoryview) -> StudyState:
     """The ``StudyState`` a verified snapshot holds (see :func:`read_header`)."""
     with _no_cyclic_gc():
         return _decode(header, body)
 
 
-def _decode(header: dict[str, Any], body: bytes) -> StudyState:
+def _decode(header: dict[str, Any], body: bytes | memoryview) -> StudyState:
     tables: dict[str, dict[str, list[Any]]] = {}
     pos = 0
     for name, size in header["tables"]:
-        table = pa.ipc.open_stream(body[pos : pos + size]).read_all()
+        table = pa.ipc.open_stream(pa.py_buffer(body[pos : pos + size])).read_all()
         tables[name] = {c: _pylist(table.column(c)) for c in table.column_names}
         pos += size
     state = StudyState(header["study"])
@@ -326,8 +336,8 @@ def write(directory: str, state: StudyState, anchor_digest: str) -> str | None:
     """Write ``state``'s snapshot atomically into ``directory`` (temp file + rename); keep the
     newest :data:`KEEP`. Returns the path, or None when nothing was written (logged at debug
     level: a snapshot is only a cache, so failing to write one never stops a study)."""
-    data = encode(state, anchor_digest)
-    if data is None:
+    chunks = encode_chunks(state, anchor_digest)
+    if chunks is None:
         return None
     prefix = file_prefix(state.study)
     path = os.path.join(directory, f"{prefix}.{state.seq:020d}{SUFFIX}")
@@ -336,7 +346,8 @@ def write(directory: str, state: StudyState, anchor_digest: str) -> str | None:
         fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=SUFFIX)
         try:
             with os.fdopen(fd, "wb") as f:
-                f.write(data)
+                for chunk in chunks:
+                    f.write(chunk)
             os.replace(tmp, path)
         except BaseException:
             with contextlib.suppress(OSError):
