@@ -298,4 +298,17 @@ def plot(args: argparse.Namespace) -> str:
 def serve(args: argparse.Namespace) -> str:
     from ..serve._cli import run_serve  # Starlette and Uvicorn load only for this command
 
+    if getattr(args, "study_service", False):
+        from ..serve._worker import run_study_service
+
+        return run_study_service(args.path, host=args.host, port=args.port, token=args.token,
+                                 lease_s=args.lease)  # fmt: skip
     return str(run_serve(args.path, host=args.host, port=args.port, token=args.token))
+
+
+def worker(args: argparse.Namespace) -> str:
+    from ..serve._worker import run_worker  # no Starlette needed: the client is stdlib only
+
+    if args.trials is not None and args.trials < 1:
+        raise InvalidArgument(f"--trials must be a positive integer, got {args.trials}")
+    return run_worker(args.url, args.study, list(args.cmd), trials=args.trials, token=args.token)

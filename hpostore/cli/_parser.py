@@ -154,5 +154,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=8765, help="port (default 8765; 0: any free one)")
     p.add_argument("--token", default=None, help="secret every request must carry")
+    p.add_argument("--study-service", action="store_true",
+                   help="also serve ask/tell to `hpostore worker` processes (this process becomes "
+                   "the store's only writer; studies must exist with built-in searchers)")  # fmt: skip
+    p.add_argument("--lease", type=float, default=30.0, metavar="SECONDS",
+                   help="with --study-service: a trial whose worker is silent this long is "
+                   "handed out again (default 30)")  # fmt: skip
     p.set_defaults(run=c.serve)
+    p = sub.add_parser(
+        "worker",
+        help="run a command once per trial of a served study",
+        description="Ask trials of STUDY from `hpostore serve --study-service` at URL and run "
+        "CMD once per trial: the config as JSON in $HPOSTORE_CONFIG (also $HPOSTORE_TRIAL, "
+        "$HPOSTORE_ATTEMPT, $HPOSTORE_STUDY, $HPOSTORE_URL, $HPOSTORE_CHECKPOINT_DIR); its last "
+        "stdout line (a number or a JSON object of metrics) is told as the result, a non-zero "
+        "exit as a failure. Loops until the study has --trials trials, all told.",
+    )
+    p.add_argument("url", help="the server, e.g. http://127.0.0.1:8765")
+    p.add_argument("study", help="the study's name")
+    p.add_argument("--trials", type=int, default=None, help="the study's number of trials")
+    p.add_argument("--token", default=None, help="the server's token (or $HPOSTORE_TOKEN)")
+    p.add_argument("cmd", nargs=argparse.REMAINDER, help="-- the command to run per trial")
+    p.set_defaults(run=c.worker)
     return parser

@@ -13,13 +13,24 @@ server computes with the analysis views; nothing is fetched from the internet.
 from analysis._importance import importance
 
 from ._app import MAX_BODY_BYTES, create_app
+from ._client import LeaseLost, RequestRefused, ServiceUnavailable, StudyClient, connect
 from ._server import DEFAULT_PORT, DashboardServer, is_loopback, serve
+from ._service import LEASE_S, StudyServer, StudyService, serve_study
 from ._source import LogSource, StoreBusy
 
 __all__ = [
     "DEFAULT_PORT",
     "MAX_BODY_BYTES",
     "DashboardServer",
+    "LEASE_S",
+    "LeaseLost",
+    "RequestRefused",
+    "ServiceUnavailable",
+    "StudyClient",
+    "StudyServer",
+    "StudyService",
+    "connect",
+    "serve_study",
     "LogSource",
     "StoreBusy",
     "create_app",

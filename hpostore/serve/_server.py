@@ -9,10 +9,12 @@ import secrets
 import socket
 import threading
 import time
+from collections.abc import Sequence
 from types import TracebackType
 from urllib.parse import quote
 
 import uvicorn
+from starlette.routing import BaseRoute
 
 from ..errors import InvalidArgument
 from ..store.base import EventLog
@@ -50,6 +52,7 @@ class DashboardServer:
         host: str = "127.0.0.1",
         port: int = DEFAULT_PORT,
         token: str | None = None,
+        extra_routes: Sequence[BaseRoute] = (),
     ) -> None:
         if token is not None and (len(token) < 8 or not token.isprintable() or " " in token):
             raise InvalidArgument(
@@ -65,7 +68,7 @@ class DashboardServer:
         self.source.check()  # a file that is no event log fails here, not in the page
         # copying a large log into memory takes seconds: begin while the server starts
         threading.Thread(target=self.source.warm, name="hpostore-serve-warm", daemon=True).start()
-        self.app = create_app(self.source, token=token)
+        self.app = create_app(self.source, token=token, extra_routes=extra_routes)
         family = socket.AF_INET6 if ":" in host.strip("[]") else socket.AF_INET
         try:
             self._socket = socket.create_server((host.strip("[]"), port), family=family)

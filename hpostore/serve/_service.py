@@ -1,0 +1,367 @@
+"""The study service: ask/tell over HTTP JSON, one ``HPOTuner`` per study, leases with heartbeats.
+
+Routes (POST, a JSON object body; writes need the token whenever one is set):
+
+- ``/api/studies/{study}/ask`` ``{"worker"?, "trials"?}`` -> ``{trial, config, attempt,
+  lease_id, lease_s}``, or ``{"done": true}`` (the study has ``trials`` trials, all told), or
+  ``{"wait": s}`` (nothing to hand out now: ask again after ``s`` seconds).
+- ``.../trials/{id}/report`` ``{lease_id, resource, error}`` -> ``{stop}`` (also a heartbeat).
+- ``.../trials/{id}/heartbeat`` ``{lease_id}`` -> ``{lease_s}``.
+- ``.../trials/{id}/tell`` ``{lease_id, value | metrics | failed}`` -> ``{told: true}``.
+
+A lease lasts ``lease_s`` seconds from the last heartbeat/report. One whose time is up is taken
+back at the next request: an ``interrupt`` event (reason "lease expired") and the trial goes to
+the next ``ask`` as its next attempt. Leases live in the server's memory: **a restarted server
+voids every lease** (its new session marks the running trials interrupted, as any resume
+does); a worker's report/heartbeat/tell then gets 409 and it asks again (the trial is re-run).
+A refused request (400/404/409) logs nothing. No request executes user code: a study's
+scheduler is rebuilt from its logged spec, from the built-in classes only (:func:`rebuild`).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import secrets
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
+
+from ..errors import HPOStoreError, InvalidArgument
+from ..log.events import Kind, dumps, objectives_of, upcast_spec
+from ..store.base import EventLog
+from ..tuner import HPOTuner, Trial
+from ._server import DEFAULT_PORT, DashboardServer
+
+log = logging.getLogger("hpostore")
+UNFINISHED = ("suggested", "running", "interrupted")
+
+#: Default lease: a trial whose worker is silent this long is handed to the next ask.
+LEASE_S = 30.0
+
+
+class ServiceError(HPOStoreError):
+    """A request the service refuses; ``status`` is its HTTP status (nothing was logged)."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def _allowed() -> dict[str, type]:
+    """The built-in schedulers and searchers, by the name a spec records."""
+    from .. import schedulers, searchers
+    from .._hyper import HyperParameters
+
+    out: dict[str, type] = {}
+    for module in (schedulers, searchers):
+        for name in module.__all__:
+            cls = getattr(module, name)
+            if isinstance(cls, type) and issubclass(cls, HyperParameters):
+                out[f"{cls.__module__}.{cls.__qualname__}"] = cls
+    return out
+
+
+def _decode(value: Any, allowed: dict[str, type], where: str) -> Any:
+    from ..space import ConfigSpace
+
+    if isinstance(value, list):
+        return [_decode(v, allowed, f"{where}[{i}]") for i, v in enumerate(value)]
+    if not isinstance(value, dict):
+        return value
+    if set(value) == {"config_space"}:
+        return ConfigSpace.from_json(value["config_space"])
+    if set(value) <= {"class", "args"} and "class" in value:
+        cls = allowed.get(str(value["class"]))
+        if cls is None:
+            raise ServiceError(409, f"{where}: {value['class']!r} is not a built-in scheduler or "
+                               "searcher; serve this study from Python with "
+                               "hpostore.serve.serve_study(tuner)")  # fmt: skip
+        args = value.get("args") or {}
+        return cls(**{k: _decode(v, allowed, f"{where}.{k}") for k, v in args.items()})
+    if "object" in value or "domain" in value:
+        raise ServiceError(409, f"{where}: the spec records {value} by name only, so it cannot "
+                           "be rebuilt; serve this study from Python with serve_study(tuner)")  # fmt: skip
+    return {k: _decode(v, allowed, f"{where}.{k}") for k, v in value.items()}
+
+
+def rebuild(spec: dict[str, Any], study: str) -> tuple[Any, tuple[list[str], list[str]]]:
+    """The scheduler a logged spec describes (built-in classes only), and (metrics, modes)."""
+    spec = upcast_spec(spec, study)
+    scheduler = _decode(spec.get("scheduler"), _allowed(), "scheduler")
+    metrics, modes = objectives_of(spec)
+    return scheduler, (list(metrics), list(modes))
+
+
+def served_by_workers(**config: Any) -> None:
+    """The objective of a served study: its trials run in workers, never in the server."""
+    raise InvalidArgument("this study is served: its trials run in `hpostore worker` processes")
+
+
+@dataclass(slots=True)
+class Lease:
+    """A trial handed out: which attempt, to whom, until when (monotonic seconds)."""
+
+    study: str
+    trial: int
+    attempt: int
+    lease_id: str
+    worker: str
+    expires: float
+    #: the tuner's handle of the trial (its report and tell go through it)
+    handle: Trial
+
+
+class StudyService:
+    """Ask/tell for every study of one store, through one tuner per study, under one lock."""
+
+    def __init__(
+        self,
+        store: EventLog,
+        *,
+        lease_s: float = LEASE_S,
+        tuners: dict[str, HPOTuner] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if not lease_s > 0:
+            raise InvalidArgument(f"lease_s must be positive seconds, got {lease_s!r}")
+        self.store, self.lease_s, self.clock = store, float(lease_s), clock
+        self.lock = threading.Lock()
+        self.tuners: dict[str, HPOTuner] = dict(tuners or {})
+        self.leases: dict[tuple[str, int], Lease] = {}
+        #: lease ids taken back (expired), to say so when their worker comes back
+        self.expired: dict[str, str] = {}
+
+    def tuner(self, study: str) -> HPOTuner:
+        found = self.tuners.get(study)
+        if found is not None:
+            return found
+        if study not in self.store.studies():
+            raise ServiceError(404, f"no study {study!r} in {self.store.path}; create it first "
+                               "(a tuner with its searcher), then serve the store")  # fmt: skip
+        table = self.store.events(study, columns=["kind", "payload"])
+        specs = [p for k, p in zip(table.column("kind").to_pylist(),
+                                   table.column("payload").to_pylist()) if k == "study"]  # fmt: skip
+        if not specs or not specs[0]:
+            raise ServiceError(404, f"study {study!r} has no logged spec to rebuild it from")
+        scheduler, (metric, mode) = rebuild(json.loads(specs[0]), study)
+        tuner = HPOTuner(scheduler, served_by_workers, store=self.store, study=study,
+                         verbose=False, max_failures=None,
+                         metric=metric if len(metric) > 1 else metric[0],
+                         mode=mode if len(mode) > 1 else mode[0])  # fmt: skip
+        self.tuners[study] = tuner
+        return tuner
+
+    def close(self) -> None:
+        with self.lock:
+            for tuner in self.tuners.values():
+                tuner.close()
+            self.tuners.clear()
+
+    # --- leases ------------------------------------------------------------------------------
+    def _sweep(self) -> None:
+        now = self.clock()
+        for key, lease in list(self.leases.items()):
+            if lease.expires > now:
+                continue
+            tuner = self.tuners[lease.study]
+            del self.leases[key]
+            self.expired[lease.lease_id] = f"expired (no heartbeat for {self.lease_s:g} s)"
+            if len(self.expired) > 10_000:  # bounded: the oldest are forgotten
+                del self.expired[next(iter(self.expired))]
+            # the tuner's own record of what it handed out: hand the trial out again
+            tuner._asked.pop(lease.trial, None)
+            tuner._recorder.append(Kind.INTERRUPT, trial=lease.trial, payload=dumps(
+                {"reason": "lease expired", "worker": lease.worker}))  # fmt: skip
+            tuner._recorder.commit_ahead()
+            log.info("study %r: trial %d's lease expired (%s)", lease.study, lease.trial,
+                     lease.worker)  # fmt: skip
+
+    def _lease(self, study: str, trial: int, lease_id: Any, verb: str) -> Lease:
+        tuner = self.tuner(study)
+        self._sweep()
+        if trial not in tuner.state.trials:
+            raise ServiceError(404, f"study {study!r} has no trial {trial}")
+        lease = self.leases.get((study, trial))
+        if lease is not None and isinstance(lease_id, str) and lease.lease_id == lease_id:
+            return lease
+        why = self.expired.get(lease_id) if isinstance(lease_id, str) else None
+        if why is not None:
+            why = f"its lease {lease_id!r} {why}"
+        elif lease is None and tuner.state.trials[trial].status.value not in UNFINISHED:
+            why = "it was told already (each trial is told once)"
+        else:
+            why = (f"lease {lease_id!r} does not hold it (it was handed out again, or the "
+                   "server restarted, which voids every lease)")  # fmt: skip
+        raise ServiceError(409, f"cannot {verb} trial {trial} of study {study!r}: {why}; "
+                           "nothing was logged. Ask for a new trial.")  # fmt: skip
+
+    # --- the calls ---------------------------------------------------------------------------
+    def ask(self, study: str, worker: str, trials: int | None) -> dict[str, Any]:
+        with self.lock:
+            tuner = self.tuner(study)
+            self._sweep()
+            state = tuner.state
+            if trials is not None and len(state.trials) >= trials:
+                free = [t for t in state.unfinished() if (study, t.trial) not in self.leases]
+                if not free:
+                    if any(k[0] == study for k in self.leases):
+                        return {"wait": min(1.0, self.lease_s / 4)}
+                    return {"done": True, "trials": len(state.trials)}
+            try:
+                trial = tuner.ask()
+            except InvalidArgument as exc:  # the scheduler waits for results
+                return {"wait": min(1.0, self.lease_s / 4), "reason": str(exc)}
+            lease = Lease(study, trial.id, trial.attempt,
+                          f"{trial.id}.{trial.attempt}.{secrets.token_hex(8)}", worker,
+                          self.clock() + self.lease_s, trial)  # fmt: skip
+            self.leases[(study, trial.id)] = lease
+            return {"trial": trial.id, "config": trial.config, "attempt": trial.attempt,
+                    "lease_id": lease.lease_id, "lease_s": self.lease_s,
+                    "checkpoint_dir": trial.checkpoint_dir}  # fmt: skip
+
+    def heartbeat(self, study: str, trial: int, lease_id: Any) -> dict[str, Any]:
+        with self.lock:
+            lease = self._lease(study, trial, lease_id, "heartbeat")
+            lease.expires = self.clock() + self.lease_s
+            return {"lease_s": self.lease_s}
+
+    def report(self, study: str, trial: int, body: dict[str, Any]) -> dict[str, Any]:
+        with self.lock:
+            lease = self._lease(study, trial, body.get("lease_id"), "report")
+            lease.expires = self.clock() + self.lease_s
+            metrics = body.get("metrics") or {}
+            if not isinstance(metrics, dict):
+                raise ServiceError(400, "metrics must be a JSON object")
+            stop = lease.handle.report(body.get("resource"), body.get("error"), **metrics)
+            return {"stop": bool(stop)}
+
+    def tell(self, study: str, trial: int, body: dict[str, Any]) -> dict[str, Any]:
+        with self.lock:
+            lease = self._lease(study, trial, body.get("lease_id"), "tell")
+            tuner = self.tuners[study]
+            failed = body.get("failed")
+            value = body.get("metrics", body.get("value"))
+            if failed is not None and not isinstance(failed, str):
+                raise ServiceError(400, "failed must be a string saying why the trial failed")
+            tuner.tell(lease.handle, value, failed=failed)
+            del self.leases[(study, trial)]
+            return {"told": True, "trial": trial, "attempt": lease.attempt}
+
+
+def _json(payload: Any, status: int = 200) -> Response:
+    body = json.dumps(payload, allow_nan=False, separators=(",", ":"), default=str)
+    return Response(body, status, {"cache-control": "no-store"}, "application/json")
+
+
+async def _body(request: Request) -> dict[str, Any]:
+    if request.headers.get("content-type", "").split(";")[0].strip() != "application/json":
+        raise ServiceError(415, "send the body as JSON with 'Content-Type: application/json'")
+    raw = await request.body()
+    try:
+        body = json.loads(raw or b"{}")
+    except ValueError as exc:
+        raise ServiceError(400, f"the body is not valid JSON: {exc}") from None
+    if not isinstance(body, dict):
+        raise ServiceError(400, f"the body must be a JSON object, got {type(body).__name__}")
+    return body
+
+
+def routes(service: StudyService) -> list[BaseRoute]:
+    """The service's POST routes, to add to the dashboard's app (``extra_routes``)."""
+
+    def handler(call: Callable[[Request, dict[str, Any]], dict[str, Any]]) -> Any:
+        async def endpoint(request: Request) -> Response:
+            try:
+                body = await _body(request)
+                # the tuner and the store block: run the call off the event loop
+                return _json(await run_in_threadpool(call, request, body))
+            except ServiceError as exc:
+                return _json({"error": str(exc)}, exc.status)
+            except InvalidArgument as exc:
+                return _json({"error": f"{exc} (nothing was logged)"}, 400)
+
+        return endpoint
+
+    def trial_id(request: Request) -> int:
+        text = request.path_params["trial"]
+        if not text.isdigit():
+            raise ServiceError(404, f"no trial {text[:40]!r}: trial ids are integers")
+        return int(text)
+
+    def ask(request: Request, body: dict[str, Any]) -> dict[str, Any]:
+        trials, worker = body.get("trials"), body.get("worker", "?")
+        if trials is not None and (not isinstance(trials, int) or trials < 1):
+            raise ServiceError(400, f"trials must be a positive integer, got {trials!r}")
+        return service.ask(request.path_params["study"], str(worker)[:200], trials)
+
+    def heartbeat(request: Request, body: dict[str, Any]) -> dict[str, Any]:
+        return service.heartbeat(request.path_params["study"], trial_id(request),
+                                 body.get("lease_id"))  # fmt: skip
+
+    def report(request: Request, body: dict[str, Any]) -> dict[str, Any]:
+        return service.report(request.path_params["study"], trial_id(request), body)
+
+    def tell(request: Request, body: dict[str, Any]) -> dict[str, Any]:
+        return service.tell(request.path_params["study"], trial_id(request), body)
+
+    prefix = "/api/studies/{study:path}"
+    return [
+        Route(f"{prefix}/ask", handler(ask), methods=["POST"]),
+        Route(prefix + "/trials/{trial}/heartbeat", handler(heartbeat), methods=["POST"]),
+        Route(prefix + "/trials/{trial}/report", handler(report), methods=["POST"]),
+        Route(prefix + "/trials/{trial}/tell", handler(tell), methods=["POST"]),
+    ]
+
+
+class StudyServer(DashboardServer):
+    """The dashboard plus the study service on one address; the service's tuners (and a store
+    it opened) are closed when serving stops."""
+
+    def __init__(self, service: StudyService, *, owns_store: bool, **kwargs: Any) -> None:
+        super().__init__(service.store, extra_routes=routes(service), **kwargs)
+        self.service, self._owns_store = service, owns_store
+
+    def run(self) -> None:
+        try:
+            super().run()
+        finally:
+            self.service.close()
+            if self._owns_store:
+                self.service.store.close()
+
+
+def serve_study(
+    target: HPOTuner | str | os.PathLike[str],
+    *,
+    host: str = "127.0.0.1",
+    port: int = DEFAULT_PORT,
+    token: str | None = None,
+    lease_s: float = LEASE_S,
+    block: bool = True,
+) -> StudyServer:
+    """Serve ask/tell (and the dashboard) for a tuner built in Python with any searcher, or for
+    every study of a store (``hpostore serve PATH --study-service``: built-in classes only).
+    This process becomes the store's only writer. See the module docstring for the routes."""
+    if isinstance(target, HPOTuner):
+        service = StudyService(target.store, lease_s=lease_s, tuners={target.study: target})
+        owns = False
+    else:
+        from ..store import open_store
+
+        service, owns = StudyService(open_store(os.fspath(target)), lease_s=lease_s), True
+    server = StudyServer(service, owns_store=owns, host=host, port=port, token=token)
+    log.info("hpostore study service of %s on %s", server.source.label, server.url)
+    if block:
+        server.run()
+    else:
+        server.start()
+    return server
