@@ -265,7 +265,7 @@ def test_a_foreign_duckdb_file_is_refused(store_path: str) -> None:
     con = duckdb.connect(store_path)
     con.execute("CREATE TABLE events (id INTEGER, name VARCHAR)")
     con.close()
-    with pytest.raises(FormatVersionError, match="not the hpostore event log columns"):
+    with pytest.raises(FormatVersionError, match="not the hpostore event-log columns"):
         open_store(store_path)
 
 

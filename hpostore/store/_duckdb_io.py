@@ -13,7 +13,7 @@ import duckdb
 import pyarrow as pa
 
 from ..errors import FormatVersionError, HPOStoreError, StoreLocked
-from ..log.events import COLUMNS, DUCKDB_DDL, Row, rows_to_table
+from ..log.events import COLUMNS, DUCKDB_DDL, Row, check_columns, rows_to_table
 from ..log.sql import arrow, lock_down
 from ..log.sql import run_user_sql as _run_user_sql
 from ..log.tail import fresh_rows, read_tail
@@ -102,14 +102,6 @@ def connect_writer(path: str, wait_s: float) -> duckdb.DuckDBPyConnection:
     except (duckdb.Error, OSError) as exc:
         raise open_error(path, exc) from exc
     return con
-
-
-def check_columns(columns: list[str], path: str) -> None:
-    if tuple(columns) != COLUMNS:
-        raise FormatVersionError(
-            f"{path}: its events table has columns {columns}, not the hpostore event log "
-            f"columns {list(COLUMNS)}; it was not written by this hpostore format version"
-        )
 
 
 def create_events_table(path: str, con: duckdb.DuckDBPyConnection) -> None:
