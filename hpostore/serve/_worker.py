@@ -72,10 +72,12 @@ def run_worker(url: str, study: str, command: list[str], *, trials: int | None =
         while (trial := client.ask(trials)) is not None:
             value, why = run_trial(command, trial, url, study)
             try:
-                if why is None and trial.lost is None:
+                if trial.lost is not None:  # the heartbeat was refused: not ours to tell
+                    raise LeaseLost(409, trial.lost)
+                if why is None:
                     client.tell(trial, value)
                 else:
-                    client.tell(trial, failed=why or trial.lost)
+                    client.tell(trial, failed=why)
                 ran += 1
             except LeaseLost as exc:  # handed out again (or told): the log has it once
                 lost += 1

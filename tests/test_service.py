@@ -1,0 +1,195 @@
+"""The study service's HTTP API (ask/tell/report/heartbeat) with Starlette's TestClient, on real
+stores: each refusal has its status and message and logs nothing; leases expire on a fake clock."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+pytest.importorskip("starlette")
+pytest.importorskip("httpx")
+
+from scipy import stats  # noqa: E402
+from starlette.testclient import TestClient  # noqa: E402
+
+from hpostore import (  # noqa: E402
+    BasicScheduler,
+    HPOTuner,
+    RandomSearcher,
+    TrialStatus,
+    open_store,
+)
+from hpostore.serve import StudyService, create_app  # noqa: E402
+from hpostore.serve._service import rebuild, routes  # noqa: E402
+from hpostore.serve._source import LogSource  # noqa: E402
+from hpostore.serve._worker import parse_result  # noqa: E402
+
+SPACE = {"x": stats.uniform(-1, 2)}
+TOKEN = "s3cret-token-123"
+
+
+def make_study(path: str, study: str = "s") -> None:
+    """A study logged with its spec and no trials (what `hpostore serve` then serves)."""
+    tuner = HPOTuner(BasicScheduler(RandomSearcher(SPACE, seed=1)), lambda x: x * x,
+                     store=path, study=study, verbose=False)  # fmt: skip
+    tuner.set_study_attr("created", True)
+    tuner.close()
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def served(tmp_path: Path) -> Iterator[tuple[TestClient, StudyService, Clock]]:
+    path = str(tmp_path / "runs.duckdb")
+    make_study(path)
+    store = open_store(path)
+    clock = Clock()
+    service = StudyService(store, lease_s=10, clock=clock)
+    app = create_app(LogSource(store), extra_routes=routes(service))
+    yield TestClient(app, base_url="http://127.0.0.1"), service, clock
+    service.close()
+    store.close()
+
+
+def last_seq(service: StudyService) -> int:
+    return service.store.last_seq("s")
+
+
+def ask(client: TestClient, **body: Any) -> dict[str, Any]:
+    reply = client.post("/api/studies/s/ask", json=body)
+    assert reply.status_code == 200, reply.text
+    answer: dict[str, Any] = reply.json()
+    return answer
+
+
+def refused(client: TestClient, service: StudyService, status: int, path: str, **kw: Any) -> str:
+    """POST ``path``; assert ``status`` and that nothing was logged; the error message."""
+    before = last_seq(service)
+    reply = client.post(path, **kw)
+    assert reply.status_code == status, reply.text
+    assert last_seq(service) == before
+    message: str = reply.json()["error"]
+    return message
+
+
+def test_ask_report_tell_round_trip(served: tuple[TestClient, StudyService, Clock]) -> None:
+    client, service, _ = served
+    a = ask(client, worker="w1")
+    assert set(a) >= {"trial", "config", "attempt", "lease_id", "lease_s"}
+    assert a["attempt"] == 1 and -1 <= a["config"]["x"] <= 1
+    path = f"/api/studies/s/trials/{a['trial']}"
+    assert client.post(f"{path}/report", json={"lease_id": a["lease_id"], "resource": 1,
+                                               "error": 0.5}).json() == {"stop": False}  # fmt: skip
+    assert client.post(f"{path}/heartbeat", json={"lease_id": a["lease_id"]}).status_code == 200
+    assert client.post(f"{path}/tell", json={"lease_id": a["lease_id"], "value": 0.25}).json()[
+        "told"
+    ]
+    t = service.tuner("s").state.trials[a["trial"]]
+    assert t.status is TrialStatus.FINISHED and t.error == 0.25
+
+
+def test_each_refusal_logs_nothing(served: tuple[TestClient, StudyService, Clock]) -> None:
+    client, service, _ = served
+    a = ask(client)
+    path = f"/api/studies/s/trials/{a['trial']}"
+    assert "not valid JSON" in refused(client, service, 400, "/api/studies/s/ask",
+                                       content=b"{", headers={"content-type": "application/json"})  # fmt: skip
+    assert "JSON object" in refused(client, service, 400, "/api/studies/s/ask", json=[1])
+    assert "Content-Type" in refused(client, service, 415, "/api/studies/s/ask", content=b"{}")
+    assert "trials" in refused(client, service, 400, "/api/studies/s/ask", json={"trials": 0})
+    assert "no study 'nope'" in refused(client, service, 404, "/api/studies/nope/ask", json={})
+    assert "no trial 99" in refused(client, service, 404, "/api/studies/s/trials/99/tell",
+                                    json={"lease_id": "x"})  # fmt: skip
+    assert "integers" in refused(client, service, 404, "/api/studies/s/trials/abc/tell", json={})
+    assert "does not hold it" in refused(client, service, 409, f"{path}/tell",
+                                         json={"lease_id": "forged", "value": 1.0})  # fmt: skip
+    assert "finite" in refused(client, service, 400, f"{path}/report",
+                               json={"lease_id": a["lease_id"], "resource": 1, "error": None})  # fmt: skip
+    assert "not both" in refused(client, service, 400, f"{path}/tell",
+                                 json={"lease_id": a["lease_id"], "value": 1, "failed": "x"})  # fmt: skip
+    assert "413" not in refused(client, service, 413, f"{path}/tell",
+                                json={"lease_id": a["lease_id"], "pad": "x" * 100_000})  # fmt: skip
+    # the lease survived every refusal: the tell goes through once, then is refused
+    assert client.post(f"{path}/tell", json={"lease_id": a["lease_id"], "value": 1.0}).status_code == 200  # fmt: skip
+    assert "told already" in refused(client, service, 409, f"{path}/tell",
+                                     json={"lease_id": a["lease_id"], "value": 1.0})  # fmt: skip
+    assert "told already" in refused(client, service, 409, f"{path}/heartbeat",
+                                     json={"lease_id": a["lease_id"]})  # fmt: skip
+
+
+def test_expired_lease_goes_to_the_next_ask(served: tuple[TestClient, StudyService, Clock]) -> None:
+    client, service, clock = served
+    a = ask(client, worker="dead")
+    clock.now = 5.0  # a heartbeat renews the lease
+    assert client.post(f"/api/studies/s/trials/{a['trial']}/heartbeat",
+                       json={"lease_id": a["lease_id"]}).status_code == 200  # fmt: skip
+    clock.now = 14.0
+    b = ask(client, worker="w2")  # the lease still stands: a new trial
+    assert b["trial"] != a["trial"]
+    clock.now = 15.1  # a's lease (renewed at 5 s) has run out, b's (14 s) has not
+    c = ask(client, worker="w3")
+    assert (c["trial"], c["attempt"]) == (a["trial"], 2) and c["config"] == a["config"]
+    message = refused(client, service, 409, f"/api/studies/s/trials/{a['trial']}/tell",
+                      json={"lease_id": a["lease_id"], "value": 0.1})  # fmt: skip
+    assert "expired" in message
+    events = service.store.events("s", columns=["kind", "trial", "payload"]).to_pylist()
+    interrupts = [e for e in events if e["kind"] == "interrupt"]
+    assert [e["trial"] for e in interrupts] == [a["trial"]]
+    assert json.loads(interrupts[0]["payload"]) == {"reason": "lease expired", "worker": "dead"}
+    assert client.post(f"/api/studies/s/trials/{c['trial']}/tell",
+                       json={"lease_id": c["lease_id"], "value": 0.1}).status_code == 200  # fmt: skip
+
+
+def test_done_when_the_study_has_its_trials(served: tuple[TestClient, StudyService, Clock]) -> None:
+    client, _, _ = served
+    held = [ask(client, trials=2) for _ in range(2)]
+    assert "wait" in ask(client, trials=2)  # both held: someone may still fail to tell
+    for a in held:
+        client.post(f"/api/studies/s/trials/{a['trial']}/tell",
+                    json={"lease_id": a["lease_id"], "failed": "boom"})  # fmt: skip
+    assert ask(client, trials=2) == {"done": True, "trials": 2}
+
+
+def test_token_is_required_for_writes(tmp_path: Path) -> None:
+    path = str(tmp_path / "runs.duckdb")
+    make_study(path)
+    store = open_store(path)
+    service = StudyService(store)
+    app = create_app(LogSource(store), token=TOKEN, extra_routes=routes(service))
+    client = TestClient(app, base_url="http://127.0.0.1")
+    try:
+        assert client.post("/api/studies/s/ask", json={}).status_code == 401
+        assert store.last_seq("s") == 4
+        ok = client.post("/api/studies/s/ask", json={},
+                         headers={"authorization": f"Bearer {TOKEN}"})  # fmt: skip
+        assert ok.status_code == 200 and ok.json()["trial"] == 0
+    finally:
+        service.close()
+        store.close()
+
+
+def test_rebuild_refuses_what_is_not_built_in() -> None:
+    spec = {"format_version": 2, "metric": "error", "mode": "min",
+            "scheduler": {"class": "os.system", "args": {"command": "touch /tmp/pwned"}}}  # fmt: skip
+    with pytest.raises(Exception, match="not a built-in scheduler"):
+        rebuild(spec, "s")
+    spec["scheduler"] = BasicScheduler(RandomSearcher(SPACE, seed=3)).spec()
+    scheduler, objectives = rebuild(spec, "s")
+    assert scheduler.spec() == spec["scheduler"] and objectives == (["error"], ["min"])
+
+
+def test_parse_result() -> None:
+    assert parse_result("epoch 1\n0.25\n\n") == (0.25, None)
+    assert parse_result('{"error": 0.1, "acc": 0.9}') == ({"error": 0.1, "acc": 0.9}, None)
+    assert parse_result("")[1] is not None and parse_result("done")[1] is not None
+    assert parse_result("true")[1] is not None
