@@ -207,9 +207,12 @@ def export(args: argparse.Namespace) -> pa.Table:
 def _import_duckdb(path: str, table: pa.Table) -> dict[str, int]:
     from ..store.duckdb import DuckDBStore
 
+    if path.endswith(("/", "\\")) or Path(path).is_dir():  # open_store would open a Parquet log
+        raise InvalidArgument(f"--duckdb takes a DuckDB file, got the directory {path}; "
+                              "to export to a Parquet log use --parquet DIR")  # fmt: skip
     store = open_store(path)
     try:
-        assert isinstance(store, DuckDBStore)
+        assert isinstance(store, DuckDBStore)  # a file path opens as one (checked above)
         names = table.column("study").unique().to_pylist()
         clash = sorted(set(names) & set(store.studies()))
         if clash:
