@@ -1,17 +1,24 @@
 """Resume equivalence under parallel workers, exactly: simulated workers, real SIGKILLs.
 
-A study on ``n`` simulated workers (:class:`hpostore.simulation.SimulatedExecutor`, 2..4
-workers; random search and promotion-type ASHA, a report per epoch) runs in a child process
-that SIGKILLs itself right after a randomly chosen ``store.append`` (a real kill: no
-``finally``, no flush). The same command then resumes it, is killed again at another random
-point, and finally runs to the end. DESIGN.md's resume equivalence, for parallel workers: the
-log's stream of (kind, trial, config, resource, error) equals the uninterrupted run's.
+A study on ``n`` simulated workers (:class:`hpostore.simulation.SimulatedExecutor`, 1..4
+workers; random search, promotion-type and stopping-type ASHA, a report per epoch) runs in a
+child process that SIGKILLs itself right after a randomly chosen ``store.append`` (a real
+kill: no ``finally``, no flush). The same command then resumes it, is killed again at another
+random point, and finally runs to the end. DESIGN.md's resume equivalence, for parallel
+workers: the log's stream equals the uninterrupted run's.
 
-What is compared: every event that says what happened to a trial — suggest, report, evaluate,
-fail, stop, pause, promote, update — in log order. Left out are what a crash adds by its
-nature: ``start`` (a re-run is a new attempt), ``interrupt``, ``study``/``session``/``end``,
-and a ``report`` repeating one already logged for the same trial and resource (a re-run trial
-that reports an epoch again gives the same value).
+What is compared: every event that says what happened to a trial (suggest, report, evaluate,
+fail, stop, pause, promote, update) in log order, with its trial, config, resource, error,
+runtime, worker and elapsed. Left out is only what a crash adds by its nature: ``start`` (the
+re-run of a trial that was running is a new attempt, logged when the study resumes),
+``interrupt`` and ``study``/``session``/``end``. Nothing else is forgiven: the resumed
+executor rebuilds its workers from the log (clock, free workers, each open run's start, last
+report and any stop sent), so a trial running at the kill goes on on its simulated timeline
+without reporting an epoch twice, and the tuner logs the scheduler decisions the crash lost.
+
+:func:`test_resuming_from_every_commit_point_logs_the_uninterrupted_stream` resumes in-process
+from every prefix a durable kill can leave (the log up to each commit), and from a second
+kill after each: the exhaustive check the random kills sample.
 
 Run as a script it is the child: ``python test_resume_parallel.py STORE STUDY WORKERS
 SCHEDULER N KILL_AFTER_APPEND`` (``0``: no kill); the tests fork such children from a zygote
@@ -38,22 +45,15 @@ N_RESULTS = 14
 KILLS = 3  # kills per case before the run that finishes
 TIMEOUT_S = 120
 STREAM = ("suggest", "report", "evaluate", "fail", "stop", "pause", "promote", "update")
+FIELDS = ("kind", "trial", "config", "resource", "error", "runtime", "worker", "elapsed")
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="SIGKILL: POSIX only")
 
 
 def child(path: str, study: str, workers: int, scheduler: str, n: int, kill_after: int) -> None:
     """The study, on ``workers`` simulated workers; SIGKILL after the ``kill_after``-th append."""
-    from hpostore import ASHAScheduler, BasicScheduler, HPOTuner, RandomSearcher, open_store
-    from hpostore.simulation import Branin, SimulatedExecutor
+    from hpostore import open_store
 
-    bench = Branin(max_resource=9)
-    searcher = RandomSearcher(bench.config_space, seed=11)
-    sched: Any = (
-        BasicScheduler(searcher)
-        if scheduler == "random"
-        else ASHAScheduler(searcher, eta=3, r_min=1, r_max=9, type="promotion")
-    )
     with open_store(path, durability="durable") as store:
         append = store.append
         count = 0
@@ -67,16 +67,25 @@ def child(path: str, study: str, workers: int, scheduler: str, n: int, kill_afte
             return row
 
         store.append = killing_append  # type: ignore[method-assign]
-        tuner = HPOTuner(
-            sched,
-            bench.curve_objective(),
-            executor=SimulatedExecutor(n_workers=workers),
-            store=store,
-            study=study,
-            verbose=False,
-        )
+        tuner = make_tuner(store, study, workers, scheduler)
         tuner.run(n)
     print("APPENDS", count, flush=True)
+
+
+def make_tuner(store: Any, study: str, workers: int, scheduler: str) -> Any:
+    """The study: Branin (9 epochs), seeded random search under ``scheduler``."""
+    from hpostore import ASHAScheduler, BasicScheduler, HPOTuner, RandomSearcher
+    from hpostore.simulation import Branin, SimulatedExecutor
+
+    bench = Branin(max_resource=9)
+    searcher = RandomSearcher(bench.config_space, seed=11)
+    sched: Any = (
+        BasicScheduler(searcher)
+        if scheduler == "random"
+        else ASHAScheduler(searcher, eta=3, r_min=1, r_max=9, type=scheduler.split("-")[1])
+    )
+    return HPOTuner(sched, bench.curve_objective(), executor=SimulatedExecutor(n_workers=workers),
+                    store=store, study=study, verbose=False)  # fmt: skip
 
 
 class Zygote:
@@ -148,24 +157,16 @@ def stream(path: Path) -> list[tuple[Any, ...]]:
     from hpostore import open_store
 
     with open_store(str(path), read_only=True) as store:
-        rows = store.events("sim").to_pylist()
-    out: list[tuple[Any, ...]] = []
-    reported: set[tuple[int, float]] = set()
-    for r in rows:
-        if r["kind"] not in STREAM:
-            continue
-        if r["kind"] == "report":
-            if (r["trial"], r["resource"]) in reported:
-                continue
-            reported.add((r["trial"], r["resource"]))
-        config = json.loads(r["config"]) if r["config"] else None
-        out.append(
-            (r["kind"], r["trial"], json.dumps(config, sort_keys=True), r["resource"], r["error"])
-        )
-    return out
+        return stream_of(store.events("sim").to_pylist())
 
 
-CASES = [(w, s) for w in (2, 3, 4) for s in ("random", "asha")]
+def stream_of(rows: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
+    """The compared events (module docstring), each as a tuple of :data:`FIELDS`."""
+    return [tuple(r[f] for f in FIELDS) for r in rows if r["kind"] in STREAM]
+
+
+SCHEDULERS = ("random", "asha-promotion", "asha-stopping")
+CASES = [(w, s) for w in (2, 3, 4) for s in SCHEDULERS]
 
 
 def check_kill_and_resume(workers: int, scheduler: str, tmp_path: Path, zygote: Zygote) -> None:
@@ -192,25 +193,75 @@ def check_kill_and_resume(workers: int, scheduler: str, tmp_path: Path, zygote: 
     assert stream(path) == want
 
 
-@pytest.mark.parametrize("scheduler", ["random", "asha"])
+@pytest.mark.parametrize("scheduler", SCHEDULERS)
 def test_killed_study_on_one_simulated_worker_logs_the_uninterrupted_stream(
     scheduler: str, tmp_path: Path, zygote: Zygote
 ) -> None:
-    """The control: with one worker the comparison holds today (nothing else is in flight)."""
+    """One worker: nothing else is in flight while a trial runs."""
     check_kill_and_resume(1, scheduler, tmp_path, zygote)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a resumed SimulatedExecutor restarts the in-flight trials at the resume moment from "
-    "epoch 0 (its clock and per-trial progress are not rebuilt from the log), so the completion "
-    "order, and with it the stream, differs from the uninterrupted run (issue 9, item 7)",
-)
 @pytest.mark.parametrize(("workers", "scheduler"), CASES)
 def test_killed_parallel_study_logs_the_uninterrupted_stream(
     workers: int, scheduler: str, tmp_path: Path, zygote: Zygote
 ) -> None:
     check_kill_and_resume(workers, scheduler, tmp_path, zygote)
+
+
+#: the columns a log's events are appended with again (the store assigns seq and ts)
+APPENDED = ("elapsed", "session", "trial", "config", "resource", "error", "runtime", "worker",
+            "payload")  # fmt: skip
+
+
+def run_in_memory(
+    prefix: list[dict[str, Any]], workers: int, scheduler: str
+) -> tuple[list[dict[str, Any]], list[int]]:
+    """The study in an in-memory store that holds ``prefix`` (what a killed run left), run to
+    the end: its events, and the seqs at which the resumed run committed (its kill points)."""
+    from hpostore import open_store
+
+    store = open_store(":memory:")
+    for r in prefix:
+        store.append("sim", r["kind"], **{c: r[c] for c in APPENDED})
+    commits: list[int] = []
+    commit = store.commit
+
+    def recording_commit(*, force: bool = False) -> None:
+        commits.append(store.last_seq("sim"))
+        commit(force=force)
+
+    store.commit = recording_commit  # type: ignore[method-assign]
+    try:
+        make_tuner(store, "sim", workers, scheduler).run(N_RESULTS)
+        return store.events("sim").to_pylist(), sorted(set(commits))
+    finally:
+        store.close()
+
+
+@pytest.mark.parametrize(
+    ("workers", "scheduler"), [(2, "asha-promotion"), (3, "asha-stopping"), (4, "random")]
+)
+def test_resuming_from_every_commit_point_logs_the_uninterrupted_stream(
+    workers: int, scheduler: str
+) -> None:
+    """A durable kill leaves the log up to a commit: resume from each such prefix of the
+    uninterrupted run's log (and, from every third, a commit of the resumed run: a second
+    kill)."""
+    reference, points = run_in_memory([], workers, scheduler)
+    want = stream_of(reference)
+    resumed = 0
+    for i, p in enumerate(points):
+        if p >= len(reference):
+            continue  # the study's end: nothing to resume
+        got, later = run_in_memory(reference[:p], workers, scheduler)
+        assert stream_of(got) == want, f"resumed from the log up to seq {p}"
+        second = [q for q in later if p + 1 < q < len(got)]
+        if second and i % 3 == 0:  # a second kill after every third point (time)
+            q = second[len(second) // 2]
+            again, _ = run_in_memory(got[:q], workers, scheduler)
+            assert stream_of(again) == want, f"resumed up to seq {p}, then up to seq {q}"
+        resumed += 1
+    assert resumed >= 20
 
 
 if __name__ == "__main__":
