@@ -32,6 +32,7 @@ VIEW_NAMES: tuple[str, ...] = (
     "learning_curves",
     "decisions",
     "metrics",
+    "attributes",
 )  # metrics.sql defines the views objectives, metrics and pareto
 
 

@@ -205,3 +205,17 @@ def test_run_refuses_while_asked_trials_are_untold(store_path: str) -> None:
         t.ask()
         with pytest.raises(InvalidArgument, match="tell them before run"):
             t.run(3)
+
+
+def test_the_attributes_view_shows_the_latest_value_of_each_key(store_path: str) -> None:
+    import analysis
+
+    with tuner(store_path) as t:
+        trial = t.ask()
+        t.set_trial_attr(trial, "node", "gpu-1")
+        t.set_trial_attr(trial, "node", "gpu-3")
+        t.set_study_attr("owner", {"team": "vision"})
+        t.tell(trial, 0.1)
+    con = analysis.views(store_path)
+    rows = con.sql("SELECT trial, key, value FROM attributes ORDER BY key").fetchall()
+    assert rows == [(0, "node", '"gpu-3"'), (None, "owner", '{"team":"vision"}')]
