@@ -312,6 +312,11 @@ def serve(args: argparse.Namespace) -> str:
 def worker(args: argparse.Namespace) -> str:
     from ..serve._worker import run_worker  # no Starlette needed: the client is stdlib only
 
+    command = list(args.cmd)
+    if "--" in command:  # options given after STUDY land in the remainder, before the "--"
+        cut = command.index("--")
+        args = args.parser.parse_args(command[:cut], namespace=args)
+        command = command[cut + 1 :]
     if args.trials is not None and args.trials < 1:
         raise InvalidArgument(f"--trials must be a positive integer, got {args.trials}")
-    return run_worker(args.url, args.study, list(args.cmd), trials=args.trials, token=args.token)
+    return run_worker(args.url, args.study, command, trials=args.trials, token=args.token)

@@ -175,5 +175,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--trials", type=int, default=None, help="the study's number of trials")
     p.add_argument("--token", default=None, help="the server's token (or $HPOSTORE_TOKEN)")
     p.add_argument("cmd", nargs=argparse.REMAINDER, help="-- the command to run per trial")
-    p.set_defaults(run=c.worker)
+    options = argparse.ArgumentParser(prog="hpostore worker", add_help=False)
+    options.add_argument("--trials", type=int, default=None)
+    options.add_argument("--token", default=None)
+    p.set_defaults(run=c.worker, parser=options)
     return parser

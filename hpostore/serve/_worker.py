@@ -23,6 +23,7 @@ import subprocess
 import sys
 from typing import Any
 
+from ..errors import HPOStoreError
 from ._client import LeaseLost, RemoteTrial, StudyClient
 
 log = logging.getLogger("hpostore")
@@ -60,17 +61,18 @@ def run_trial(command: list[str], trial: RemoteTrial, url: str, study: str) -> t
 
 
 def run_worker(url: str, study: str, command: list[str], *, trials: int | None = None,
-               token: str | None = None) -> str:  # fmt: skip
+               token: str | None = None, max_failures: int = 5) -> str:  # fmt: skip
     """Ask, run, tell until the study is done; what to print at the end."""
     if command[:1] == ["--"]:
         command = command[1:]
     if not command:
         return "hpostore worker: give the command to run after --, e.g. -- python train.py"
     client = StudyClient(url, study, token)
-    ran = lost = 0
+    ran = lost = in_a_row = 0
     try:
         while (trial := client.ask(trials)) is not None:
             value, why = run_trial(command, trial, url, study)
+            in_a_row = 0 if why is None else in_a_row + 1
             try:
                 if trial.lost is not None:  # the heartbeat was refused: not ours to tell
                     raise LeaseLost(409, trial.lost)
@@ -79,6 +81,11 @@ def run_worker(url: str, study: str, command: list[str], *, trials: int | None =
                 else:
                     client.tell(trial, failed=why)
                 ran += 1
+                if in_a_row >= max_failures:
+                    raise HPOStoreError(
+                        f"{in_a_row} trials in a row failed, the last one: {why}; this worker "
+                        "stops (fix the command and start it again)"
+                    )
             except LeaseLost as exc:  # handed out again (or told): the log has it once
                 lost += 1
                 print(f"hpostore worker: trial {trial.id} dropped: {exc}", file=sys.stderr,
