@@ -145,10 +145,6 @@ class DuckDBStore(EventLog):
     def tail_path(self) -> str:
         return self.path + ".tail"
 
-    @property
-    def lock_path(self) -> str:
-        return self.path + ".lock"
-
     def _open_writer(self) -> None:
         check_directory(self.path)
         previous = live_writer(self.path)

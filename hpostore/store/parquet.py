@@ -315,13 +315,6 @@ class ParquetStore(EventLog):
             table = pa.concat_tables([table, rows_to_table(pending)])
         return table.select(cols)
 
-    def all_segments(self) -> list[Path]:
-        """The segment files readers use, over all studies (see :mod:`hpostore.log.segments`)."""
-        out = []
-        for _, folder in study_folders(self.root):
-            out += [s.path for s in cover(list_segments(folder), where=str(folder)).chosen]
-        return out
-
     def sql(self, query: str, params: list[Any] | dict[str, Any] | None = None) -> pa.Table:
         """One SELECT over a verified snapshot of ``events``; no file access, no writes."""
         self._check_open()
