@@ -33,6 +33,16 @@ def _seqs(path: str, study: str = "s") -> list[int]:
         return ro.events(study).column("seq").to_pylist()
 
 
+def _one_committed_one_pending(store_path: str) -> DuckDBStore:
+    """A writer whose first event (seq 1) is committed and whose second is not yet."""
+    store = open_store(store_path)
+    assert isinstance(store, DuckDBStore)
+    _append(store, trial=0)
+    store.commit()
+    _append(store, trial=1)
+    return store
+
+
 @contextlib.contextmanager
 def _failing_writes(store: DuckDBStore, *, partial: bool = False) -> Iterator[None]:
     """os.write on the store's tail raises ENOSPC (after writing half of it when ``partial``)."""
@@ -57,11 +67,7 @@ def _failing_writes(store: DuckDBStore, *, partial: bool = False) -> Iterator[No
 def test_failed_tail_write_keeps_the_events_and_the_study_resumes(
     store_path: str, partial: bool
 ) -> None:
-    store = open_store(store_path)
-    assert isinstance(store, DuckDBStore)
-    _append(store, trial=0)
-    store.commit()
-    _append(store, trial=1)
+    store = _one_committed_one_pending(store_path)
     with _failing_writes(store, partial=partial), pytest.raises(HPOStoreError) as info:
         store.commit()
     assert "runs.duckdb.tail" in str(info.value) and "kept" in str(info.value)
@@ -76,11 +82,7 @@ def test_failed_tail_write_keeps_the_events_and_the_study_resumes(
 def test_close_on_a_full_disk_raises_one_clear_error_and_keeps_a_gapless_prefix(
     store_path: str,
 ) -> None:
-    store = open_store(store_path)
-    assert isinstance(store, DuckDBStore)
-    _append(store, trial=0)
-    store.commit()
-    _append(store, trial=1)
+    store = _one_committed_one_pending(store_path)
     with _failing_writes(store):
         with pytest.raises(HPOStoreError):
             store.commit()
