@@ -232,16 +232,3 @@ def check_conformance(
     check_in_space(make, space, n)
     check_restore(make, n)
     check_resume(make, n)
-
-
-__all__ = [
-    "ConformanceError",
-    "StudyRun",
-    "check_conformance",
-    "check_determinism",
-    "check_in_space",
-    "check_restore",
-    "check_resume",
-    "run_study",
-    "synthetic_objective",
-]
