@@ -181,8 +181,18 @@ def _space_text(space: Any) -> str:
 
 
 def export(args: argparse.Namespace) -> pa.Table:
-    if (args.parquet is None) == (args.duckdb is None):
-        raise InvalidArgument("give exactly one target: --parquet DIR or --duckdb FILE")
+    targets = [t for t in (args.parquet, args.duckdb, getattr(args, "tensorboard", None)) if t]
+    if len(targets) != 1:
+        raise InvalidArgument(
+            "give exactly one target: --parquet DIR, --duckdb FILE or --tensorboard DIR"
+        )
+    if getattr(args, "tensorboard", None) is not None:
+        from ..integrations.tensorboard import export_tensorboard
+
+        trials = export_tensorboard(args.path, args.tensorboard, args.study)
+        return pa.table(
+            {"study": list(trials), "trials": pa.array(list(trials.values()), pa.int64())}
+        )
     with open_store(args.path, read_only=True) as source:
         names = args.study or source.studies()
         missing = sorted(set(names) - set(source.studies()))

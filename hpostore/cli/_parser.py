@@ -122,12 +122,16 @@ def build_parser() -> argparse.ArgumentParser:
         "another store:\n"
         "  hpostore export runs.duckdb --parquet runs/\n"
         "  hpostore export runs/ --duckdb copy.duckdb\n"
+        "  hpostore export runs.duckdb --tensorboard tb/   (learning curves, results; needs "
+        "TensorFlow)\n"
         "The target must not hold those studies yet.",
         formatter_class=_RAW,
     )
     p.add_argument("path", help="the source store: runs.duckdb or a Parquet directory runs/")
     p.add_argument("--parquet", metavar="DIR", help="write a Parquet log directory")
     p.add_argument("--duckdb", metavar="FILE", help="write a DuckDB file (.duckdb)")
+    p.add_argument("--tensorboard", metavar="DIR",
+                   help="write TensorBoard event files (a run per trial and one per study)")  # fmt: skip
     p.add_argument("--study", action="append", help="a study to copy (repeatable; default all)")
     _format_option(p)
     p.set_defaults(run=c.export)
