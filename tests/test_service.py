@@ -193,3 +193,33 @@ def test_parse_result() -> None:
     assert parse_result('{"error": 0.1, "acc": 0.9}') == ({"error": 0.1, "acc": 0.9}, None)
     assert parse_result("")[1] is not None and parse_result("done")[1] is not None
     assert parse_result("true")[1] is not None
+
+
+def test_client_against_a_real_server(tmp_path: Path) -> None:
+    """hpostore.connect over real HTTP: ask/report/tell, the heartbeat keeps a trial held past
+    its lease, a second tell is LeaseLost, and the study is done at its number of trials."""
+    import time
+
+    import hpostore
+    from hpostore.serve import LeaseLost, serve_study
+
+    tuner = HPOTuner(BasicScheduler(RandomSearcher(SPACE, seed=2)), lambda x: x * x,
+                     store=str(tmp_path / "runs.duckdb"), study="py", verbose=False)  # fmt: skip
+    server = serve_study(tuner, port=0, lease_s=0.6, block=False)
+    try:
+        client = hpostore.connect(f"http://127.0.0.1:{server.port}", "py")
+        first = client.ask(trials=2)
+        assert first is not None and first.report(1, 0.5) is False
+        time.sleep(1.5)  # well past the lease: the heartbeat thread renewed it
+        client.tell(first, first.config["x"] ** 2)
+        with pytest.raises(LeaseLost, match="not held by this client"):
+            client.tell(first.id, 1.0)
+        second = client.ask(trials=2)
+        assert second is not None and second.id != first.id
+        client.tell(second, {"error": 0.5})
+        assert client.ask(trials=2) is None
+    finally:
+        server.stop()
+    assert tuner.state.trials[first.id].error == first.config["x"] ** 2
+    assert tuner.state.trials[first.id].attempts == 1  # never taken back
+    tuner.close()

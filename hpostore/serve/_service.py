@@ -136,6 +136,8 @@ class StudyService:
         self.store, self.lease_s, self.clock = store, float(lease_s), clock
         self.lock = threading.Lock()
         self.tuners: dict[str, HPOTuner] = dict(tuners or {})
+        #: the tuners the service built (it closes those; a tuner it was given is the caller's)
+        self._built: set[str] = set()
         self.leases: dict[tuple[str, int], Lease] = {}
         #: lease ids taken back (expired), to say so when their worker comes back
         self.expired: dict[str, str] = {}
@@ -158,13 +160,14 @@ class StudyService:
                          metric=metric if len(metric) > 1 else metric[0],
                          mode=mode if len(mode) > 1 else mode[0])  # fmt: skip
         self.tuners[study] = tuner
+        self._built.add(study)
         return tuner
 
     def close(self) -> None:
         with self.lock:
-            for tuner in self.tuners.values():
-                tuner.close()
-            self.tuners.clear()
+            for study in self._built:
+                self.tuners.pop(study).close()
+            self._built.clear()
 
     # --- leases ------------------------------------------------------------------------------
     def _sweep(self) -> None:
