@@ -23,6 +23,7 @@ from matplotlib.figure import Figure
 
 from ._anytime import GroupBy, _curves, compare, study_info
 from ._plot_more import importance_plot, parallel_plot, timeline_plot
+from ._plot_pareto import hypervolume_plot, pareto_plot
 from ._plot_trials import learning_curves_plot, scatter_plot
 from ._plotting import FORMATS, finish, new_figure, one_objective, save
 from ._views import AnalysisError, Source, views
@@ -31,9 +32,11 @@ __all__ = [
     "FORMATS",
     "KINDS",
     "anytime_plot",
+    "hypervolume_plot",
     "importance_plot",
     "learning_curves_plot",
     "parallel_plot",
+    "pareto_plot",
     "plot",
     "save",
     "scatter_plot",

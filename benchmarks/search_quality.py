@@ -47,7 +47,9 @@ Figures printed per benchmark, as medians over seeds:
   evaluations and after 1000, 2000, 4000 s of simulated time (0 = optimum found, 1 = as good
   as a typical random config);
 - simulated time (and evaluations) until the normalized regret is <= ``--target``.
-Then: BO's cost per suggestion at 200 observations, and random search of 10,000 trials on 4
+Then the multi-objective case (:mod:`search_quality_mo`: ZDT1, hypervolume after N
+evaluations, hpostore's random and multi-objective TPE beside Optuna's NSGA-II and
+multi-objective TPE; ``--mo-only`` runs just it). Then: BO's cost per suggestion at 200 observations, and random search of 10,000 trials on 4
 simulated workers (wall-clock, including the log).
 
 BLAS threads: GP matrices here are at most 200 x 200, where OpenBLAS threads only add
@@ -73,8 +75,10 @@ from pathlib import Path  # noqa: E402
 from typing import Any  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import numpy as np  # noqa: E402
+import search_quality_mo  # noqa: E402  (the multi-objective case: ZDT1 beside Optuna's)
 
 from analysis import anytime, time_to_target  # noqa: E402
 from analysis.plots import anytime_plot  # noqa: E402
@@ -404,7 +408,16 @@ def main() -> None:
         help="simulated workers for hpostore's studies (default 1; Optuna's peers run on 1)",
     )
     parser.add_argument("--quick", action="store_true", help="3 seeds, 1,000 random trials")
+    parser.add_argument(
+        "--mo-budget", type=int, default=60, help="evaluations of the multi-objective case"
+    )
+    parser.add_argument(
+        "--mo-only", action="store_true", help="run only the multi-objective case (ZDT1)"
+    )
     args = parser.parse_args()
+    if args.mo_only:
+        search_quality_mo.run(args.seeds, args.mo_budget, dims=5)
+        return
     if args.quick:
         args.seeds, args.random_trials = min(args.seeds, 3), 1000
     out = Path(args.out or tempfile.mkdtemp(prefix="search_quality-"))
@@ -466,6 +479,7 @@ def main() -> None:
         print(f"random search, {args.random_trials} simulated trials on 4 simulated workers, "
               f"{log} log: {seconds:.2f} s ({args.random_trials / seconds:,.0f} trials/s; "
               "target 10,000 in <= 5 s)")  # fmt: skip
+    search_quality_mo.run(args.seeds, args.mo_budget, dims=5)
     print(f"\nplots: {', '.join(str(p) for p in sorted(out.glob('anytime_*.png')))}")
 
 
