@@ -219,3 +219,13 @@ def test_the_attributes_view_shows_the_latest_value_of_each_key(store_path: str)
     con = analysis.views(store_path)
     rows = con.sql("SELECT trial, key, value FROM attributes ORDER BY key").fetchall()
     assert rows == [(0, "node", '"gpu-3"'), (None, "owner", '{"team":"vision"}')]
+
+
+def test_a_tuner_without_objective_is_driven_by_ask_and_tell_only(store_path: str) -> None:
+    searcher = RandomSearcher(SPACE, seed=0)
+    with HPOTuner(BasicScheduler(searcher), store=store_path, study="s", verbose=False) as t:
+        with pytest.raises(InvalidArgument, match="no objective"):
+            t.run(1)
+        trial = t.ask()
+        t.tell(trial, 0.5)
+        assert t.incumbent_error == 0.5

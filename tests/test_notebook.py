@@ -77,3 +77,24 @@ def test_report_takes_the_syne_tune_keyword_form(store_path: str) -> None:
         assert tuner.state.n_failed == 0
         assert [r for r, _ in curves[0]] == [float(e) for e in range(1, 10)]
         assert any(len(c) == 1 for c in curves)  # stopped at the first rung by ASHA
+
+
+README = __import__("pathlib").Path(__file__).parent.parent / "README.md"
+
+
+def _block_after(heading: str) -> str:
+    text = README.read_text(encoding="utf-8")
+    start = text.index("```python\n", text.index(heading)) + len("```python\n")
+    return text[start : text.index("```", start)]
+
+
+def test_the_readme_quick_starts_run_as_written(tmp_path: Any) -> None:
+    for heading, expected in (
+        ("### Ask and tell (Optuna style)", "'layers'"),
+        ("### Metrics, mode, keyword reports and callbacks", "best accuracy so far"),
+    ):
+        out = subprocess.run([sys.executable, "-c", _block_after(heading)], cwd=tmp_path,
+                             capture_output=True, text=True, timeout=300)  # fmt: skip
+        assert out.returncode == 0, out.stderr
+        assert expected in out.stdout
+        assert "Traceback" not in out.stderr

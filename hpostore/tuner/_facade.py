@@ -57,6 +57,11 @@ def _check_args(
         )
 
 
+def ask_tell_only(**config: Any) -> Any:
+    """The objective of a tuner built without one (never called: run() refuses)."""
+    raise InvalidArgument("this tuner has no objective: drive it with ask()/tell()")
+
+
 class HPOTuner(AskTell, HyperParameters):
     """Runs ``objective(**config)`` on the configurations a scheduler suggests, logging each step.
 
@@ -71,7 +76,8 @@ class HPOTuner(AskTell, HyperParameters):
 
     Args:
         scheduler: an :class:`HPOScheduler` (textbook) or a trial-aware scheduler (ASHA...).
-        objective: called as ``objective(**config)``; returns the error to minimize (a finite
+        objective: None for a tuner driven only by ``ask()``/``tell()``; else called as
+            ``objective(**config)``; returns the error to minimize (a finite
             number, or a dict with an ``"error"`` entry). Anything else it returns, and anything
             it raises but Ctrl-C, is a failed trial (a ``fail`` event), and the study goes on.
             With a ``report`` parameter it gets ``report(resource, error) -> stop?``; with a
@@ -109,7 +115,7 @@ class HPOTuner(AskTell, HyperParameters):
     def __init__(
         self,
         scheduler: HPOScheduler,
-        objective: Callable[..., Any],
+        objective: Callable[..., Any] | None = None,
         *,
         store: EventLog | str | os.PathLike[str] | None = None,
         study: str | None = None,
@@ -132,6 +138,10 @@ class HPOTuner(AskTell, HyperParameters):
             raise InvalidArgument(f"resource_attr must be a name, got {resource_attr!r}")
         self.resource_attr = resource_attr
         self._asked: dict[int, list[Any]] = {}
+        #: no objective: ask()/tell() only (the user runs the trials)
+        self.ask_tell_only = objective is None
+        if objective is None:
+            objective = ask_tell_only
         self.call = ObjectiveCall(objective)
         self.call.objectives = check_objectives(metric, mode)
         check_multi_objective(scheduler, self.call.objectives[0])
@@ -243,6 +253,11 @@ class HPOTuner(AskTell, HyperParameters):
         if not isinstance(number_of_trials, int) or isinstance(number_of_trials, bool) or number_of_trials < 0:  # fmt: skip
             raise InvalidArgument(
                 f"number_of_trials must be a non-negative int, got {number_of_trials!r}"
+            )
+        if self.ask_tell_only:
+            raise InvalidArgument(
+                "this tuner has no objective: drive it with ask()/tell(), or pass "
+                "HPOTuner(scheduler, objective) to run()"
             )
         state = self.state
         if (
