@@ -64,8 +64,8 @@ def export_tensorboard(
                 with writer.as_default():
                     for i, (resource, error) in enumerate(t.curve):
                         _scalar(tf, f"curve/{name}", sign * error, _step(resource, i))
-                    for i, (resource, error) in enumerate(t.results):
-                        _scalar(tf, f"result/{name}", sign * error, _step(resource, i))
+                    for i, (at, value) in enumerate(t.results):
+                        _scalar(tf, f"result/{name}", sign * value, _step(at, i))
                 writer.close()
             writer = tf.summary.create_file_writer(os.path.join(base, "study"))
             with writer.as_default():
