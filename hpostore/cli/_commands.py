@@ -181,12 +181,12 @@ def _space_text(space: Any) -> str:
 
 
 def export(args: argparse.Namespace) -> pa.Table:
-    targets = [t for t in (args.parquet, args.duckdb, getattr(args, "tensorboard", None)) if t]
+    targets = [t for t in (args.parquet, args.duckdb, args.tensorboard) if t]
     if len(targets) != 1:
         raise InvalidArgument(
             "give exactly one target: --parquet DIR, --duckdb FILE or --tensorboard DIR"
         )
-    if getattr(args, "tensorboard", None) is not None:
+    if args.tensorboard is not None:
         from ..integrations.tensorboard import export_tensorboard
 
         trials = export_tensorboard(args.path, args.tensorboard, args.study)
@@ -311,7 +311,7 @@ def plot(args: argparse.Namespace) -> str:
 def serve(args: argparse.Namespace) -> str:
     from ..serve._cli import run_serve  # Starlette and Uvicorn load only for this command
 
-    if getattr(args, "study_service", False):
+    if args.study_service:
         from ..serve._worker import run_study_service
 
         return run_study_service(args.path, host=args.host, port=args.port, token=args.token,
