@@ -196,9 +196,15 @@ def _attach_duckdb(path: Path) -> duckdb.DuckDBPyConnection:
 
 
 def _attach_into(con: duckdb.DuckDBPyConnection, path: Path) -> None:
+    # the store's retry: a writer holds DuckDB's file lock while it folds (tens of ms)
+    from hpostore.store._duckdb_io import DUCKDB_LOCK_WAIT_S, retry_locked
+
     literal = str(path).replace("'", "''")  # a path, quoted; study names are never spliced
     try:
-        con.execute(f"ATTACH '{literal}' AS hpostore_log (READ_ONLY)")
+        retry_locked(
+            lambda: con.execute(f"ATTACH '{literal}' AS hpostore_log (READ_ONLY)"),
+            DUCKDB_LOCK_WAIT_S,
+        )
     except duckdb.Error as exc:
         raise AnalysisError(f"cannot open {path} as a DuckDB file: {exc}") from exc
     try:

@@ -144,6 +144,32 @@ def test_views_see_the_unfolded_tail_of_a_live_writer(tmp_path: Path) -> None:
         store.close()
 
 
+def test_views_wait_out_another_process_holding_duckdbs_lock(tmp_path: Path) -> None:
+    """A writer holds DuckDB's file lock while it folds: the views retry (as the store's
+    readers do) instead of failing at once."""
+    path = os.fspath(tmp_path / "held.duckdb")
+    with open_store(path) as store:
+        write_curve(store, "s", [(1.0, 0.5)])
+    holder = subprocess.Popen(
+        [sys.executable, "-c", textwrap.dedent(
+            """
+            import sys, time, duckdb
+            con = duckdb.connect(sys.argv[1])  # read-write: DuckDB's exclusive file lock
+            print("held", flush=True)
+            time.sleep(1.0)
+            con.close()
+            """
+        ), path],
+        stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        con = analysis.views(path)  # attached once the holder lets go
+        assert _rows(con, "SELECT best_error FROM anytime") == [(0.5,)]
+    finally:
+        holder.wait(timeout=60)
+
+
 def test_views_over_a_parquet_directory_and_an_open_store_agree(
     resumed_file: str, tmp_path: Path
 ) -> None:
