@@ -23,6 +23,12 @@ from ..errors import CorruptLogError, FormatVersionError, InvalidArgument
 #: ``mode`` may be ``"max"``; ``report``/``evaluate`` payloads may carry ``{"metrics": {name:
 #: value}}`` (every metric measured, the objectives included). The columns are those of v1: a
 #: v1 log is read through :func:`upcast_spec` and a v1 store stays writable as it is.
+#: Why the payload and not a new ``metrics`` column: the columns (and so every DuckDB table,
+#: Parquet segment and tail line already written) stay those of v1, so a v1 store opens for
+#: writing with no ALTER TABLE, readers of either version read both, and the ``metrics``
+#: view (analysis/sql/metrics.sql) gives the metrics as typed DOUBLE rows. A v1 study keeps
+#: its v1 ``study`` event on resume (it is never rewritten); what is appended to it reads
+#: as v1 too unless the objective returns extra metrics (a payload v1 readers ignore).
 FORMAT_VERSION = 2
 #: the objective and direction of a study whose spec names none (all v1 studies)
 DEFAULT_METRIC, DEFAULT_MODE = "error", "min"
