@@ -16,6 +16,13 @@ not included):
 
 with the size of each JSON answer. Prints figures; asserts nothing (targets from issue 11:
 first paint <= 2 s, each update <= 0.5 s).
+
+    python benchmarks/serve.py --ask-tell 200       # round trips per client, 1 and 8 clients
+
+times instead ask/tell round trips per second through the study service (`hpostore serve
+--study-service` in its own process, clients in their own processes through hpostore.connect;
+random search, durable DuckDB), beside Optuna's RDB storage on SQLite shared by the same
+number of processes (RandomSampler, study.ask()/study.tell()).
 """
 
 from __future__ import annotations
@@ -28,6 +35,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 _HERE = Path(__file__).resolve().parent
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
@@ -83,11 +91,99 @@ def append_trial(path: str, study: str, trial: int, elapsed: float) -> None:
         store.append(study, "update", elapsed=elapsed + 1, session=session, trial=trial)
 
 
+def _hpostore_client(url: str, n: int, barrier: Any) -> None:
+    import hpostore
+
+    client = hpostore.connect(url, "bench")
+    barrier.wait()  # imports done: the clock starts
+    for _ in range(n):
+        trial = client.ask()
+        assert trial is not None
+        client.tell(trial, trial.config["x"] ** 2)
+
+
+def _optuna_client(url: str, n: int, barrier: Any) -> None:
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.load_study(study_name="bench", storage=url,
+                              sampler=optuna.samplers.RandomSampler())  # fmt: skip
+    barrier.wait()
+    for _ in range(n):
+        trial = study.ask()
+        study.tell(trial, trial.suggest_float("x", -1, 2) ** 2)
+
+
+def _rate(target: Any, url: str, clients: int, n: int) -> float:
+    """Round trips per second of ``clients`` processes doing ``n`` each (from when all of
+    them have imported their library and connected)."""
+    import multiprocessing as mp
+
+    ctx = mp.get_context("spawn")
+    barrier = ctx.Barrier(clients + 1)
+    procs = [ctx.Process(target=target, args=(url, n, barrier)) for _ in range(clients)]
+    for p in procs:
+        p.start()
+    barrier.wait()
+    t0 = time.perf_counter()
+    for p in procs:
+        p.join()
+        assert p.exitcode == 0, f"a client failed ({p.exitcode})"
+    return clients * n / (time.perf_counter() - t0)
+
+
+def ask_tell(n: int, client_counts: list[int]) -> None:
+    """hpostore's study service vs Optuna's RDB (SQLite) storage, ask+tell round trips/s."""
+    import socket
+    import subprocess
+
+    import optuna
+    from scipy import stats
+
+    from hpostore import BasicScheduler, HPOTuner, RandomSearcher
+
+    for clients in client_counts:
+        with tempfile.TemporaryDirectory() as tmp:
+            path = os.path.join(tmp, "svc.duckdb")
+            tuner = HPOTuner(BasicScheduler(RandomSearcher({"x": stats.uniform(-1, 3)}, seed=0)),
+                             lambda x: x, store=path, study="bench", verbose=False)  # fmt: skip
+            tuner.set_study_attr("bench", True)
+            tuner.close()
+            with socket.socket() as s:
+                s.bind(("127.0.0.1", 0))
+                port = s.getsockname()[1]
+            cli = [sys.executable, "-c", "import sys; from hpostore.cli import main; sys.exit(main())"]  # fmt: skip
+            server = subprocess.Popen([*cli, "serve", path, "--study-service", "--port", str(port)])
+            try:
+                while True:
+                    try:
+                        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                        break
+                    except OSError:
+                        time.sleep(0.05)
+                ours = _rate(_hpostore_client, f"http://127.0.0.1:{port}", clients, n)
+            finally:
+                server.terminate()
+                server.wait()
+            url = f"sqlite:///{os.path.join(tmp, 'optuna.db')}"
+            optuna.logging.set_verbosity(optuna.logging.WARNING)
+            optuna.create_study(study_name="bench", storage=url)
+            theirs = _rate(_optuna_client, url, clients, n)
+        print(f"{clients} client(s) x {n}: hpostore serve {ours:.0f} ask/tell per s, "
+              f"Optuna RDB (SQLite) {theirs:.0f} per s")  # fmt: skip
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--events", type=int, default=1_000_000)
     parser.add_argument("--updates", type=int, default=5)
+    parser.add_argument("--ask-tell", type=int, default=0, metavar="N",
+                        help="time ask/tell round trips instead (N per client)")  # fmt: skip
+    parser.add_argument("--clients", default="1,8", help="client counts for --ask-tell")
     args = parser.parse_args()
+    if args.ask_tell:
+        ask_tell(args.ask_tell, [int(c) for c in args.clients.split(",")])
+        return
     with tempfile.TemporaryDirectory() as tmp:
         path = os.path.join(tmp, "big.duckdb")
         t0 = time.perf_counter()
