@@ -162,3 +162,19 @@ def test_pareto_and_hypervolume_plots(tmp_path: Any) -> None:
     assert (tmp_path / "hv.svg").read_text().startswith("<?xml")
     with pytest.raises(AnalysisError, match="needs two"):
         pareto_plot(path, "z", objectives=["f1"])
+
+
+def test_snapshot_of_a_multi_objective_max_study_round_trips() -> None:
+    from hpostore.log import snapshot
+
+    tuner = HPOTuner(BasicScheduler(RandomSearcher(SPACE, seed=5)), zdt1, metric=["f1", "f2"],
+                     mode=["max", "min"], verbose=False)  # fmt: skip
+    tuner.run(number_of_trials=8)
+    blob = snapshot.encode(tuner.state, "0" * 64)
+    assert blob is not None  # the fold's objective fields are carried, not a reason to skip
+    read = snapshot.read_header(blob)
+    assert read is not None
+    state = snapshot.decode(*read)
+    assert state.summary() == tuner.state.summary()
+    assert state.sign == -1.0 and state.incumbent_error == tuner.incumbent_error
+    assert [t.trial for t in state.pareto_front()] == [p["trial"] for p in tuner.pareto_front]
