@@ -264,6 +264,28 @@ def test_resuming_from_every_commit_point_logs_the_uninterrupted_stream(
     assert resumed >= 20
 
 
+def test_a_log_of_other_workers_is_resumed_with_fresh_runs() -> None:
+    """A log that 4 simulated workers left, resumed on 2: it is not theirs to continue (more
+    runs were open than they have workers), so the open trials re-run from their checkpoints
+    and the study completes."""
+    reference, points = run_in_memory([], 4, "asha-promotion")
+
+    def in_flight(cut: int) -> int:
+        running: set[int] = set()
+        for r in reference[:cut]:
+            if r["kind"] == "start":
+                running.add(r["trial"])
+            elif r["kind"] in ("evaluate", "fail"):
+                running.discard(r["trial"])
+        return len(running)
+
+    # a kill with more trials in flight than the resuming executor has workers
+    cut = next(p for p in points[len(points) // 2 :] if in_flight(p) > 2)
+    got, _ = run_in_memory(reference[:cut], 2, "asha-promotion")
+    assert sum(r["kind"] == "evaluate" for r in got) >= N_RESULTS
+    assert {r["worker"] for r in got[cut:] if r["kind"] == "evaluate"} <= {"sim-0", "sim-1"}
+
+
 if __name__ == "__main__":
     if sys.argv[1:] == ["--serve"]:
         serve()
