@@ -223,3 +223,49 @@ def test_client_against_a_real_server(tmp_path: Path) -> None:
     assert tuner.state.trials[first.id].error == first.config["x"] ** 2
     assert tuner.state.trials[first.id].attempts == 1  # never taken back
     tuner.close()
+
+
+def test_restart_reclaims_or_hands_out_again(tmp_path: Path) -> None:
+    """A server that dies with trials handed out: after restart the worker that held one
+    reclaims it with its old lease (a new start, then its tell is accepted); one not reclaimed
+    within a lease time goes to the next ask, and its old worker gets 409."""
+    path = str(tmp_path / "runs.duckdb")
+    make_study(path)
+    store = open_store(path)
+    clock = Clock()
+    first = StudyService(store, lease_s=10, clock=clock)
+    old = TestClient(create_app(LogSource(store), extra_routes=routes(first)),
+                     base_url="http://127.0.0.1")  # fmt: skip
+    a, b = ask(old, worker="wa"), ask(old, worker="wb")
+    # the server dies: its tuner is dropped without ending its session; a new one starts
+    clock.now = 100.0
+    second = StudyService(store, lease_s=10, clock=clock)
+    client = TestClient(create_app(LogSource(store), extra_routes=routes(second)),
+                        base_url="http://127.0.0.1")  # fmt: skip
+    c = ask(client, worker="wc")  # a and b wait for their workers: a new trial
+    assert c["trial"] not in (a["trial"], b["trial"])
+    assert client.post(f"/api/studies/s/trials/{c['trial']}/tell",
+                       json={"lease_id": c["lease_id"], "value": 0.5}).status_code == 200  # fmt: skip
+    clock.now = 105.0
+    beat = client.post(f"/api/studies/s/trials/{a['trial']}/heartbeat",
+                       json={"lease_id": a["lease_id"], "worker": "wa"})  # fmt: skip
+    assert beat.status_code == 200, beat.text
+    clock.now = 110.5  # b was not reclaimed in time; a's heartbeat renewed its lease
+    d = ask(client, worker="wd")
+    assert (d["trial"], d["attempt"]) == (b["trial"], 2)
+    assert "does not hold it" in refused(client, second, 409,
+                                         f"/api/studies/s/trials/{b['trial']}/tell",
+                                         json={"lease_id": b["lease_id"], "value": 1.0})  # fmt: skip
+    for held in (a, d):
+        told = client.post(f"/api/studies/s/trials/{held['trial']}/tell",
+                           json={"lease_id": held["lease_id"], "value": 0.5})  # fmt: skip
+        assert told.status_code == 200, told.text
+    events = store.events("s", columns=["kind", "trial", "worker", "payload"]).to_pylist()
+    starts = [(e["trial"], e["worker"]) for e in events if e["kind"] == "start"]
+    assert (a["trial"], "wa") in starts  # the reclaim is logged on the worker that held it
+    results = [e["trial"] for e in events if e["kind"] == "evaluate"]
+    assert sorted(results) == sorted([a["trial"], b["trial"], c["trial"]])
+    t = second.tuner("s").state.trials[a["trial"]]
+    assert t.status is TrialStatus.FINISHED and t.attempts == 2
+    second.close()
+    store.close()

@@ -11,6 +11,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -47,6 +48,12 @@ def wait_for(predicate: object, what: str, timeout: float = 120.0) -> None:
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
         time.sleep(0.05)
+
+
+def logged_kinds(url: str) -> set[str]:
+    """The kinds of the study's newest 500 events, read from the live dashboard."""
+    with urllib.request.urlopen(f"{url}/api/studies/shared/events?after=0&limit=500") as r:
+        return {e["kind"] for e in json.load(r)["events"]}
 
 
 def runs(path: Path) -> int:
@@ -103,6 +110,8 @@ def test_server_and_three_workers_survive_sigkill(tmp_path: Path) -> None:
         wait_for(lambda: runs(done) >= 12, "12 trials run")
         workers[0].send_signal(signal.SIGKILL)  # its trial's lease runs out: re-run elsewhere
         workers[0].wait()
+        # the dead worker's lease runs out (2 s): seen live through the server's dashboard API
+        wait_for(lambda: "interrupt" in logged_kinds(url), "the dead worker's lease to expire")
         wait_for(lambda: runs(done) >= 30, "30 trials run")
         server.send_signal(signal.SIGKILL)
         server.wait()

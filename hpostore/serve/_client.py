@@ -4,8 +4,9 @@ Standard library only (urllib), so a worker needs no extra install. While a tria
 background thread renews its lease (a heartbeat every third of the lease). A server that does
 not answer (restarting, a network blip) is retried with backoff up to ``retry_s`` seconds. A
 refusal is an error: :class:`LeaseLost` (409) when the trial is no longer this worker's — its
-lease expired, it was told already, or the server restarted (which voids every lease) — and
-the worker should drop it and ask again.
+lease expired, it was told already, or the server restarted and the trial was not reclaimed
+within a lease time (the heartbeat reclaims it at once) — and the worker should drop it and ask
+again.
 
 >>> client = hpostore.connect("http://127.0.0.1:8765", "my-study")    # doctest: +SKIP
 >>> while (trial := client.ask(trials=60)) is not None:                # doctest: +SKIP
@@ -84,7 +85,7 @@ class StudyClient:
 
     # --- transport ---------------------------------------------------------------------------
     def _post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
-        data = json.dumps(body, allow_nan=False).encode()
+        data = json.dumps({"worker": self.worker, **body}, allow_nan=False).encode()
         headers = {"content-type": "application/json"}
         if self.token:
             headers["authorization"] = f"Bearer {self.token}"

@@ -11,9 +11,12 @@ Routes (POST, a JSON object body; writes need the token whenever one is set):
 
 A lease lasts ``lease_s`` seconds from the last heartbeat/report. One whose time is up is taken
 back at the next request: an ``interrupt`` event (reason "lease expired") and the trial goes to
-the next ``ask`` as its next attempt. Leases live in the server's memory: **a restarted server
-voids every lease** (its new session marks the running trials interrupted, as any resume
-does); a worker's report/heartbeat/tell then gets 409 and it asks again (the trial is re-run).
+the next ``ask`` as its next attempt. Leases live in the server's memory. **After a restart**
+the new session marks the trials that were running interrupted (as any resume does), and each
+waits one lease time for its worker: the first heartbeat/report/tell carrying the trial's old
+lease (same trial and attempt) reclaims it — a new ``start``, next attempt, same config, on that
+worker — and its tell is accepted. A trial not reclaimed in time goes to the next ``ask``; its
+old worker then gets 409 and asks again.
 A refused request (400/404/409) logs nothing. No request executes user code: a study's
 scheduler is rebuilt from its logged spec, from the built-in classes only (:func:`rebuild`).
 """
@@ -37,6 +40,7 @@ from starlette.routing import BaseRoute, Route
 
 from ..errors import HPOStoreError, InvalidArgument
 from ..log.events import Kind, dumps, objectives_of, upcast_spec
+from ..log.trial import TrialStatus
 from ..store.base import EventLog
 from ..tuner import HPOTuner, Trial
 from ._server import DEFAULT_PORT, DashboardServer
@@ -116,8 +120,9 @@ class Lease:
     lease_id: str
     worker: str
     expires: float
-    #: the tuner's handle of the trial (its report and tell go through it)
-    handle: Trial
+    #: the tuner's handle of the trial (its report and tell go through it); None while a trial
+    #: running when the server last died waits to be reclaimed by its worker
+    handle: Trial | None = None
 
 
 class StudyService:
@@ -161,7 +166,31 @@ class StudyService:
                          mode=mode if len(mode) > 1 else mode[0])  # fmt: skip
         self.tuners[study] = tuner
         self._built.add(study)
+        self._reclaimable(study, tuner)
         return tuner
+
+    def _reclaimable(self, study: str, tuner: HPOTuner) -> None:
+        """Trials running when the server died: their session ends now (the fold marks them
+        interrupted); each waits one lease time for its worker to reclaim it (held back from
+        ``ask`` meanwhile)."""
+        running = [t for t in tuner.state.trials.values() if t.status is TrialStatus.RUNNING]
+        tuner._session()
+        expires = self.clock() + self.lease_s
+        for t in running:
+            tuner._asked[t.trial] = [t.attempts, None, False]  # not handed out by ask()
+            self.leases[(study, t.trial)] = Lease(study, t.trial, t.attempts,
+                                                  f"{t.trial}.{t.attempts}.", "?", expires)  # fmt: skip
+
+    def _reclaim(self, tuner: HPOTuner, lease: Lease, lease_id: str, worker: str) -> None:
+        """The worker of a trial running when the server died came back: a new ``start``
+        (next attempt, same config, on that worker) and the trial is its again."""
+        config = tuner.state.trials[lease.trial].config
+        attempt = tuner._driver.start(lease.trial, config, worker)
+        tuner._asked[lease.trial] = [attempt, None, False]
+        lease.handle = tuner._trial(lease.trial, config, attempt)
+        lease.attempt, lease.lease_id, lease.worker = attempt, lease_id, worker
+        log.info("study %r: trial %d reclaimed by %s after a restart", lease.study, lease.trial,
+                 worker)  # fmt: skip
 
     def close(self) -> None:
         with self.lock:
@@ -177,33 +206,38 @@ class StudyService:
                 continue
             tuner = self.tuners[lease.study]
             del self.leases[key]
+            # the tuner's own record of what it handed out: hand the trial out again
+            tuner._asked.pop(lease.trial, None)
+            if lease.handle is None:  # not reclaimed after a restart: already interrupted
+                continue
             self.expired[lease.lease_id] = f"expired (no heartbeat for {self.lease_s:g} s)"
             if len(self.expired) > 10_000:  # bounded: the oldest are forgotten
                 del self.expired[next(iter(self.expired))]
-            # the tuner's own record of what it handed out: hand the trial out again
-            tuner._asked.pop(lease.trial, None)
             tuner._recorder.append(Kind.INTERRUPT, trial=lease.trial, payload=dumps(
                 {"reason": "lease expired", "worker": lease.worker}))  # fmt: skip
             tuner._recorder.commit_ahead()
             log.info("study %r: trial %d's lease expired (%s)", lease.study, lease.trial,
                      lease.worker)  # fmt: skip
 
-    def _lease(self, study: str, trial: int, lease_id: Any, verb: str) -> Lease:
+    def _lease(self, study: str, trial: int, body: dict[str, Any], verb: str) -> Lease:
         tuner = self.tuner(study)
         self._sweep()
         if trial not in tuner.state.trials:
             raise ServiceError(404, f"study {study!r} has no trial {trial}")
-        lease = self.leases.get((study, trial))
-        if lease is not None and isinstance(lease_id, str) and lease.lease_id == lease_id:
-            return lease
+        lease, lease_id = self.leases.get((study, trial)), body.get("lease_id")
+        if lease is not None and isinstance(lease_id, str):
+            if lease.handle is None and lease_id.startswith(lease.lease_id):
+                self._reclaim(tuner, lease, lease_id, str(body.get("worker", "?"))[:200])
+            if lease.lease_id == lease_id:
+                return lease
         why = self.expired.get(lease_id) if isinstance(lease_id, str) else None
         if why is not None:
             why = f"its lease {lease_id!r} {why}"
         elif lease is None and tuner.state.trials[trial].status.value not in UNFINISHED:
             why = "it was told already (each trial is told once)"
         else:
-            why = (f"lease {lease_id!r} does not hold it (it was handed out again, or the "
-                   "server restarted, which voids every lease)")  # fmt: skip
+            why = (f"lease {lease_id!r} does not hold it (it was handed out again, or was not "
+                   "reclaimed in time after a server restart)")  # fmt: skip
         raise ServiceError(409, f"cannot {verb} trial {trial} of study {study!r}: {why}; "
                            "nothing was logged. Ask for a new trial.")  # fmt: skip
 
@@ -231,30 +265,32 @@ class StudyService:
                     "lease_id": lease.lease_id, "lease_s": self.lease_s,
                     "checkpoint_dir": trial.checkpoint_dir}  # fmt: skip
 
-    def heartbeat(self, study: str, trial: int, lease_id: Any) -> dict[str, Any]:
+    def heartbeat(self, study: str, trial: int, body: dict[str, Any]) -> dict[str, Any]:
         with self.lock:
-            lease = self._lease(study, trial, lease_id, "heartbeat")
+            lease = self._lease(study, trial, body, "heartbeat")
             lease.expires = self.clock() + self.lease_s
             return {"lease_s": self.lease_s}
 
     def report(self, study: str, trial: int, body: dict[str, Any]) -> dict[str, Any]:
         with self.lock:
-            lease = self._lease(study, trial, body.get("lease_id"), "report")
+            lease = self._lease(study, trial, body, "report")
             lease.expires = self.clock() + self.lease_s
             metrics = body.get("metrics") or {}
             if not isinstance(metrics, dict):
                 raise ServiceError(400, "metrics must be a JSON object")
+            assert lease.handle is not None  # _lease reclaims
             stop = lease.handle.report(body.get("resource"), body.get("error"), **metrics)
             return {"stop": bool(stop)}
 
     def tell(self, study: str, trial: int, body: dict[str, Any]) -> dict[str, Any]:
         with self.lock:
-            lease = self._lease(study, trial, body.get("lease_id"), "tell")
+            lease = self._lease(study, trial, body, "tell")
             tuner = self.tuners[study]
             failed = body.get("failed")
             value = body.get("metrics", body.get("value"))
             if failed is not None and not isinstance(failed, str):
                 raise ServiceError(400, "failed must be a string saying why the trial failed")
+            assert lease.handle is not None
             tuner.tell(lease.handle, value, failed=failed)
             del self.leases[(study, trial)]
             return {"told": True, "trial": trial, "attempt": lease.attempt}
@@ -307,8 +343,7 @@ def routes(service: StudyService) -> list[BaseRoute]:
         return service.ask(request.path_params["study"], str(worker)[:200], trials)
 
     def heartbeat(request: Request, body: dict[str, Any]) -> dict[str, Any]:
-        return service.heartbeat(request.path_params["study"], trial_id(request),
-                                 body.get("lease_id"))  # fmt: skip
+        return service.heartbeat(request.path_params["study"], trial_id(request), body)
 
     def report(request: Request, body: dict[str, Any]) -> dict[str, Any]:
         return service.report(request.path_params["study"], trial_id(request), body)
