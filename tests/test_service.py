@@ -269,3 +269,28 @@ def test_restart_reclaims_or_hands_out_again(tmp_path: Path) -> None:
     assert t.status is TrialStatus.FINISHED and t.attempts == 2
     second.close()
     store.close()
+
+
+def test_an_exhausted_grid_is_done(tmp_path: Path) -> None:
+    from hpostore import GridSearcher
+
+    path = str(tmp_path / "runs.duckdb")
+    tuner = HPOTuner(BasicScheduler(GridSearcher({"x": [1, 2]})), lambda x: x,
+                     store=path, study="s", verbose=False)  # fmt: skip
+    tuner.set_study_attr("grid", True)
+    tuner.close()
+    store = open_store(path)
+    service = StudyService(store)
+    client = TestClient(create_app(LogSource(store), extra_routes=routes(service)),
+                        base_url="http://127.0.0.1")  # fmt: skip
+    try:
+        held = [ask(client), ask(client)]
+        assert sorted(a["config"]["x"] for a in held) == [1, 2]
+        assert "wait" in ask(client)  # the grid is spent, but a trial may still come back
+        for a in held:
+            client.post(f"/api/studies/s/trials/{a['trial']}/tell",
+                        json={"lease_id": a["lease_id"], "value": 0.0})  # fmt: skip
+        assert ask(client)["done"] is True
+    finally:
+        service.close()
+        store.close()

@@ -41,6 +41,7 @@ from starlette.routing import BaseRoute, Route
 from ..errors import HPOStoreError, InvalidArgument
 from ..log.events import Kind, dumps, objectives_of, upcast_spec
 from ..log.trial import TrialStatus
+from ..searchers.grid import GridExhausted
 from ..store.base import EventLog
 from ..tuner import HPOTuner, Trial
 from ._server import DEFAULT_PORT, DashboardServer
@@ -257,6 +258,10 @@ class StudyService:
                 trial = tuner.ask()
             except InvalidArgument as exc:  # the scheduler waits for results
                 return {"wait": min(1.0, self.lease_s / 4), "reason": str(exc)}
+            except GridExhausted:  # every point proposed: done once none is held
+                if any(k[0] == study for k in self.leases):
+                    return {"wait": min(1.0, self.lease_s / 4)}
+                return {"done": True, "trials": len(state.trials)}
             lease = Lease(study, trial.id, trial.attempt,
                           f"{trial.id}.{trial.attempt}.{secrets.token_hex(8)}", worker,
                           self.clock() + self.lease_s, trial)  # fmt: skip
