@@ -87,8 +87,8 @@ class TrialLoop:
         self.suspects: set[int] = set()
 
     def _say(self, message: str) -> None:
-        if self.verbose:  # the textbook's progress lines go to stdout
-            print(message)
+        # the lines users see (verbose) are written by the tuner's Progress listener
+        # (tuner/_progress.py), which hears of each start and result through the driver
         log.debug(message)
 
     def _within_budget(self) -> bool:
