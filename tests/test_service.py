@@ -24,7 +24,8 @@ from hpostore import (  # noqa: E402
     open_store,
 )
 from hpostore.serve import StudyService, create_app  # noqa: E402
-from hpostore.serve._service import rebuild, routes  # noqa: E402
+from hpostore.serve._rebuild import rebuild  # noqa: E402
+from hpostore.serve._routes import routes  # noqa: E402
 from hpostore.serve._source import LogSource  # noqa: E402
 from hpostore.serve._worker import parse_result  # noqa: E402
 

@@ -14,8 +14,9 @@ from analysis._importance import importance
 
 from ._app import MAX_BODY_BYTES, create_app
 from ._client import LeaseLost, RequestRefused, ServiceUnavailable, StudyClient, connect
+from ._routes import StudyServer, serve_study
 from ._server import DEFAULT_PORT, DashboardServer, is_loopback, serve
-from ._service import LEASE_S, StudyServer, StudyService, serve_study
+from ._service import LEASE_S, StudyService
 from ._source import LogSource, StoreBusy
 
 __all__ = [

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import secrets
 import threading
 import time
@@ -33,82 +32,19 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from starlette.concurrency import run_in_threadpool
-from starlette.requests import Request
-from starlette.responses import Response
-from starlette.routing import BaseRoute, Route
-
-from ..errors import HPOStoreError, InvalidArgument
-from ..log.events import Kind, dumps, objectives_of, upcast_spec
+from ..errors import InvalidArgument
+from ..log.events import Kind, dumps
 from ..log.trial import TrialStatus
 from ..searchers.grid import GridExhausted
 from ..store.base import EventLog
 from ..tuner import HPOTuner, Trial
-from ._server import DEFAULT_PORT, DashboardServer
+from ._rebuild import ServiceError, rebuild, served_by_workers
 
 log = logging.getLogger("hpostore")
 UNFINISHED = ("suggested", "running", "interrupted")
 
 #: Default lease: a trial whose worker is silent this long is handed to the next ask.
 LEASE_S = 30.0
-
-
-class ServiceError(HPOStoreError):
-    """A request the service refuses; ``status`` is its HTTP status (nothing was logged)."""
-
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-
-
-def _allowed() -> dict[str, type]:
-    """The built-in schedulers and searchers, by the name a spec records."""
-    from .. import schedulers, searchers
-    from .._hyper import HyperParameters
-
-    out: dict[str, type] = {}
-    for module in (schedulers, searchers):
-        for name in module.__all__:
-            cls = getattr(module, name)
-            if isinstance(cls, type) and issubclass(cls, HyperParameters):
-                out[f"{cls.__module__}.{cls.__qualname__}"] = cls
-    return out
-
-
-def _decode(value: Any, allowed: dict[str, type], where: str) -> Any:
-    from ..space import ConfigSpace
-
-    if isinstance(value, list):
-        return [_decode(v, allowed, f"{where}[{i}]") for i, v in enumerate(value)]
-    if not isinstance(value, dict):
-        return value
-    if set(value) == {"config_space"}:
-        return ConfigSpace.from_json(value["config_space"])
-    if set(value) <= {"class", "args"} and "class" in value:
-        cls = allowed.get(str(value["class"]))
-        if cls is None:
-            raise ServiceError(409, f"{where}: {value['class']!r} is not a built-in scheduler or "
-                               "searcher; serve this study from Python with "
-                               "hpostore.serve.serve_study(tuner)")  # fmt: skip
-        args = value.get("args") or {}
-        return cls(**{k: _decode(v, allowed, f"{where}.{k}") for k, v in args.items()})
-    if "object" in value or "domain" in value:
-        raise ServiceError(409, f"{where}: the spec records {value} by name only, so it cannot "
-                           "be rebuilt; serve this study from Python with serve_study(tuner)")  # fmt: skip
-    return {k: _decode(v, allowed, f"{where}.{k}") for k, v in value.items()}
-
-
-def rebuild(spec: dict[str, Any], study: str) -> tuple[Any, tuple[list[str], list[str]]]:
-    """The scheduler a logged spec describes (built-in classes only), and (metrics, modes)."""
-    spec = upcast_spec(spec, study)
-    scheduler = _decode(spec.get("scheduler"), _allowed(), "scheduler")
-    metrics, modes = objectives_of(spec)
-    return scheduler, (list(metrics), list(modes))
-
-
-def served_by_workers(**config: Any) -> None:
-    """The objective of a served study: its trials run in workers, never in the server."""
-    raise InvalidArgument("this study is served: its trials run in `hpostore worker` processes")
 
 
 @dataclass(slots=True)
@@ -299,112 +235,3 @@ class StudyService:
             tuner.tell(lease.handle, value, failed=failed)
             del self.leases[(study, trial)]
             return {"told": True, "trial": trial, "attempt": lease.attempt}
-
-
-def _json(payload: Any, status: int = 200) -> Response:
-    body = json.dumps(payload, allow_nan=False, separators=(",", ":"), default=str)
-    return Response(body, status, {"cache-control": "no-store"}, "application/json")
-
-
-async def _body(request: Request) -> dict[str, Any]:
-    if request.headers.get("content-type", "").split(";")[0].strip() != "application/json":
-        raise ServiceError(415, "send the body as JSON with 'Content-Type: application/json'")
-    raw = await request.body()
-    try:
-        body = json.loads(raw or b"{}")
-    except ValueError as exc:
-        raise ServiceError(400, f"the body is not valid JSON: {exc}") from None
-    if not isinstance(body, dict):
-        raise ServiceError(400, f"the body must be a JSON object, got {type(body).__name__}")
-    return body
-
-
-def routes(service: StudyService) -> list[BaseRoute]:
-    """The service's POST routes, to add to the dashboard's app (``extra_routes``)."""
-
-    def handler(call: Callable[[Request, dict[str, Any]], dict[str, Any]]) -> Any:
-        async def endpoint(request: Request) -> Response:
-            try:
-                body = await _body(request)
-                # the tuner and the store block: run the call off the event loop
-                return _json(await run_in_threadpool(call, request, body))
-            except ServiceError as exc:
-                return _json({"error": str(exc)}, exc.status)
-            except InvalidArgument as exc:
-                return _json({"error": f"{exc} (nothing was logged)"}, 400)
-
-        return endpoint
-
-    def trial_id(request: Request) -> int:
-        text = request.path_params["trial"]
-        if not text.isdigit():
-            raise ServiceError(404, f"no trial {text[:40]!r}: trial ids are integers")
-        return int(text)
-
-    def ask(request: Request, body: dict[str, Any]) -> dict[str, Any]:
-        trials, worker = body.get("trials"), body.get("worker", "?")
-        if trials is not None and (not isinstance(trials, int) or trials < 1):
-            raise ServiceError(400, f"trials must be a positive integer, got {trials!r}")
-        return service.ask(request.path_params["study"], str(worker)[:200], trials)
-
-    def heartbeat(request: Request, body: dict[str, Any]) -> dict[str, Any]:
-        return service.heartbeat(request.path_params["study"], trial_id(request), body)
-
-    def report(request: Request, body: dict[str, Any]) -> dict[str, Any]:
-        return service.report(request.path_params["study"], trial_id(request), body)
-
-    def tell(request: Request, body: dict[str, Any]) -> dict[str, Any]:
-        return service.tell(request.path_params["study"], trial_id(request), body)
-
-    prefix = "/api/studies/{study:path}"
-    return [
-        Route(f"{prefix}/ask", handler(ask), methods=["POST"]),
-        Route(prefix + "/trials/{trial}/heartbeat", handler(heartbeat), methods=["POST"]),
-        Route(prefix + "/trials/{trial}/report", handler(report), methods=["POST"]),
-        Route(prefix + "/trials/{trial}/tell", handler(tell), methods=["POST"]),
-    ]
-
-
-class StudyServer(DashboardServer):
-    """The dashboard plus the study service on one address; the service's tuners (and a store
-    it opened) are closed when serving stops."""
-
-    def __init__(self, service: StudyService, *, owns_store: bool, **kwargs: Any) -> None:
-        super().__init__(service.store, extra_routes=routes(service), **kwargs)
-        self.service, self._owns_store = service, owns_store
-
-    def run(self) -> None:
-        try:
-            super().run()
-        finally:
-            self.service.close()
-            if self._owns_store:
-                self.service.store.close()
-
-
-def serve_study(
-    target: HPOTuner | str | os.PathLike[str],
-    *,
-    host: str = "127.0.0.1",
-    port: int = DEFAULT_PORT,
-    token: str | None = None,
-    lease_s: float = LEASE_S,
-    block: bool = True,
-) -> StudyServer:
-    """Serve ask/tell (and the dashboard) for a tuner built in Python with any searcher, or for
-    every study of a store (``hpostore serve PATH --study-service``: built-in classes only).
-    This process becomes the store's only writer. See the module docstring for the routes."""
-    if isinstance(target, HPOTuner):
-        service = StudyService(target.store, lease_s=lease_s, tuners={target.study: target})
-        owns = False
-    else:
-        from ..store import open_store
-
-        service, owns = StudyService(open_store(os.fspath(target)), lease_s=lease_s), True
-    server = StudyServer(service, owns_store=owns, host=host, port=port, token=token)
-    log.info("hpostore study service of %s on %s", server.source.label, server.url)
-    if block:
-        server.run()
-    else:
-        server.start()
-    return server

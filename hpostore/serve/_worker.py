@@ -99,7 +99,8 @@ def run_study_service(path: str, *, host: str, port: int, token: str | None,
                       lease_s: float) -> str:  # fmt: skip
     """``hpostore serve PATH --study-service``: the dashboard plus ask/tell, until Ctrl-C."""
     from ..store import open_store
-    from ._service import StudyServer, StudyService
+    from ._routes import StudyServer
+    from ._service import StudyService
 
     service = StudyService(open_store(path), lease_s=lease_s)
     server = StudyServer(service, owns_store=True, host=host, port=port, token=token)
