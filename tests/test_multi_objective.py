@@ -178,3 +178,13 @@ def test_snapshot_of_a_multi_objective_max_study_round_trips() -> None:
     assert state.summary() == tuner.state.summary()
     assert state.sign == -1.0 and state.incumbent_error == tuner.incumbent_error
     assert [t.trial for t in state.pareto_front()] == [p["trial"] for p in tuner.pareto_front]
+
+
+def test_metrics_cross_worker_processes() -> None:
+    tuner = HPOTuner(BasicScheduler(RandomSearcher(SPACE, seed=6)), zdt1, metric=["f1", "f2"],
+                     n_workers=2, verbose=False)  # fmt: skip
+    tuner.run(number_of_trials=6)
+    tuner.close()
+    assert tuner.state.n_finished == 6
+    for t in tuner.state.trials.values():
+        assert t.metrics()["cost"] == t.config["x1"] and t.metrics()["f1"] == t.config["x0"]
