@@ -8,9 +8,11 @@ import sys
 import textwrap
 from typing import Any
 
+import numpy as np
 import pytest
 from scipy import stats
 
+import hpostore
 from hpostore import (
     ASHAScheduler,
     BasicScheduler,
@@ -229,3 +231,32 @@ def test_a_tuner_without_objective_is_driven_by_ask_and_tell_only(store_path: st
         trial = t.ask()
         t.tell(trial, 0.5)
         assert t.incumbent_error == 0.5
+
+
+class UserSearcher(hpostore.HPOSearcher):
+    """A searcher that does not override restore: a resume re-executes its logged calls."""
+
+    def __init__(self, seed: int) -> None:
+        self.save_hyperparameters()
+        self.rng = np.random.default_rng(seed)
+
+    def sample_configuration(self) -> dict[str, Any]:
+        return {"x": float(self.rng.uniform(-1, 1))}
+
+
+def test_a_re_executed_searcher_does_not_replay_enqueued_trials_as_its_own(
+    store_path: str,
+) -> None:
+    def make() -> HPOTuner:
+        return HPOTuner(BasicScheduler(UserSearcher(seed=4)), square, store=store_path,
+                        study="s", verbose=False)  # fmt: skip
+
+    with make() as t:
+        t.run(2)
+        t.enqueue({"x": 0.5})
+        t.run(4)
+    uninterrupted = [r["config"]["x"] for r in t.records]
+    with make() as t:  # re-executes suggest() twice before the enqueued trial, once after
+        t.run(6)
+        assert [r["config"]["x"] for r in t.records][:4] == uninterrupted
+        assert t.state.n_finished == 6 and t.state.trials[2].config == {"x": 0.5}
