@@ -207,7 +207,11 @@ class HPOTuner(AskTell, HyperParameters):
         ``{"trial", "config", "metrics"}`` of each, in trial order, metrics as measured."""
         state = self.state
         return [
-            {"trial": t.trial, "config": t.config, "metrics": t.metrics(state.sign, state.metric[0])}
+            {
+                "trial": t.trial,
+                "config": t.config,
+                "metrics": t.metrics(state.sign, state.metric[0]),
+            }
             for t in state.pareto_front()
         ]
 
@@ -277,7 +281,9 @@ class HPOTuner(AskTell, HyperParameters):
             )
         loop = self._loop(time_budget_s)
         if self._recorder.session is None:
-            self._recorder.begin(lambda: new_study_spec(self.scheduler, self.call.name, self.call.objectives))
+            self._recorder.begin(
+                lambda: new_study_spec(self.scheduler, self.call.name, self.call.objectives)
+            )
         reason = "completed"
         interrupted: int | None = None
         progress = Progress(target=number_of_trials, done=state.n_finished, verbose=self.verbose,
