@@ -46,7 +46,7 @@ def anytime(con: duckdb.DuckDBPyConnection, study: str) -> dict[str, Any]:
 
 _CURVES = """
 WITH lc AS (SELECT trial, seq, resource, error, kind FROM learning_curves WHERE study = ?),
-per AS (SELECT trial, min(error) AS best, max(seq) AS last FROM lc GROUP BY trial),
+per AS (SELECT trial, {best}(error) AS best, max(seq) AS last FROM lc GROUP BY trial),
 chosen AS (
     SELECT trial FROM (SELECT trial FROM per ORDER BY best {order}, trial LIMIT ?)
     UNION
@@ -68,7 +68,7 @@ def curves(con: duckdb.DuckDBPyConnection, study: str, mode: str | None) -> dict
     lines: dict[int, dict[str, Any]] = {}
     seqs: dict[int, list[int]] = {}
     for trial, seq, resource, error, _kind in con.execute(
-        _CURVES.format(order=order), [study, CURVES_BEST, CURVES_RECENT]
+        _CURVES.format(order=order, best="max" if mode == "max" else "min"), [study, CURVES_BEST, CURVES_RECENT]
     ).fetchall():
         line = lines.setdefault(trial, {"trial": trial, "x": [], "y": []})
         line["x"].append(resource if resource is not None else len(line["x"]) + 1)
