@@ -58,14 +58,14 @@ from .space import Conditional, ConfigSpace  # noqa: E402
 from .study import StudyState, TrialStatus, replay, replay_table  # noqa: E402
 
 if TYPE_CHECKING:
-    from .serve._client import connect
+    from .client import connect
     from .store import EventLog, open_store
     from .tuner import HPOTuner, Trial
 
 # The store backends and the tuner import DuckDB and pyarrow.parquet (~0.2 s): they load on
 # first use, so `import hpostore` stays fast (benchmarks/startup.py).
 _LAZY = {"EventLog": ".store", "open_store": ".store", "HPOTuner": ".tuner", "Trial": ".tuner",
-         "connect": ".serve._client"}  # fmt: skip
+         "connect": ".client"}  # fmt: skip
 
 
 def __getattr__(name: str) -> Any:
@@ -75,6 +75,7 @@ def __getattr__(name: str) -> Any:
     value = getattr(importlib.import_module(module, __name__), name)
     globals()[name] = value
     return value
+
 
 __all__ = [
     "FORMAT_VERSION",

@@ -12,8 +12,8 @@ server computes with the analysis views; nothing is fetched from the internet.
 
 from analysis._importance import importance
 
+from ..client import LeaseLost, RequestRefused, ServiceUnavailable, StudyClient, connect
 from ._app import MAX_BODY_BYTES, create_app
-from ._client import LeaseLost, RequestRefused, ServiceUnavailable, StudyClient, connect
 from ._routes import StudyServer, serve_study
 from ._server import DEFAULT_PORT, DashboardServer, is_loopback, serve
 from ._service import LEASE_S, StudyService

@@ -23,8 +23,8 @@ import subprocess
 import sys
 from typing import Any
 
+from ..client import LeaseLost, RemoteTrial, StudyClient
 from ..errors import HPOStoreError
-from ._client import LeaseLost, RemoteTrial, StudyClient
 
 log = logging.getLogger("hpostore")
 

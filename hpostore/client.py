@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
 
-from ..errors import HPOStoreError
+from .errors import HPOStoreError
 
 log = logging.getLogger("hpostore")
 
