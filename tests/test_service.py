@@ -27,7 +27,7 @@ from hpostore.serve import StudyService, create_app  # noqa: E402
 from hpostore.serve._rebuild import rebuild  # noqa: E402
 from hpostore.serve._routes import routes  # noqa: E402
 from hpostore.serve._source import LogSource  # noqa: E402
-from hpostore.serve._worker import parse_result  # noqa: E402
+from hpostore.worker import parse_result  # noqa: E402
 
 SPACE = {"x": stats.uniform(-1, 2)}
 TOKEN = "s3cret-token-123"

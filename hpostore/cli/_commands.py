@@ -312,7 +312,7 @@ def serve(args: argparse.Namespace) -> str:
     from ..serve._cli import run_serve  # Starlette and Uvicorn load only for this command
 
     if args.study_service:
-        from ..serve._worker import run_study_service
+        from ..serve._routes import run_study_service
 
         return run_study_service(args.path, host=args.host, port=args.port, token=args.token,
                                  lease_s=args.lease)  # fmt: skip
@@ -320,7 +320,7 @@ def serve(args: argparse.Namespace) -> str:
 
 
 def worker(args: argparse.Namespace) -> str:
-    from ..serve._worker import run_worker  # no Starlette needed: the client is stdlib only
+    from ..worker import run_worker  # standard library only: no web stack on a compute node
 
     command = list(args.cmd)
     if "--" in command:  # options given after STUDY land in the remainder, before the "--"

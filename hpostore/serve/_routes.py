@@ -8,6 +8,7 @@ token whenever one is set.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -135,3 +136,17 @@ def serve_study(
     else:
         server.start()
     return server
+
+
+def run_study_service(path: str, *, host: str, port: int, token: str | None,
+                      lease_s: float) -> str:  # fmt: skip
+    """``hpostore serve PATH --study-service``: the dashboard plus ask/tell, until Ctrl-C."""
+    from ..store import open_store
+
+    service = StudyService(open_store(path), lease_s=lease_s)
+    server = StudyServer(service, owns_store=True, host=host, port=port, token=token)
+    print(f"hpostore serve: dashboard and study service of {server.source.label} at "
+          f"{server.url}", flush=True)  # fmt: skip
+    with contextlib.suppress(KeyboardInterrupt):
+        server.run()
+    return "hpostore serve: stopped"

@@ -9,13 +9,12 @@ Each trial runs ``CMD`` with the environment of the worker plus:
 The result is the command's last non-empty stdout line: a number (the objective) or a JSON
 object (its metrics). A non-zero exit or an unreadable last line tells the trial failed, with
 the reason. The worker loops until the study has ``--trials`` trials all told (or, without
-``--trials``, until the command is interrupted). It also holds ``run_study_service`` (the
-``hpostore serve --study-service`` command).
+``--trials``, until the command is interrupted). Standard library only (with
+:mod:`hpostore.client`): a compute node needs no web stack to run workers.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import os
@@ -23,8 +22,8 @@ import subprocess
 import sys
 from typing import Any
 
-from ..client import LeaseLost, RemoteTrial, StudyClient
-from ..errors import HPOStoreError
+from .client import LeaseLost, RemoteTrial, StudyClient
+from .errors import HPOStoreError
 
 log = logging.getLogger("hpostore")
 
@@ -93,19 +92,3 @@ def run_worker(url: str, study: str, command: list[str], *, trials: int | None =
     finally:
         client.close()
     return f"hpostore worker: {ran} trials told, {lost} dropped; study {study!r} is done"
-
-
-def run_study_service(path: str, *, host: str, port: int, token: str | None,
-                      lease_s: float) -> str:  # fmt: skip
-    """``hpostore serve PATH --study-service``: the dashboard plus ask/tell, until Ctrl-C."""
-    from ..store import open_store
-    from ._routes import StudyServer
-    from ._service import StudyService
-
-    service = StudyService(open_store(path), lease_s=lease_s)
-    server = StudyServer(service, owns_store=True, host=host, port=port, token=token)
-    print(f"hpostore serve: dashboard and study service of {server.source.label} at "
-          f"{server.url}", flush=True)  # fmt: skip
-    with contextlib.suppress(KeyboardInterrupt):
-        server.run()
-    return "hpostore serve: stopped"
