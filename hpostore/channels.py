@@ -21,13 +21,31 @@ from typing import Any
 from ._processes import exit_when_gone, lifeline, worker_context
 from .errors import InvalidArgument
 
-#: (trial, attempt, resource, error) as a worker reports it
-Report = tuple[int, int, float, float]
-#: the tuner's decision on a report: True if the trial should stop
-Decide = Callable[[int, int, float, float], bool]
+#: (trial, attempt, resource, error[, metrics]) as a worker reports it; ``metrics``: the
+#: extra metrics given to ``report`` as keywords (a dict of floats), absent or None if none
+Report = tuple[Any, ...]
+#: the tuner's decision on a report ``(trial, attempt, resource, error, metrics)``: True if
+#: the trial should stop
+Decide = Callable[[int, int, float, float, "dict[str, float] | None"], bool]
 
 #: how long a worker's ``report`` waits for the tuner's decision on it (manager channel)
 REPORT_WAIT_S = 5.0
+
+
+def check_metrics(metrics: dict[str, Any]) -> dict[str, float] | None:
+    """Extra metrics given to ``report`` as keywords, as finite floats (None when none)."""
+    out: dict[str, float] = {}
+    for name, value in metrics.items():
+        try:
+            number = float(value)
+        except (TypeError, ValueError, OverflowError):
+            number = math.nan
+        if isinstance(value, (bool, str, bytes)) or not math.isfinite(number):
+            raise InvalidArgument(
+                f"report(..., {name}=...) needs a finite number, got {value!r:.80}"
+            )
+        out[name] = number
+    return out or None
 
 
 def check_report(resource: Any, error: Any) -> tuple[float, float]:
@@ -90,13 +108,14 @@ class _InlineReporter:
     def __init__(self, channel: InlineChannel, trial: int, attempt: int) -> None:
         self.channel, self.trial, self.attempt = channel, trial, attempt
 
-    def __call__(self, resource: float, error: float) -> bool:
+    def __call__(self, resource: float, error: float, **metrics: float) -> bool:
         r, e = check_report(resource, error)
+        m = check_metrics(metrics)
         decide = self.channel.decide
         if decide is None:
             raise InvalidArgument("report() was called outside a running trial")
         try:
-            return decide(self.trial, self.attempt, r, e)
+            return decide(self.trial, self.attempt, r, e, m)
         except BaseException as exc:
             self.channel.fatal = exc
             raise
@@ -148,9 +167,9 @@ class _QueueReporter:
         self.trial, self.attempt, self.wait_s = trial, attempt, wait_s
         self.sent = 0
 
-    def __call__(self, resource: float, error: float) -> bool:
+    def __call__(self, resource: float, error: float, **metrics: float) -> bool:
         r, e = check_report(resource, error)
-        self.queue.put((self.trial, self.attempt, r, e))
+        self.queue.put((self.trial, self.attempt, r, e, check_metrics(metrics)))
         self.sent += 1
         deadline = time.monotonic() + self.wait_s
         pause = 0.001
@@ -258,9 +277,10 @@ class _RayReporter:
     def __init__(self, board: Any, trial: int, attempt: int) -> None:
         self.board, self.trial, self.attempt = board, trial, attempt
 
-    def __call__(self, resource: float, error: float) -> bool:
+    def __call__(self, resource: float, error: float, **metrics: float) -> bool:
         r, e = check_report(resource, error)
-        return bool(ray_module().get(self.board.put.remote((self.trial, self.attempt, r, e))))
+        report = (self.trial, self.attempt, r, e, check_metrics(metrics))
+        return bool(ray_module().get(self.board.put.remote(report)))
 
 
 class RayChannel(ReportChannel):

@@ -236,3 +236,42 @@ def test_v1_study_resumes_and_stays_v1(tmp_path: Any) -> None:
         assert json.loads(events[0]["payload"])["format_version"] == 1
         assert all(e["payload"] is None for e in events if e["kind"] == "evaluate")
         assert tuner.state.n_finished == 4
+
+
+def _reports_extra(x: float, y: float, max_epochs: int, report: Callable[..., bool]) -> float:
+    for e in range(1, int(max_epochs) + 1):
+        if report(e, _curve(x, y, e), train_loss=_curve(x, y, e) / 2, lr=0.1):
+            break
+    return _curve(x, y, e)
+
+
+@pytest.mark.parametrize("n_workers", [1, 2])
+def test_report_takes_extra_metrics_as_keywords(n_workers: int) -> None:
+    sched = ASHAScheduler(RandomSearcher(SPACE, seed=2), eta=2, r_max=4)
+    tuner = HPOTuner(sched, _reports_extra, n_workers=n_workers, verbose=False)
+    tuner.run(number_of_trials=6)
+    con = analysis.views(tuner.store)
+    rows = con.sql(
+        "SELECT metric, count(*), bool_and(typeof(value) = 'DOUBLE') FROM metrics "
+        "WHERE kind = 'report' GROUP BY metric ORDER BY metric"
+    ).fetchall()
+    n = con.sql("SELECT count(*) FROM events WHERE kind = 'report'").fetchall()[0][0]
+    assert rows == [("error", n, True), ("lr", n, True), ("train_loss", n, True)]
+    half = con.sql(
+        "SELECT bool_and(abs(t.value * 2 - e.value) < 1e-12) FROM metrics t JOIN metrics e "
+        "USING (seq) WHERE t.metric = 'train_loss' AND e.metric = 'error'"
+    ).fetchall()
+    assert half == [(True,)]
+    tuner.close()
+
+
+def test_report_refuses_a_non_numeric_extra_metric() -> None:
+    def objective(x: float, y: float, report: Callable[..., bool]) -> float:
+        report(1, 0.5, note="text")
+        return 0.5
+
+    tuner = HPOTuner(BasicScheduler(RandomSearcher(SPACE, seed=0)), objective, verbose=False,
+                     max_failures=1)  # fmt: skip
+    with pytest.raises(TooManyFailures):
+        tuner.run(number_of_trials=1)
+    assert "note=...) needs a finite number" in (tuner.state.trials[0].message or "")

@@ -248,10 +248,23 @@ class SchedulerDriver:
         return attempt
 
     # --- what running trials tell ------------------------------------------------------------
-    def report(self, trial: int, resource: float, error: float, *, stopping: bool) -> bool:
+    def report(
+        self,
+        trial: int,
+        resource: float,
+        error: float,
+        *,
+        stopping: bool,
+        metrics: dict[str, float] | None = None,
+    ) -> bool:
         """Log a report, ask the scheduler, log its decision; True if the trial should stop
-        (``stopping``: a stop was already sent to it)."""
-        self.recorder.append(Kind.REPORT, trial=trial, resource=resource, error=error)
+        (``stopping``: a stop was already sent to it; ``metrics``: extra metrics, logged in the
+        payload with the first objective, format v2)."""
+        payload = None
+        if metrics:
+            payload = dumps({"metrics": {self.recorder.state.metric[0]: error, **metrics}})
+        self.recorder.append(Kind.REPORT, trial=trial, resource=resource, error=error,
+                             payload=payload)  # fmt: skip
         if self.hooks is not None:
             self.hooks.report(trial, resource, error)
         loss = error * self.recorder.state.sign  # decision makers minimize

@@ -192,11 +192,18 @@ class TrialLoop:
             self._drain()  # an inline trial's tuner-side errors surface here
 
     # --- reports ------------------------------------------------------------------------------
-    def _decide(self, trial: int, attempt: int, resource: float, error: float) -> bool:
+    def _decide(
+        self,
+        trial: int,
+        attempt: int,
+        resource: float,
+        error: float,
+        metrics: dict[str, float] | None = None,
+    ) -> bool:
         """Log a report of a running trial and the scheduler's decision; True: stop it."""
         job = self.running[trial]
         job.resource = resource
-        stop = self.driver.report(trial, resource, error, stopping=job.stopping)
+        stop = self.driver.report(trial, resource, error, stopping=job.stopping, metrics=metrics)
         if stop and not job.stopping:
             job.stopping = True
             if self.channel is not None:
@@ -206,11 +213,12 @@ class TrialLoop:
     def _drain(self) -> None:
         if self.channel is None:
             return
-        for trial, attempt, resource, error in self.channel.drain():
+        for report in self.channel.drain():
+            trial, attempt, resource, error = report[:4]
             job = self.running.get(trial)
             if job is None or job.attempt != attempt:
                 continue  # from a trial that already ended (or an earlier attempt)
-            self._decide(trial, attempt, resource, error)
+            self._decide(trial, attempt, resource, error, report[4] if len(report) > 4 else None)
             self.channel.decided(trial, attempt)  # the worker waiting on this report goes on
 
     # --- results ------------------------------------------------------------------------------

@@ -93,4 +93,6 @@ class _KeywordReport:
                 f"report({self.resource_attr or '<resource_attr>'}=..., {self.metric}=...) "
                 f"(HPOTuner's resource_attr and metric); got {sorted(metrics)}"
             )
-        return self.report(resource, error)
+        named = (self.resource_attr, self.metric)
+        extra = {k: v for k, v in metrics.items() if k not in named}  # logged as metrics
+        return self.report(resource, error, **extra)
