@@ -386,6 +386,14 @@ def best_of(repeat: int, label: str, fn: Callable[[], Any]) -> Any:
     return min(results)
 
 
+def _remove(path: Path) -> None:
+    """A store's file, or a folder beside it (snapshots, checkpoints)."""
+    if path.is_dir():
+        shutil.rmtree(path)
+    else:
+        path.unlink()
+
+
 def bench(args: argparse.Namespace) -> None:
     rows: list[Row] = []
     notes = [
@@ -400,7 +408,7 @@ def bench(args: argparse.Namespace) -> None:
         for kind in ("memory", "journal", "sqlite"):
             attempt(f"warm-up optuna {kind}", lambda k=kind: optuna_run(k, 20, d))
         for f in d.iterdir():
-            f.unlink()
+            _remove(f)
         for n in args.sizes:
             per: dict[str, Any] = {}
             for mode in ("durable", "batched", "memory"):
@@ -435,7 +443,7 @@ def bench(args: argparse.Namespace) -> None:
                     )
                 )
             for f in d.iterdir():
-                f.unlink()
+                _remove(f)
         if any(n > args.sqlite_max for n in args.sizes):
             notes.append(
                 f"optuna sqlite per-trial runs only up to N={args.sqlite_max} (tens of ms "
@@ -511,7 +519,7 @@ def bench(args: argparse.Namespace) -> None:
                 )
             )
             for f in d.iterdir():
-                f.unlink()
+                _remove(f)
     notes.append(
         "resume open+replay: hpostore open_store + HPOTuner(...) (replays the log); optuna "
         "storage + load_study + study.trials. resume first trial: hpostore run(N+1) + close "

@@ -6,6 +6,7 @@ import contextlib
 import multiprocessing
 import os
 import signal
+import socket
 import threading
 from multiprocessing.connection import Connection
 from typing import Any
@@ -52,3 +53,16 @@ def lifeline() -> tuple[Connection, Connection]:
     """(read end for the children, write end the tuner keeps open while they may live)."""
     reader, writer = multiprocessing.Pipe(duplex=False)
     return reader, writer
+
+
+_worker_name: tuple[int, str] | None = None
+
+
+def worker_name() -> str:
+    """``host:pid`` of this process, as events name workers (looked up once per process:
+    ``gethostname`` costs tens of µs, and a forked worker has a pid of its own)."""
+    global _worker_name
+    pid = os.getpid()
+    if _worker_name is None or _worker_name[0] != pid:
+        _worker_name = (pid, f"{socket.gethostname()}:{pid}")
+    return _worker_name[1]

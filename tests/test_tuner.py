@@ -321,7 +321,10 @@ def test_newer_format_version_is_refused(store_path: str) -> None:
         )
     with (
         open_store(store_path) as store,
-        pytest.raises(hpostore.FormatVersionError, match=f"format version {FORMAT_VERSION + 1} .hpostore 9.0.*Upgrade"),
+        pytest.raises(
+            hpostore.FormatVersionError,
+            match=f"format version {FORMAT_VERSION + 1} .hpostore 9.0.*Upgrade",
+        ),
     ):
         HPOTuner(BasicScheduler(RandomSearcher(SPACE, seed=2)), quadratic, store=store, study="s")
 

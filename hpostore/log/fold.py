@@ -28,7 +28,6 @@ from .trial import (
     TrialStatus,
 )
 
-
 #: the ``suggest`` payload of an enqueued config (payloads are canonical JSON: sorted, compact)
 _ENQUEUED = '"origin":"enqueued"'
 

@@ -68,7 +68,8 @@ def curves(con: duckdb.DuckDBPyConnection, study: str, mode: str | None) -> dict
     lines: dict[int, dict[str, Any]] = {}
     seqs: dict[int, list[int]] = {}
     for trial, seq, resource, error, _kind in con.execute(
-        _CURVES.format(order=order, best="max" if mode == "max" else "min"), [study, CURVES_BEST, CURVES_RECENT]
+        _CURVES.format(order=order, best="max" if mode == "max" else "min"),
+        [study, CURVES_BEST, CURVES_RECENT],
     ).fetchall():
         line = lines.setdefault(trial, {"trial": trial, "x": [], "y": []})
         line["x"].append(resource if resource is not None else len(line["x"]) + 1)

@@ -5,13 +5,12 @@ from __future__ import annotations
 import contextlib
 import inspect
 import math
-import os
-import socket
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from .._processes import worker_name
 from ..errors import ConfigSpaceError, InvalidArgument, ObjectiveSignatureError
 from ..space import to_native
 
@@ -206,8 +205,7 @@ def run_trial(
         error, metrics, message = None, None, _exception_message(exc)
     else:
         error, metrics, message = classify(value)
-    worker = f"{socket.gethostname()}:{os.getpid()}"
-    return TrialOutcome(error, message, clock() - t0, worker, metrics)
+    return TrialOutcome(error, message, clock() - t0, worker_name(), metrics)
 
 
 class ObjectiveCall:

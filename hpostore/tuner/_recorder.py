@@ -10,6 +10,7 @@ import uuid
 from collections.abc import Callable
 from typing import Any, Protocol
 
+from .._processes import worker_name
 from .._version import __version__
 from ..errors import CorruptLogError, InvalidArgument
 from ..log.events import Kind, dumps
@@ -41,7 +42,7 @@ class Recorder:
         self.store = store
         self.study = study
         self.clock = clock
-        self.worker = f"{socket.gethostname()}:{os.getpid()}"
+        self.worker = worker_name()
         # the newest valid snapshot of the fold plus the events after it (else a full replay)
         self.state: StudyState
         self.state, covered = load_state(store, study)
