@@ -496,3 +496,34 @@ def test_a_forked_child_neither_writes_nor_flushes_the_parents_store(store_path:
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "Traceback" not in proc.stderr and "failed" not in proc.stderr
     assert _seqs(store_path) == [1, 2]
+
+
+def test_a_stop_that_lands_while_the_fold_thread_is_about_to_fold_ends_the_thread() -> None:
+    """Regression: a stop() between the fold thread's wait and its ``wake.clear()`` used to be
+    lost, so the thread waited forever and ``close()`` hung in its join (seen 1 run in ~60)."""
+    from hpostore.store._folding import FoldThread
+
+    folds: list[float] = []
+
+    class Table:
+        def next_at(self) -> float:
+            # The thread has passed its wait: stop now, from inside it (stop() does not join
+            # the thread it is called from), exactly in the window the race needed.
+            fold_thread.stop()
+            return time.monotonic() - 1.0
+
+    class Store:
+        _table = Table()
+
+        def _fold(self, wait_s: float, *, background: bool = False) -> bool:
+            folds.append(wait_s)
+            return True
+
+    store = Store()
+    fold_thread = FoldThread(store, "test fold")
+    thread = fold_thread._thread
+    assert thread is not None
+    fold_thread.wake()
+    thread.join(timeout=10)
+    assert not thread.is_alive(), "the fold thread missed the stop and waits forever"
+    assert folds == []  # a stopped thread leaves the last fold to close()

@@ -175,10 +175,12 @@ def _loop(ref: weakref.ref[Foldable], wake: threading.Event, stop: threading.Eve
         del store
         if delay > 0 and stop.wait(delay):
             return
-        store = ref()
-        if store is None:
-            return
         wake.clear()
+        # stop() sets ``stop`` before ``wake``: a stop that came before the clear is seen here,
+        # one after it leaves ``wake`` set, so the wait above never outlives a stop().
+        store = ref()
+        if store is None or stop.is_set():
+            return
         if not store._fold(0.0, background=True):
             wake.set()  # busy or failed: the events wait in the tail; try again next interval
         del store
