@@ -47,10 +47,18 @@ Figures printed per benchmark, as medians over seeds:
   evaluations and after 1000, 2000, 4000 s of simulated time (0 = optimum found, 1 = as good
   as a typical random config);
 - simulated time (and evaluations) until the normalized regret is <= ``--target``.
-Then the multi-objective case (:mod:`search_quality_mo`: ZDT1, hypervolume after N
-evaluations, hpostore's random and multi-objective TPE beside Optuna's NSGA-II and
-multi-objective TPE; ``--mo-only`` runs just it). Then: BO's cost per suggestion at 200 observations, and random search of 10,000 trials on 4
+Then: BO's cost per suggestion at 200 observations, and random search of 10,000 trials on 4
 simulated workers (wall-clock, including the log).
+
+Then the multi-objective case (``--mo-only`` runs just it, ``--mo-budget 0`` skips it): ZDT1 in
+``--mo-dims`` dimensions (default 5) on [0, 1]: f1 = x0, g = 1 + 9 mean(x1..), f2 = g (1 -
+sqrt(f1 / g)), both minimized; the Pareto front is f2 = 1 - sqrt(f1) (x1.. = 0). Printed per
+method, as medians over the seeds: the hypervolume of the results after 20, 40, 60
+evaluations (:func:`analysis.hypervolume_of`, reference point (1.1, 11)) and the regret, the
+front's hypervolume (11 - 1 + 2/3 + 1.1 = 11.767) minus the one reached (0 = the whole front).
+Methods: hpostore's ``RandomSearcher`` and ``MultiObjectiveTPESearcher`` (random
+scalarization) under the real tuner (in-memory log), beside Optuna's ``NSGAIISampler`` and
+multi-objective ``TPESampler`` (ask/tell through ``study.optimize``), same seeds and budget.
 
 BLAS threads: GP matrices here are at most 200 x 200, where OpenBLAS threads only add
 contention (on 2 shared cores they make BO 3-10x slower). The script sets
@@ -78,9 +86,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import numpy as np  # noqa: E402
-import search_quality_mo  # noqa: E402  (the multi-objective case: ZDT1 beside Optuna's)
+from scipy import stats  # noqa: E402
 
-from analysis import anytime, time_to_target  # noqa: E402
+from analysis import anytime, hypervolume_of, time_to_target  # noqa: E402
 from analysis.plots import anytime_plot  # noqa: E402
 from hpostore import (  # noqa: E402
     BasicScheduler,
@@ -90,6 +98,7 @@ from hpostore import (  # noqa: E402
     HPOScheduler,
     HPOSearcher,
     HPOTuner,
+    MultiObjectiveTPESearcher,
     RandomSearcher,
     TPESearcher,
     open_store,
@@ -379,6 +388,81 @@ def random_throughput(path: str, n: int, workers: int = 4) -> float:
     return time.perf_counter() - t0
 
 
+# --- the multi-objective case: ZDT1, hypervolume after N evaluations -------------------------
+MO_REFERENCE = (1.1, 11.0)
+MO_OPTIMUM = 11.0 - 1.0 + 2.0 / 3.0 + 0.1 * 11.0  # the front's hypervolume for MO_REFERENCE
+MO_CHECKPOINTS = (20, 40, 60)  # evaluations
+MO_METHODS = ("random", "mo-tpe", "optuna-nsga2", "optuna-tpe")
+
+
+def zdt1(x: list[float]) -> tuple[float, float]:
+    """ZDT1's two objectives at ``x`` in [0, 1]^d (both minimized; front: f2 = 1 - sqrt(f1))."""
+    g = 1.0 + 9.0 * float(np.mean(x[1:]))
+    return x[0], g * (1.0 - math.sqrt(x[0] / g))
+
+
+def run_mo_hpostore(method: str, dims: int, seed: int, budget: int) -> list[tuple[float, float]]:
+    """(f1, f2) of each trial, in trial order, of an hpostore study (in-memory log)."""
+    space = {f"x{i}": stats.uniform(0, 1) for i in range(dims)}
+    make: dict[str, Callable[[], HPOSearcher]] = {
+        "random": lambda: RandomSearcher(space, seed=seed),
+        "mo-tpe": lambda: MultiObjectiveTPESearcher(space, seed=seed),
+    }
+
+    def objective(**config: float) -> dict[str, float]:
+        f1, f2 = zdt1([config[f"x{i}"] for i in range(dims)])
+        return {"f1": f1, "f2": f2}
+
+    tuner = HPOTuner(BasicScheduler(make[method]()), objective, metric=["f1", "f2"],
+                     mode=["min", "min"], verbose=False)  # fmt: skip
+    tuner.run(number_of_trials=budget)
+    trials = [t.metrics(1.0, "f1") for t in tuner.state.trials.values()]
+    tuner.close()
+    return [(m["f1"], m["f2"]) for m in trials]
+
+
+def run_mo_optuna(method: str, dims: int, seed: int, budget: int) -> list[tuple[float, float]]:
+    """(f1, f2) of each trial of an Optuna study (``optuna-nsga2`` or ``optuna-tpe``)."""
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    sampler = (
+        optuna.samplers.NSGAIISampler(seed=seed)
+        if method == "optuna-nsga2"
+        else optuna.samplers.TPESampler(seed=seed)
+    )
+    study = optuna.create_study(directions=["minimize", "minimize"], sampler=sampler)
+    study.optimize(
+        lambda trial: zdt1([trial.suggest_float(f"x{i}", 0.0, 1.0) for i in range(dims)]),
+        n_trials=budget,
+    )
+    return [(t.values[0], t.values[1]) for t in study.trials]
+
+
+def multi_objective(seeds: int, budget: int, dims: int) -> None:
+    """Run and print the multi-objective case: every :data:`MO_METHODS` entry x ``seeds``."""
+    checkpoints = [c for c in MO_CHECKPOINTS if c <= budget] or [budget]
+    print(f"\nmulti-objective: ZDT1 in {dims} dims, reference {MO_REFERENCE}, front hypervolume "
+          f"{MO_OPTIMUM:.3f}; median over {seeds} seeds")  # fmt: skip
+    evs = "".join(f"{str(c) + ' ev':>8}" for c in checkpoints)
+    width = 8 * len(checkpoints)
+    print(f"  {'':<14}{'hypervolume after':>{width}}   {'regret (front - reached) after':>{width}}")
+    print(f"  {'method':<14}{evs}   {evs}{'s/study':>9}")
+    for method in MO_METHODS:
+        volumes: dict[int, list[float]] = {c: [] for c in checkpoints}
+        seconds = []
+        for seed in range(seeds):
+            t0 = time.perf_counter()
+            fn = run_mo_optuna if method.startswith("optuna") else run_mo_hpostore
+            points = fn(method, dims, seed, budget)
+            seconds.append(time.perf_counter() - t0)
+            for c in checkpoints:
+                volumes[c].append(hypervolume_of(points[:c], MO_REFERENCE))
+        reached = "".join(f"{np.median(volumes[c]):8.3f}" for c in checkpoints)
+        regret = "".join(f"{MO_OPTIMUM - np.median(volumes[c]):8.3f}" for c in checkpoints)
+        print(f"  {method:<14}{reached}   {regret}{np.median(seconds):9.2f}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=10)
@@ -409,17 +493,19 @@ def main() -> None:
     )
     parser.add_argument("--quick", action="store_true", help="3 seeds, 1,000 random trials")
     parser.add_argument(
-        "--mo-budget", type=int, default=60, help="evaluations of the multi-objective case"
-    )
+        "--mo-budget", type=int, default=max(MO_CHECKPOINTS),
+        help="evaluations of the multi-objective case (ZDT1); 0 skips it",
+    )  # fmt: skip
+    parser.add_argument("--mo-dims", type=int, default=5, help="dimensions of ZDT1")
     parser.add_argument(
         "--mo-only", action="store_true", help="run only the multi-objective case (ZDT1)"
     )
     args = parser.parse_args()
-    if args.mo_only:
-        search_quality_mo.run(args.seeds, args.mo_budget, dims=5)
-        return
     if args.quick:
         args.seeds, args.random_trials = min(args.seeds, 3), 1000
+    if args.mo_only:
+        multi_objective(args.seeds, args.mo_budget, args.mo_dims)
+        return
     out = Path(args.out or tempfile.mkdtemp(prefix="search_quality-"))
     out.mkdir(parents=True, exist_ok=True)
     source = str(out / "runs") + "/"
@@ -479,7 +565,8 @@ def main() -> None:
         print(f"random search, {args.random_trials} simulated trials on 4 simulated workers, "
               f"{log} log: {seconds:.2f} s ({args.random_trials / seconds:,.0f} trials/s; "
               "target 10,000 in <= 5 s)")  # fmt: skip
-    search_quality_mo.run(args.seeds, args.mo_budget, dims=5)
+    if args.mo_budget > 0:
+        multi_objective(args.seeds, args.mo_budget, args.mo_dims)
     print(f"\nplots: {', '.join(str(p) for p in sorted(out.glob('anytime_*.png')))}")
 
 
