@@ -174,19 +174,12 @@ def compare(
         k: [] for k in ("group", "x", "n_studies", "median", "q_low", "q_high", "mean")
     }
     for group in group_names:
-        values = np.vstack([c.at(points) for c in curves if c.group == group])
-        n = np.sum(~np.isnan(values), axis=0)
-        # a grid point before any result of the group is NaN on purpose: no warning
-        with np.errstate(all="ignore"), warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)
-            q = np.nanquantile(values, [0.5, lo, hi], axis=0) if values.size else None
-            mean = np.nanmean(values, axis=0)
+        band = summarise([c for c in curves if c.group == group], points, (lo, hi))
         out["group"] += [group] * len(points)
         out["x"] += points.tolist()
-        out["n_studies"] += n.tolist()
-        for key, row in zip(("median", "q_low", "q_high"), q if q is not None else [[]] * 3):
-            out[key] += [None if math.isnan(v) else float(v) for v in row]
-        out["mean"] += [None if math.isnan(v) else float(v) for v in mean]
+        out["n_studies"] += band["n_studies"].tolist()
+        for key in ("median", "q_low", "q_high", "mean"):
+            out[key] += [None if math.isnan(v) else float(v) for v in band[key]]
     return pa.table(
         {
             "group": pa.array(out["group"], pa.string()),
@@ -198,6 +191,26 @@ def compare(
             "mean": pa.array(out["mean"], pa.float64()),
         }
     )
+
+
+def summarise(
+    curves: Sequence[_Curve], points: np.ndarray, quantiles: tuple[float, float]
+) -> dict[str, np.ndarray]:
+    """The step curves at ``points``, summarised across curves: n_studies (with a result
+    there), median, q_low, q_high (the ``quantiles``) and mean (NaN before any result).
+    Shared by :func:`compare` and the dashboard's quantile bands."""
+    values = np.vstack([c.at(points) for c in curves]) if curves else np.zeros((0, len(points)))
+    if not values.size:
+        empty = np.full(len(points), np.nan)
+        return {"n_studies": np.zeros(len(points), np.int64), "median": empty,
+                "q_low": empty, "q_high": empty, "mean": empty}  # fmt: skip
+    # a grid point before any result of the group is NaN on purpose: no warning
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        median, q_low, q_high = np.nanquantile(values, [0.5, *quantiles], axis=0)
+        mean = np.nanmean(values, axis=0)
+    n = np.sum(~np.isnan(values), axis=0)
+    return {"n_studies": n, "median": median, "q_low": q_low, "q_high": q_high, "mean": mean}
 
 
 def _grid(curves: list[_Curve], grid: int | Sequence[float], log_grid: bool) -> np.ndarray:
