@@ -5,13 +5,18 @@ Routes (POST, a JSON object body; writes need the token whenever one is set):
 - ``/api/studies/{study}/ask`` ``{"worker"?, "trials"?}`` -> ``{trial, config, attempt,
   lease_id, lease_s}``, or ``{"done": true}`` (the study has ``trials`` trials, all told), or
   ``{"wait": s}`` (nothing to hand out now: ask again after ``s`` seconds).
-- ``.../trials/{id}/report`` ``{lease_id, resource, error}`` -> ``{stop}`` (also a heartbeat).
-- ``.../trials/{id}/heartbeat`` ``{lease_id}`` -> ``{lease_s}``.
-- ``.../trials/{id}/tell`` ``{lease_id, value | metrics | failed}`` -> ``{told: true}``.
+- ``.../trials/{id}/report`` ``{lease_id, resource, error, metrics?}`` -> ``{stop}`` (also a
+  heartbeat; ``metrics``: extra metrics, logged with the report, or the keyword form
+  ``{"epoch": 3, "<metric>": 0.2}`` without resource/error).
+- ``.../trials/{id}/heartbeat`` ``{lease_id}`` -> ``{lease_s, stop}`` (``stop``: a report of
+  this attempt was answered ``stop``).
+- ``.../trials/{id}/tell`` ``{lease_id, value | metrics | failed | last_report: true}`` ->
+  ``{told: true}`` (``last_report``: the value of the attempt's last report, for a stopped
+  trial whose process was ended before it printed one).
 
 A lease lasts ``lease_s`` seconds from the last heartbeat/report. One whose time is up is taken
-back at the next request: an ``interrupt`` event (reason "lease expired") and the trial goes to
-the next ``ask`` as its next attempt. Leases live in the server's memory. **After a restart**
+back at the next request: the tuner's ``release`` (an ``interrupt`` event, reason "lease expired") and
+the trial goes to the next ``ask`` as its next attempt. Leases live in the server's memory. **After a restart**
 the new session marks the trials that were running interrupted (as any resume does), and each
 waits one lease time for its worker: the first heartbeat/report/tell carrying the trial's old
 lease (same trial and attempt) reclaims it — a new ``start``, next attempt, same config, on that
@@ -33,7 +38,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import InvalidArgument
-from ..log.events import Kind, dumps
 from ..log.trial import TrialStatus
 from ..searchers.grid import GridExhausted
 from ..store.base import EventLog
@@ -60,6 +64,10 @@ class Lease:
     #: the tuner's handle of the trial (its report and tell go through it); None while a trial
     #: running when the server last died waits to be reclaimed by its worker
     handle: Trial | None = None
+    #: the scheduler asked the trial to stop (a report answered ``stop``)
+    stop: bool = False
+    #: the objective value of the trial's last report, as reported
+    last_error: float | None = None
 
 
 class StudyService:
@@ -107,25 +115,24 @@ class StudyService:
         return tuner
 
     def _reclaimable(self, study: str, tuner: HPOTuner) -> None:
-        """Trials running when the server died: their session ends now (the fold marks them
-        interrupted); each waits one lease time for its worker to reclaim it (held back from
-        ``ask`` meanwhile)."""
-        running = [t for t in tuner.state.trials.values() if t.status is TrialStatus.RUNNING]
-        tuner._session()
+        """Trials running when the server died (its next ``ask`` opens a session that marks
+        them interrupted): each waits one lease time for its worker to reclaim it, kept from
+        ``ask`` meanwhile (:meth:`_kept`)."""
         expires = self.clock() + self.lease_s
-        for t in running:
-            tuner._asked[t.trial] = [t.attempts, None, False]  # not handed out by ask()
-            self.leases[(study, t.trial)] = Lease(study, t.trial, t.attempts,
-                                                  f"{t.trial}.{t.attempts}.", "?", expires)  # fmt: skip
+        for t in tuner.state.trials.values():
+            if t.status is TrialStatus.RUNNING:
+                self.leases[(study, t.trial)] = Lease(study, t.trial, t.attempts,
+                                                      f"{t.trial}.{t.attempts}.", "?", expires)  # fmt: skip
+
+    def _kept(self, study: str) -> list[int]:
+        """Trials of ``study`` kept for the worker that ran them before a restart."""
+        return [k[1] for k, lease in self.leases.items() if k[0] == study and lease.handle is None]
 
     def _reclaim(self, tuner: HPOTuner, lease: Lease, lease_id: str, worker: str) -> None:
         """The worker of a trial running when the server died came back: a new ``start``
         (next attempt, same config, on that worker) and the trial is its again."""
-        config = tuner.state.trials[lease.trial].config
-        attempt = tuner._driver.start(lease.trial, config, worker)
-        tuner._asked[lease.trial] = [attempt, None, False]
-        lease.handle = tuner._trial(lease.trial, config, attempt)
-        lease.attempt, lease.lease_id, lease.worker = attempt, lease_id, worker
+        lease.handle = tuner.ask(trial=lease.trial, worker=worker)
+        lease.attempt, lease.lease_id, lease.worker = lease.handle.attempt, lease_id, worker
         log.info("study %r: trial %d reclaimed by %s after a restart", lease.study, lease.trial,
                  worker)  # fmt: skip
 
@@ -141,18 +148,15 @@ class StudyService:
         for key, lease in list(self.leases.items()):
             if lease.expires > now:
                 continue
-            tuner = self.tuners[lease.study]
             del self.leases[key]
-            # the tuner's own record of what it handed out: hand the trial out again
-            tuner._asked.pop(lease.trial, None)
-            if lease.handle is None:  # not reclaimed after a restart: already interrupted
+            if lease.handle is None:  # not reclaimed after a restart: the next ask hands it out
                 continue
             self.expired[lease.lease_id] = f"expired (no heartbeat for {self.lease_s:g} s)"
             if len(self.expired) > 10_000:  # bounded: the oldest are forgotten
                 del self.expired[next(iter(self.expired))]
-            tuner._recorder.append(Kind.INTERRUPT, trial=lease.trial, payload=dumps(
-                {"reason": "lease expired", "worker": lease.worker}))  # fmt: skip
-            tuner._recorder.commit_ahead()
+            # logged (interrupt) and handed out again by the tuner's next ask()
+            self.tuners[lease.study].release(lease.handle, reason="lease expired",
+                                             worker=lease.worker)  # fmt: skip
             log.info("study %r: trial %d's lease expired (%s)", lease.study, lease.trial,
                      lease.worker)  # fmt: skip
 
@@ -191,7 +195,7 @@ class StudyService:
                         return {"wait": min(1.0, self.lease_s / 4)}
                     return {"done": True, "trials": len(state.trials)}
             try:
-                trial = tuner.ask()
+                trial = tuner.ask(worker=worker, exclude=self._kept(study))
             except InvalidArgument as exc:  # the scheduler waits for results
                 return {"wait": min(1.0, self.lease_s / 4), "reason": str(exc)}
             except GridExhausted:  # every point proposed: done once none is held
@@ -210,7 +214,7 @@ class StudyService:
         with self.lock:
             lease = self._lease(study, trial, body, "heartbeat")
             lease.expires = self.clock() + self.lease_s
-            return {"lease_s": self.lease_s}
+            return {"lease_s": self.lease_s, "stop": lease.stop}
 
     def report(self, study: str, trial: int, body: dict[str, Any]) -> dict[str, Any]:
         with self.lock:
@@ -221,6 +225,9 @@ class StudyService:
                 raise ServiceError(400, "metrics must be a JSON object")
             assert lease.handle is not None  # _lease reclaims
             stop = lease.handle.report(body.get("resource"), body.get("error"), **metrics)
+            lease.stop = lease.stop or bool(stop)
+            state = self.tuners[study].state  # the fold's curve holds losses: undo the sign
+            lease.last_error = state.trials[trial].curve[-1][1] * state.sign
             return {"stop": bool(stop)}
 
     def tell(self, study: str, trial: int, body: dict[str, Any]) -> dict[str, Any]:
@@ -231,6 +238,13 @@ class StudyService:
             value = body.get("metrics", body.get("value"))
             if failed is not None and not isinstance(failed, str):
                 raise ServiceError(400, "failed must be a string saying why the trial failed")
+            if body.get("last_report") is True:  # a stopped trial ended without its value
+                if value is not None or failed is not None:
+                    raise ServiceError(400, "tell takes last_report, a value or failed, not two")
+                if lease.last_error is None:
+                    raise ServiceError(409, f"trial {trial} of study {study!r} has not reported "
+                                       "in this attempt: tell its value or failed=...")  # fmt: skip
+                value = lease.last_error
             assert lease.handle is not None
             tuner.tell(lease.handle, value, failed=failed)
             del self.leases[(study, trial)]

@@ -1,23 +1,28 @@
 """Ask/tell: the loop driven by the user (Optuna's interface), on the log like ``run()``.
 
 ``trial = tuner.ask()`` logs the trial's ``suggest`` and ``start`` (committed before it is
-handed out), ``trial.report(resource, error)`` its intermediate results, ``tuner.tell(trial,
-value)`` its result (or ``failed="why"``). A trial asked and never told (the process died, or
-:meth:`close` came first) is handed out again, same id and config, by the next ``ask()`` after
-resume. ``enqueue(config)`` queues a chosen config ahead of the scheduler; user attributes are
-``attr`` events. ``run()`` goes through the same driver calls (``propose``/``start``/``result``).
+handed out), ``trial.report(resource, error, **metrics)`` its intermediate results (extra
+metrics logged too, as in ``run()``), ``tuner.tell(trial, value)`` its result (or
+``failed="why"``). A trial asked and never told (the process died, or :meth:`close` came first)
+is handed out again, same id and config, by the next ``ask()`` after resume;
+``tuner.release(trial, reason=...)`` hands one back at once (an ``interrupt`` event; the next
+``ask()`` returns it, next attempt). ``tuner.pending_trials`` are the trials asked and not told.
+``enqueue(config)`` queues a chosen config ahead of the scheduler; user attributes are ``attr``
+events. ``run()`` goes through the same driver calls (``propose``/``start``/``result``).
 """
 
 from __future__ import annotations
 
 import json
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from ..channels import check_metrics
 from ..errors import HPOStoreError, InvalidArgument
 from ..log.events import Kind, dumps, dumps_config
+from ..log.trial import UNFINISHED
 from ..space import ConfigSpace
 from ._objective import TrialOutcome, classify, native_config
 from ._resume import catch_up, new_study_spec
@@ -61,8 +66,8 @@ class AskTell:
     trust_log: bool
     _caught_up: bool
     delete_checkpoints: bool
-    #: trials handed out by ask() in this session and not yet told: id -> (attempt, resource,
-    #: stop sent)
+    #: trials handed out by ask() in this session and not yet told: id -> [attempt, resource,
+    #: stop sent, worker]
     _asked: dict[int, list[Any]]
 
     @property
@@ -95,25 +100,67 @@ class AskTell:
         return Trial(trial, dict(config), attempt, directory, self._report_of)
 
     # --- ask / tell ---------------------------------------------------------------------------
-    def ask(self) -> Trial:
-        """The next trial to run: one asked before and never told (after a crash), else an
-        enqueued config, else the scheduler's suggestion. Its ``start`` is committed first."""
+    def ask(
+        self,
+        *,
+        trial: int | None = None,
+        worker: str | None = None,
+        exclude: Collection[int] = (),
+    ) -> Trial:
+        """The next trial to run: one asked before and never told (after a crash, or handed
+        back by :meth:`release`), else an enqueued config, else the scheduler's suggestion.
+        Its ``start`` is committed first.
+
+        ``trial``: hand out that unfinished trial again (next attempt, same config) instead;
+        ``worker``: who runs it, logged on its ``start`` and result (default: this process,
+        ``host:pid``); ``exclude``: unfinished trials not to hand out again now (e.g. kept for
+        the worker that ran them)."""
         self._session()
         state = self.state
-        again = [t for t in state.unfinished() if t.trial not in self._asked]
-        if again:
-            trial, config = again[0].trial, again[0].config
-        else:
-            proposed = self._driver.propose()
-            if proposed is None:
+        if trial is not None:
+            t = state.trials.get(trial) if isinstance(trial, int) else None
+            if t is None or t.status not in UNFINISHED or trial in self._asked:
                 raise InvalidArgument(
-                    f"{type(self._driver.scheduler).__name__} has nothing to suggest now (it "
-                    "waits for results of trials asked before: tell them first)"
-                )
-            trial, config = proposed
-        attempt = self._driver.start(trial, config, self._recorder.worker)
-        self._asked[trial] = [attempt, None, False]
-        return self._trial(trial, config, attempt)
+                    f"study {self.study!r}: ask(trial={trial!r}) hands out again an unfinished "
+                    "trial not held by ask(); this one is "
+                    + ("unknown" if t is None else
+                       "held (asked and not told)" if trial in self._asked else t.status.value)
+                )  # fmt: skip
+            tid, config = t.trial, t.config
+        else:
+            again = [t for t in state.unfinished() if t.trial not in self._asked
+                     and t.trial not in exclude]  # fmt: skip
+            if again:
+                tid, config = again[0].trial, again[0].config
+            else:
+                proposed = self._driver.propose()
+                if proposed is None:
+                    raise InvalidArgument(
+                        f"{type(self._driver.scheduler).__name__} has nothing to suggest now "
+                        "(it waits for results of trials asked before: tell them first)"
+                    )
+                tid, config = proposed
+        worker = self._recorder.worker if worker is None else str(worker)
+        attempt = self._driver.start(tid, config, worker)
+        self._asked[tid] = [attempt, None, False, worker]
+        return self._trial(tid, config, attempt)
+
+    def release(self, trial: Trial | int, *, reason: str, worker: str | None = None) -> None:
+        """Hand back an asked trial that will not be told (its worker died, lost its lease,
+        gave up): an ``interrupt`` event with ``reason`` (and ``worker``), committed; the next
+        :meth:`ask` returns it again, same id and config, as its next attempt."""
+        tid, _ = self._held(trial, "release")
+        info = {"reason": str(reason)} if worker is None else {"reason": str(reason),
+                                                               "worker": str(worker)}  # fmt: skip
+        del self._asked[tid]
+        self._recorder.append(Kind.INTERRUPT, trial=tid, payload=dumps(info))
+        self._recorder.commit_ahead()
+
+    @property
+    def pending_trials(self) -> list[Trial]:
+        """The trials asked in this session and not yet told (nor released), by id."""
+        return [self._trial(tid, self.state.trials[tid].config, held[0])
+                for tid, held in sorted(self._asked.items())]  # fmt: skip
 
     def _held(self, trial: Trial | int, verb: str) -> tuple[int, list[Any]]:
         tid = trial.id if isinstance(trial, Trial) else trial
@@ -132,10 +179,13 @@ class AskTell:
     ) -> bool:
         tid, held = self._held(trial, "report")
         attr = getattr(self, "resource_attr", None) or self._driver.protocol.resource_attr
+        metric = self._driver.call.objectives[0][0]
         if resource is None and attr is not None:
             resource = metrics.get(attr)
         if error is None:
-            error = metrics.get(self._driver.call.objectives[0][0])
+            error = metrics.get(metric)
+        # the rest are extra metrics, logged with the report (as run()'s report does)
+        extra = check_metrics({k: v for k, v in metrics.items() if k not in (attr, metric)})
         if not (isinstance(resource, (int, float)) and isinstance(error, (int, float))
                 and math.isfinite(resource) and math.isfinite(error)):  # fmt: skip
             raise InvalidArgument(
@@ -143,7 +193,8 @@ class AskTell:
                 f"{resource!r}, {error!r}"
             )
         held[1] = float(resource)
-        stop = self._driver.report(tid, float(resource), float(error), stopping=held[2])
+        stop = self._driver.report(tid, float(resource), float(error), stopping=held[2],
+                                   metrics=extra)  # fmt: skip
         held[2] = held[2] or stop
         return bool(stop)
 
@@ -162,7 +213,7 @@ class AskTell:
             error, metrics, message = classify(value)
         t = self.state.trials[tid]
         runtime = self._recorder.elapsed() - (t.started_at or 0.0)
-        outcome = TrialOutcome(error, message, runtime, self._recorder.worker, metrics)
+        outcome = TrialOutcome(error, message, runtime, held[3], metrics)
         del self._asked[tid]
         self._driver.result(tid, outcome, held[1])
         if self.delete_checkpoints:
