@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import math
 import os
 import re
 import signal
@@ -12,23 +13,28 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+import numpy as np
 import pytest
+from scipy import stats
+
+import analysis
 
 pytest.importorskip("starlette")
 pytest.importorskip("httpx")
 
-from _shared import SPACE  # noqa: E402
+from _shared import SPACE, quadratic  # noqa: E402
 from starlette.testclient import TestClient  # noqa: E402
 
 from hpostore import (
     ASHAScheduler,
+    BasicScheduler,
     HPOStoreError,
     HPOTuner,
     InvalidArgument,
     RandomSearcher,
     open_store,
 )  # noqa: E402
-from hpostore.serve import DashboardServer, LogSource, create_app, importance  # noqa: E402
+from hpostore.serve import DashboardServer, LogSource, _panels, create_app, importance  # noqa: E402
 
 LOOPBACK = "http://127.0.0.1"
 
@@ -319,3 +325,169 @@ def test_several_studies_overlay_on_one_anytime_chart(client: TestClient) -> Non
     for c in curves:
         assert len(c["elapsed"]) == len(c["best_error"]) >= 1
         assert c["end_elapsed"] >= c["elapsed"][-1]
+
+
+# ---- quantile bands, contour, Pareto front ----------------------------------------------
+
+MO_SPACE = {f"x{i}": stats.uniform(0, 1) for i in range(3)}
+
+
+def zdt1(x0: float, x1: float, x2: float) -> dict[str, float]:
+    g = 1 + 9 * (x1 + x2) / 2
+    return {"f1": x0, "f2": g * (1 - math.sqrt(x0 / g)), "cost": x1 + x2}
+
+
+@pytest.fixture(scope="module")
+def more_file(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """Three seeds of one setup and one study of another; multi-objective studies."""
+    path = os.fspath(tmp_path_factory.mktemp("serve-more") / "more.duckdb")
+    store = open_store(path)
+    try:
+        for seed in (1, 2, 3):
+            scheduler = BasicScheduler(RandomSearcher(SPACE, seed=seed))
+            HPOTuner(scheduler, quadratic, store=store, study=f"rs{seed}", verbose=False).run(15)
+        scheduler = ASHAScheduler(RandomSearcher(SPACE, seed=9), eta=3, r_min=1, r_max=9)
+        HPOTuner(scheduler, objective, store=store, study="asha", verbose=False).run(12)
+        for study, metric, mode in (
+            ("mo", ["f1", "f2"], ["min", "max"]),
+            ("mo-min", ["f1", "f2"], ["min", "min"]),
+            ("mo3", ["f1", "f2", "cost"], ["min", "min", "min"]),
+        ):
+            scheduler = BasicScheduler(RandomSearcher(MO_SPACE, seed=4))
+            HPOTuner(scheduler, zdt1, metric=metric, mode=mode, store=store, study=study,
+                     verbose=False).run(40)  # fmt: skip
+    finally:
+        store.close()
+    return path
+
+
+@pytest.fixture
+def more(more_file: str) -> TestClient:
+    return TestClient(create_app(LogSource(more_file)), base_url=LOOPBACK)
+
+
+def test_a_band_is_the_median_and_quartiles_of_known_step_curves() -> None:
+    def curve(study: str, xs: list[float], best: list[float], end: float) -> dict:
+        return {"study": study, "elapsed": xs, "best_error": best, "end_elapsed": end}
+
+    curves = [
+        curve("s1", [1, 3], [10, 4], 5),
+        curve("s2", [2], [6], 4),
+        curve("s3", [1, 4], [8, 2], 6),
+        curve("alone", [1], [1], 2),
+    ]
+    setup = {
+        "searcher": "a.RandomSearcher",
+        "scheduler": "b.FIFO",
+        "metric": "error",
+        "mode": "min",
+    }
+    rows = {s: {"study": s, **setup} for s in ("s1", "s2", "s3")}
+    rows["alone"] = {"study": "alone", **setup, "searcher": "a.TPE"}
+    [band] = _panels.bands(curves, rows, "elapsed")  # one study alone gets no band
+    assert band["group"] == "RandomSearcher + FIFO" and band["studies"] == ["s1", "s2", "s3"]
+    # steps of the three held to the last end: at 1 (10, -, 8), 2 (10, 6, 8), 3 (4, 6, 8),
+    # from 4 on (4, 6, 2); numpy's linear quantiles
+    assert band["x"] == [1, 2, 3, 4, 5, 6]
+    assert band["n_studies"] == [2, 3, 3, 3, 3, 3]
+    assert band["median"] == [9, 8, 6, 4, 4, 4]
+    assert band["q_low"] == [8.5, 7, 5, 3, 3, 3]
+    assert band["q_high"] == [9.5, 9, 7, 5, 5, 5]
+
+
+def _step(xs: list[float], ys: list[float], t: float) -> float:
+    before = [y for x, y in zip(xs, ys) if x <= t]
+    return before[-1] if before else math.nan
+
+
+def test_overlaid_seeds_of_one_setup_get_a_band_and_others_stay_lines(more: TestClient) -> None:
+    names = ["rs1", "rs2", "rs3", "asha"]
+    for x in ("elapsed", "n_finished"):
+        body = more.get("/api/anytime?" + "&".join(f"study={n}" for n in names) + f"&x={x}").json()
+        assert [c["study"] for c in body["curves"]] == names
+        [band] = body["bands"]
+        assert band["studies"] == ["rs1", "rs2", "rs3"] and band["quantiles"] == [0.25, 0.75]
+        seeds = body["curves"][:3]
+        for i, t in enumerate(band["x"]):
+            at = [_step(c[x], c["best_error"], t) for c in seeds]
+            values = [v for v in at if not math.isnan(v)]
+            assert band["n_studies"][i] == len(values)
+            assert band["median"][i] == pytest.approx(float(np.median(values)))
+            assert band["q_low"][i] == pytest.approx(float(np.quantile(values, 0.25)))
+            assert band["q_high"][i] == pytest.approx(float(np.quantile(values, 0.75)))
+        assert band["n_studies"][-1] == 3
+    assert more.get("/api/anytime?study=rs1").json()["bands"] == []  # one study: a line
+    assert more.get("/api/anytime?study=rs1&x=seq").status_code == 400
+
+
+def test_contour_cells_hold_the_mean_result_of_their_trials() -> None:
+    params = [{"name": "x", "kind": "float"}, {"name": "lr", "kind": "log"},
+              {"name": "act", "kind": "choice", "values": ["a", "b"]}]  # fmt: skip
+    # 12 trials: 2 x 2 cells; x splits at 0.5, lr (log) at 10^-2.5
+    xs = [0.0, 0.1, 0.2, 1.0, 0.9, 0.8] * 2
+    lrs = [1e-4] * 3 + [1e-4] * 3 + [1e-1] * 3 + [1e-1] * 3
+    errors = [1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0, 10.0, 20.0, 30.0]
+    points = {"trial": list(range(12)), "error": errors, "params": {"x": xs, "lr": lrs}}
+    grid = _panels.contour(points, params, "min", "x", "lr")
+    assert grid["x"] == {"name": "x", "log": False, "centres": [0.25, 0.75]}
+    assert grid["y"]["log"] is True
+    assert grid["y"]["centres"] == pytest.approx([10**-3.25, 10**-1.75])
+    assert grid["z"] == [[2.0, 5.0], [8.0, 20.0]] and grid["count"] == 12
+    with pytest.raises(_panels.UnknownParameter, match="act"):
+        _panels.contour(points, params, "min", "x", "act")
+
+
+def test_contour_of_a_study_defaults_to_its_two_most_important_parameters(
+    more: TestClient,
+) -> None:
+    page = more.get("/api/studies/asha").json()
+    numeric = [r["param"] for r in page["importance"] if r["param"] in ("x", "lr", "n")]
+    grid = page["contour"]
+    assert [grid["x"]["name"], grid["y"]["name"]] == numeric[:2]
+    assert grid["count"] == len(page["points"]["trial"])
+    other = more.get("/api/studies/asha/contour?x=n&y=lr").json()
+    assert other["x"]["name"] == "n" and other["x"]["log"] is False and other["y"]["log"] is True
+    cells = [v for row in other["z"] for v in row if v is not None]
+    errors = page["points"]["error"]
+    assert cells and min(errors) <= min(cells) and max(cells) <= max(errors)
+    for bad in ("x=act&y=lr", "x=nope&y=lr"):
+        response = more.get(f"/api/studies/asha/contour?{bad}")
+        assert response.status_code == 400 and "numeric" in response.json()["error"]
+
+
+def _dominates(a: tuple[float, ...], b: tuple[float, ...]) -> bool:
+    return all(x <= y for x, y in zip(a, b)) and any(x < y for x, y in zip(a, b))
+
+
+@pytest.mark.parametrize("study", ["mo", "mo-min", "mo3"])
+def test_the_pareto_front_is_exactly_the_non_dominated_trials(
+    more: TestClient, more_file: str, study: str
+) -> None:
+    page = more.get(f"/api/studies/{study}").json()
+    pareto = page["pareto"]
+    modes = [o["mode"] for o in pareto["objectives"]]
+    front, rest = pareto["front"], pareto["points"]
+    assert len(front["trial"]) + len(rest["trial"]) == pareto["total"] == 40
+    assert front["x"] == sorted(front["x"])  # along the first objective, for the step line
+    # the same trials as the pareto view (the fold's front), over all the objectives
+    view = analysis.pareto(more_file, study).column("trial").to_pylist()
+    assert sorted(front["trial"]) == sorted(view) and 1 <= len(view) < 40
+    if len(modes) == 2:  # in the plane: no front point dominated, every other one dominated
+        sign = [-1.0 if m == "max" else 1.0 for m in modes]
+        loss = lambda o, i: (sign[0] * o["x"][i], sign[1] * o["y"][i])  # noqa: E731
+        fronts = [loss(front, i) for i in range(len(front["trial"]))]
+        others = [loss(rest, i) for i in range(len(rest["trial"]))]
+        assert not any(_dominates(q, p) for p in fronts for q in fronts + others)
+        assert all(any(_dominates(q, p) for q in fronts) for p in others)
+    assert more.get("/api/studies/rs1").json()["pareto"] is None  # one objective: none
+
+
+def test_the_front_of_many_points_matches_the_analysis_front() -> None:
+    rng = np.random.default_rng(0)
+    for k in (2, 3):
+        losses = np.round(rng.random((300, k)), 1)  # many ties and duplicates
+        mask = _panels._front_mask(losses)
+        expected = set(analysis.non_dominated(losses.tolist()))
+        assert {tuple(p) for p in losses[mask].tolist()} == expected
+        # every copy of a front point is on the front (equal points do not dominate)
+        assert all(mask[i] for i, p in enumerate(losses.tolist()) if tuple(p) in expected)

@@ -6,7 +6,9 @@ Endpoints (all GET; every query is fixed SQL in this package, the study a parame
 - ``/api/studies/{study}`` — everything the study's page draws, capped in size.
 - ``/api/studies/{study}/events?after=SEQ&limit=N`` — the last seq and the events after SEQ:
   the page polls it and redraws when the log has grown.
-- ``/api/anytime?study=A&study=B`` — any-time curves of several studies, to overlay.
+- ``/api/studies/{study}/contour?x=P&y=Q`` — the mean result over a grid of two parameters.
+- ``/api/anytime?study=A&study=B&x=elapsed`` — any-time curves of several studies, to overlay,
+  and the median and quantile band of each group of studies that repeat one setup.
 
 The study service (ask/tell) will add its POST routes through ``extra_routes``; the guard
 already bounds request bodies.
@@ -27,7 +29,7 @@ from starlette.responses import FileResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from ..errors import HPOStoreError
-from . import _charts, _data
+from . import _charts, _data, _panels
 from ._guard import Guard
 from ._source import LogSource, Reading, StoreBusy
 
@@ -88,7 +90,7 @@ def _answer(work: Callable[[], Reading[Any]]) -> Response:
         reading = work()
     except _data.UnknownStudy as exc:
         return _json({"error": str(exc)}, 404)
-    except BadRequest as exc:
+    except (BadRequest, _panels.UnknownParameter) as exc:
         return _json({"error": str(exc)}, 400)
     except StoreBusy as exc:
         return _json({"error": str(exc)}, 503, {"retry-after": "1"})
@@ -102,6 +104,9 @@ def _study_page(con: duckdb.DuckDBPyConnection, study: str) -> dict[str, Any]:
     params = _data.parameters(con, study)
     names = [p["name"] for p in params]
     points, importance = _data.points(con, study, names)
+    pareto = _panels.pareto(con, study)
+    mode = pareto["objectives"][0]["mode"] if pareto else info["mode"]
+    pair = _panels.default_pair(params, importance)
     return {
         "info": info,
         "params": params,
@@ -111,6 +116,8 @@ def _study_page(con: duckdb.DuckDBPyConnection, study: str) -> dict[str, Any]:
         "curves": _charts.curves(con, study, info["mode"]),
         "timeline": _charts.timeline(con, study),
         "anytime": _charts.anytime(con, study),
+        "contour": _panels.contour(points, params, mode, *pair) if len(pair) == 2 else None,
+        "pareto": pareto,
     }
 
 
@@ -143,13 +150,16 @@ def create_app(
             return _json({"error": f"no static file {name[:60]!r}"}, 404)
         return FileResponse(_static(name), headers=NO_STORE)
 
+    def study_rows() -> Reading[list[dict[str, Any]]]:
+        return source.read_each(
+            "row",
+            lambda con, name: _data.studies(con, name)[0],
+            lambda con: {row["study"]: row for row in _data.studies(con)},
+        )
+
     def studies(request: Request) -> Response:
         def work() -> Reading[Any]:
-            reading = source.read_each(
-                "row",
-                lambda con, name: _data.studies(con, name)[0],
-                lambda con: {row["study"]: row for row in _data.studies(con)},
-            )
+            reading = study_rows()
             rows = sorted(
                 (_data.with_status(r) for r in reading.value),
                 key=lambda r: (r["first_ts"] or "", r["study"]),
@@ -182,18 +192,41 @@ def create_app(
 
         return _answer(work)
 
+    def contour(request: Request) -> Response:
+        name = request.path_params["study"]
+
+        def work() -> Reading[Any]:
+            reading = source.read(("study", name), lambda con: _study_page(con, name), study=name)
+            page = reading.value
+            pair = _panels.default_pair(page["params"], page["importance"])
+            x = request.query_params.get("x") or (pair[0] if pair else "")
+            y = request.query_params.get("y") or (pair[1] if len(pair) > 1 else "")
+            mode = (
+                page["pareto"]["objectives"][0]["mode"] if page["pareto"] else page["info"]["mode"]
+            )
+            grid = _panels.contour(page["points"], page["params"], mode, x, y)
+            return Reading(grid, reading.stale)
+
+        return _answer(work)
+
     def anytime(request: Request) -> Response:
         names = list(dict.fromkeys(request.query_params.getlist("study")))
 
         def work() -> Reading[Any]:
             if not 1 <= len(names) <= MAX_OVERLAY:
                 raise BadRequest(f"give 1 to {MAX_OVERLAY} study= parameters, got {len(names)}")
+            x = request.query_params.get("x", "elapsed")
+            if x not in ("elapsed", "n_finished"):
+                raise BadRequest(f"x must be elapsed or n_finished, got {x[:40]!r}")
             curves, stale = [], False
             for n in names:
                 reading = source.read(("anytime", n), _anytime_of(n), study=n)
                 curves.append(reading.value)
                 stale = stale or reading.stale
-            return Reading({"curves": curves}, stale)
+            rows = study_rows()
+            by_name = {r["study"]: r for r in rows.value}
+            bands = _panels.bands(curves, by_name, x)
+            return Reading({"curves": curves, "bands": bands}, stale or rows.stale)
 
         return _answer(work)
 
@@ -204,6 +237,7 @@ def create_app(
         Route("/api/anytime", anytime),
         # a study name may hold "/": the events route is tried first
         Route("/api/studies/{study:path}/events", events),
+        Route("/api/studies/{study:path}/contour", contour),
         Route("/api/studies/{study:path}", study),
         *extra_routes,
     ]

@@ -6,8 +6,15 @@ const POLL_MS = 1000;          // new events are looked for every second
 const STUDIES_EVERY_MS = 5000; // the studies list is refreshed at least this often
 const state = {
   study: null, lastSeq: 0, overlay: new Set(), page: null,
-  sort: { column: "trial", dir: 1 }, studiesAt: 0,
+  sort: { column: "trial", dir: 1 }, studiesAt: 0, contourPick: null,
 };
+// plotly's default colours, assigned here so that a band's fill matches its median line
+const COLORS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2",
+  "#7f7f7f", "#bcbd22", "#17becf"];
+function rgba(hex, alpha) {
+  const n = parseInt(hex.slice(1), 16);
+  return `rgba(${n >> 16},${(n >> 8) & 255},${n & 255},${alpha})`;
+}
 
 function api(path) {
   return fetch(path, { credentials: "same-origin", cache: "no-store" }).then(async (r) => {
@@ -74,6 +81,7 @@ async function loadStudies() {
 
 // ---- one study ------------------------------------------------------------------------
 async function openStudy(name) {
+  if (name !== state.study) state.contourPick = null;
   state.study = name;
   state.lastSeq = 0;
   state.overlay.add(name);
@@ -100,6 +108,8 @@ async function loadStudy() {
     `best ${fmt(i.best_error)} · ${fmt(i.elapsed_s)} s · ${i.metric || "error"} (${i.mode || "min"}) · ` +
     `${i.events} events, last seq ${i.last_seq}`;
   drawTrials(); drawCurves(); drawTimeline(); drawImportance(); drawParcoords(); drawSlices();
+  drawPareto();
+  await drawContour();
   await drawAnytime();
 }
 
@@ -114,22 +124,39 @@ function plot(id, traces, layout) {
   }
   Plotly.react(id, traces, full, CONFIG);
 }
-function yTitle() { const i = state.page.info; return i.metric || "error"; }
+function yTitle() {  // a multi-objective study's error column is its first objective
+  const i = state.page.info, p = state.page.pareto;
+  return p ? p.objectives[0].metric : (i.metric || "error");
+}
 
 async function drawAnytime() {
   if (!state.page) return;
   const names = [...state.overlay].slice(0, 12);
   if (!names.includes(state.study)) names.unshift(state.study);
-  const query = names.map((n) => "study=" + encodeURIComponent(n)).join("&");
+  const xKey = document.getElementById("anytime-x").value;
+  const query = names.map((n) => "study=" + encodeURIComponent(n)).join("&") + "&x=" + xKey;
   let data;
   try { data = await api("/api/anytime?" + query); } catch (e) { return; }
-  const xKey = document.getElementById("anytime-x").value;
-  const traces = data.curves.map((c) => {
+  // studies that repeat one setup (seeds) are drawn as their median and 25-75% band
+  const banded = new Set(data.bands.flatMap((b) => b.studies));
+  const traces = [];
+  data.bands.forEach((b, k) => {
+    const color = COLORS[k % COLORS.length], first = b.median.findIndex((v) => v !== null);
+    if (first < 0) return;
+    const x = b.x.slice(first), cut = (a) => a.slice(first), q = b.quantiles.map((v) => v * 100);
+    const band = { x, mode: "lines", line: { shape: "hv", width: 0 }, hoverinfo: "skip", showlegend: false };
+    traces.push(Object.assign({ y: cut(b.q_low) }, band));
+    traces.push(Object.assign({ y: cut(b.q_high), fill: "tonexty", fillcolor: rgba(color, 0.2) }, band));
+    traces.push({ x, y: cut(b.median), mode: "lines", line: { shape: "hv", color, width: 2 },
+      name: `${b.group}: median of ${b.studies.length}, ${q[0]}–${q[1]}%`,
+      text: cut(b.n_studies).map((n) => `median of ${n} studies`) });
+  });
+  data.curves.filter((c) => !banded.has(c.study)).forEach((c, k) => {
     const x = c[xKey].slice(), y = c.best_error.slice();
     const end = xKey === "elapsed" ? c.end_elapsed : c.end_finished;
     if (y.length && end !== null && end > x[x.length - 1]) { x.push(end); y.push(y[y.length - 1]); }
-    return { x, y, name: c.study, mode: "lines+markers", line: { shape: "hv" },
-      marker: { size: 4 }, text: c.trial.map((t) => "trial " + t).concat(["now"]) };
+    traces.push({ x, y, name: c.study, mode: "lines+markers", line: { shape: "hv", color: COLORS[(data.bands.length + k) % COLORS.length] },
+      marker: { size: 4 }, text: c.trial.map((t) => "trial " + t).concat(["now"]) });
   });
   plot("chart-anytime", traces, { showlegend: names.length > 1, legend: { orientation: "h", y: -0.25 },
     xaxis: { title: { text: xKey === "elapsed" ? "study time (s)" : "results" } }, yaxis: { title: { text: "best " + yTitle() } } });
@@ -244,6 +271,72 @@ function drawSlices() {
   }
 }
 
+// Contour: the mean result over a grid of two numeric hyperparameters, the trials on top.
+async function drawContour() {
+  const page = state.page, numeric = page.params.filter((p) => ["float", "int", "log"].includes(p.kind));
+  const selX = document.getElementById("contour-x"), selY = document.getElementById("contour-y");
+  const names = numeric.map((p) => p.name);
+  for (const sel of [selX, selY]) {
+    if ([...sel.options].map((o) => o.value).join("\n") !== names.join("\n")) {
+      sel.replaceChildren(...names.map((n) => Object.assign(el("option", n), { value: n })));
+    }
+  }
+  let data = page.contour;
+  if (state.contourPick && data && (state.contourPick[0] !== data.x.name || state.contourPick[1] !== data.y.name)) {
+    const [x, y] = state.contourPick, name = state.study;
+    try {
+      data = await api(`/api/studies/${encodeURIComponent(name)}/contour?x=${encodeURIComponent(x)}&y=${encodeURIComponent(y)}`);
+    } catch (e) { data = null; }
+    if (name !== state.study) return;
+  }
+  const caption = document.getElementById("contour-caption");
+  if (!data) {
+    caption.textContent = "Contour (needs two numeric hyperparameters)";
+    plot("chart-contour", [], {});
+    return;
+  }
+  selX.value = data.x.name; selY.value = data.y.name;
+  caption.textContent = `Contour: mean ${yTitle()} of ${data.count} trials (${data.z.length}×${data.x.centres.length} cells; default: the two most important)`;
+  const pts = page.points, px = pts.params[data.x.name] || [], py = pts.params[data.y.name] || [];
+  plot("chart-contour", [
+    { type: "contour", x: data.x.centres, y: data.y.centres, z: data.z, connectgaps: true,
+      colorscale: "Viridis", reversescale: data.mode !== "max", ncontours: 12, line: { width: 0.5 },
+      colorbar: { title: { text: yTitle() }, thickness: 12 }, hovertemplate: "%{x}, %{y}: %{z}<extra>mean</extra>" },
+    { x: px, y: py, mode: "markers", type: "scatter", marker: { size: 4, color: "#fff", line: { color: "#222", width: 0.7 } },
+      text: pts.trial.map((t, i) => `trial ${t}: ${fmt(pts.error[i])}`), hoverinfo: "text" },
+  ], { xaxis: { title: { text: data.x.name }, type: data.x.log ? "log" : "linear" },
+    yaxis: { title: { text: data.y.name }, type: data.y.log ? "log" : "linear" } });
+}
+
+function pickContour() {
+  state.contourPick = [document.getElementById("contour-x").value, document.getElementById("contour-y").value];
+  if (state.page) drawContour();
+}
+
+// Pareto front of a multi-objective study: every result, the non-dominated ones joined.
+function drawPareto() {
+  const p = state.page.pareto, fig = document.getElementById("pareto-figure");
+  fig.hidden = !p;
+  if (!p) return;
+  const [ox, oy] = p.objectives, n = p.front.trial.length;
+  document.getElementById("pareto-caption").textContent =
+    `Pareto front: ${n} of ${p.total} results non-dominated` +
+    (p.objectives.length > 2 ? ` over all ${p.objectives.length} objectives, drawn on the first two` : "") +
+    (p.points.trial.length + n < p.total ? ` (${p.points.trial.length} most recent others shown)` : "");
+  const label = (t, i, o) => `trial ${t}: ${ox.metric} ${fmt(o.x[i])}, ${oy.metric} ${fmt(o.y[i])}`;
+  const traces = [
+    { x: p.points.x, y: p.points.y, mode: "markers", type: "scatter", name: "results",
+      marker: { size: 5, color: "#9e9e9e", opacity: 0.6 }, text: p.points.trial.map((t, i) => label(t, i, p.points)), hoverinfo: "text" },
+    { x: p.front.x, y: p.front.y, mode: p.objectives.length === 2 ? "lines+markers" : "markers", type: "scatter",
+      name: "Pareto front", marker: { size: 8, color: "#d62728" },
+      // the staircase bounds what the front dominates: along x first when x is minimised
+      line: { shape: ox.mode === "max" ? "vh" : "hv", color: "#d62728", width: 1.5 },
+      text: p.front.trial.map((t, i) => label(t, i, p.front)), hoverinfo: "text" },
+  ];
+  plot("chart-pareto", traces, { showlegend: true, legend: { orientation: "h", y: -0.25 },
+    xaxis: { title: { text: `${ox.metric} (${ox.mode})` } }, yaxis: { title: { text: `${oy.metric} (${oy.mode})` } } });
+}
+
 // ---- trials table ---------------------------------------------------------------------
 function drawTrials() {
   const t = state.page.trials, cols = t.columns;
@@ -311,6 +404,8 @@ async function poll() {
 }
 
 document.getElementById("anytime-x").addEventListener("change", drawAnytime);
+document.getElementById("contour-x").addEventListener("change", pickContour);
+document.getElementById("contour-y").addEventListener("change", pickContour);
 document.getElementById("trials-filter").addEventListener("input", () => state.page && drawTrials());
 document.getElementById("trials-status").addEventListener("change", () => state.page && drawTrials());
 poll();
