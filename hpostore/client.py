@@ -63,9 +63,12 @@ class RemoteTrial:
     _client: StudyClient | None = field(default=None, repr=False)
     #: set by the heartbeat thread when the server refused the lease
     lost: str | None = field(default=None, repr=False)
+    #: the scheduler wants the trial stopped (a report answered so; the heartbeat tells too)
+    stop: bool = field(default=False, repr=False)
 
     def report(self, resource: float | None = None, error: float | None = None, **metrics: Any) -> bool:  # fmt: skip
-        """Log an intermediate result; True when the scheduler wants the trial stopped."""
+        """Log an intermediate result (extra metrics as keywords, logged too); True when the
+        scheduler wants the trial stopped."""
         assert self._client is not None
         return self._client.report(self, resource, error, **metrics)
 
@@ -77,7 +80,8 @@ class StudyClient:
         self, url: str, study: str, token: str | None = None, *,
         worker: str | None = None, timeout: float = 30.0, retry_s: float = 300.0,
     ) -> None:  # fmt: skip
-        self.base = url.split("?")[0].rstrip("/") + "/api/studies/" + quote(study, safe="")
+        self.url = url.split("?")[0].rstrip("/")
+        self.base = self.url + "/api/studies/" + quote(study, safe="")
         self.study, self.timeout, self.retry_s = study, timeout, retry_s
         self.token = token if token is not None else os.environ.get("HPOSTORE_TOKEN")
         self.worker = worker or f"{socket.gethostname()}:{os.getpid()}"
@@ -153,7 +157,9 @@ class StudyClient:
     def _heartbeat(self, trial: RemoteTrial, stop: threading.Event) -> None:
         while not stop.wait(trial.lease_s / 3):
             try:
-                self._post(self._trial_path(trial, "heartbeat"), {"lease_id": trial.lease_id})
+                answer = self._post(self._trial_path(trial, "heartbeat"),
+                                    {"lease_id": trial.lease_id})  # fmt: skip
+                trial.stop = trial.stop or bool(answer.get("stop"))
             except LeaseLost as exc:
                 trial.lost = str(exc)
                 return
@@ -162,17 +168,28 @@ class StudyClient:
 
     def report(self, trial: RemoteTrial | int, resource: float | None = None,
                error: float | None = None, **metrics: Any) -> bool:  # fmt: skip
-        """Log an intermediate result (renews the lease); True: the scheduler wants it stopped."""
-        held = self._lease_of(trial)
+        """Log an intermediate result (renews the lease); True: the scheduler wants it stopped.
+        Extra metrics as keywords are logged too (or the keyword form ``report(epoch=3,
+        validation_error=0.2)``). ``trial``: one this client holds, or any :class:`RemoteTrial`
+        (e.g. rebuilt from the environment by :func:`hpostore.worker.report`): the server
+        checks its lease."""
+        held = trial if isinstance(trial, RemoteTrial) else self._lease_of(trial)
         body = {"lease_id": held.lease_id, "resource": resource, "error": error,
                 "metrics": metrics}  # fmt: skip
-        return bool(self._post(self._trial_path(held, "report"), body)["stop"])
+        stop = bool(self._post(self._trial_path(held, "report"), body)["stop"])
+        held.stop = held.stop or stop
+        return stop
 
-    def tell(self, trial: RemoteTrial | int, value: Any = None, *, failed: str | None = None) -> None:  # fmt: skip
-        """Log the trial's result: ``value`` (a number or a dict of metrics) or ``failed``.
-        Raises :class:`LeaseLost` when the trial is no longer this client's to tell."""
+    def tell(self, trial: RemoteTrial | int, value: Any = None, *, failed: str | None = None,
+             last_report: bool = False) -> None:  # fmt: skip
+        """Log the trial's result: ``value`` (a number or a dict of metrics) or ``failed``, or
+        with ``last_report=True`` the value of its last report (a trial stopped by the
+        scheduler that ended without one). Raises :class:`LeaseLost` when the trial is no
+        longer this client's to tell."""
         held = self._lease_of(trial)
         body: dict[str, Any] = {"lease_id": held.lease_id}
+        if last_report:
+            body["last_report"] = True
         if failed is not None:
             body["failed"] = str(failed)
         elif isinstance(value, float) and not math.isfinite(value):  # JSON has no NaN

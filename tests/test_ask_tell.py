@@ -260,3 +260,76 @@ def test_a_re_executed_searcher_does_not_replay_enqueued_trials_as_its_own(
         t.run(6)
         assert [r["config"]["x"] for r in t.records][:4] == uninterrupted
         assert t.state.n_finished == 6 and t.state.trials[2].config == {"x": 0.5}
+
+
+def test_release_logs_an_interrupt_and_the_next_ask_hands_the_trial_out_again(
+    store_path: str,
+) -> None:
+    with tuner(store_path) as t:
+        first, second = t.ask(), t.ask(worker="node7:42")
+        assert [p.id for p in t.pending_trials] == [first.id, second.id]
+        t.release(first, reason="worker gone", worker="node3:9")
+        assert [p.id for p in t.pending_trials] == [second.id]
+        with pytest.raises(HPOStoreError, match="cannot tell"):
+            t.tell(first, 0.0)  # no longer held: refused, nothing logged
+        with pytest.raises(HPOStoreError, match="cannot release"):
+            t.release(first, reason="twice")
+        again = t.ask()
+        assert (again.id, again.config, again.attempt) == (first.id, first.config, 2)
+        for a in (again, second):
+            t.tell(a, a.config["x"] ** 2)
+        assert t.pending_trials == []
+    with open_store(store_path, read_only=True) as store:
+        events = store.events("s", columns=["kind", "trial", "worker", "payload"]).to_pylist()
+    interrupts = [e for e in events if e["kind"] == "interrupt"]
+    assert [(e["trial"], json.loads(e["payload"])) for e in interrupts] == [
+        (first.id, {"reason": "worker gone", "worker": "node3:9"})
+    ]
+    assert [e["kind"] for e in events if e["trial"] == first.id] == [
+        "suggest", "start", "interrupt", "start", "evaluate", "update"
+    ]  # fmt: skip
+    # the worker given to ask() is logged on the trial's start and on its result
+    assert {e["worker"] for e in events if e["trial"] == second.id
+            and e["kind"] in ("start", "evaluate")} == {"node7:42"}  # fmt: skip
+
+
+def test_ask_a_given_trial_again_or_keep_it_back(store_path: str) -> None:
+    with tuner(store_path) as t:
+        asked = [t.ask(), t.ask()]
+    with tuner(store_path) as t:  # both were left untold: handed out again after resume
+        fresh = t.ask(exclude=[a.id for a in asked])  # kept back: the scheduler's next one
+        assert fresh.id == 2 and fresh.attempt == 1
+        with pytest.raises(InvalidArgument, match="held"):
+            t.ask(trial=fresh.id)
+        chosen = t.ask(trial=asked[1].id)
+        assert (chosen.id, chosen.config, chosen.attempt) == (asked[1].id, asked[1].config, 2)
+        with pytest.raises(InvalidArgument, match="unknown"):
+            t.ask(trial=99)
+        for a in (fresh, chosen):
+            t.tell(a, 1.0)
+        with pytest.raises(InvalidArgument, match="finished"):
+            t.ask(trial=chosen.id)
+        assert t.ask().id == asked[0].id  # the one left
+
+
+def test_ask_tell_report_logs_extra_keyword_metrics(store_path: str) -> None:
+    searcher = RandomSearcher(SPACE, seed=1)
+    scheduler = ASHAScheduler(searcher, eta=3, r_max=9, type="stopping")
+    with HPOTuner(scheduler, store=store_path, study="s", verbose=False,
+                  metric="validation_error", resource_attr="epoch") as t:  # fmt: skip
+        trial = t.ask()
+        assert trial.report(1, 0.5, train_loss=0.25, lr=np.float32(0.5)) is False
+        trial.report(epoch=2, validation_error=0.4, train_loss=0.2)  # the keyword form
+        trial.report(3, 0.3)  # no extras: logged as a v1 report
+        with pytest.raises(InvalidArgument, match="finite number"):
+            trial.report(4, 0.2, train_loss="low")
+        t.tell(trial, {"validation_error": 0.3, "train_loss": 0.1})
+    with open_store(store_path, read_only=True) as store:
+        reports = [e for e in store.events("s", columns=["kind", "resource", "error", "payload"])
+                   .to_pylist() if e["kind"] == "report"]  # fmt: skip
+    assert [(e["resource"], e["error"]) for e in reports] == [(1, 0.5), (2, 0.4), (3, 0.3)]
+    assert [json.loads(e["payload"]) if e["payload"] else None for e in reports] == [
+        {"metrics": {"validation_error": 0.5, "train_loss": 0.25, "lr": 0.5}},
+        {"metrics": {"validation_error": 0.4, "train_loss": 0.2}},
+        None,
+    ]

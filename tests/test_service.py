@@ -210,7 +210,7 @@ def test_client_against_a_real_server(tmp_path: Path) -> None:
     try:
         client = hpostore.connect(f"http://127.0.0.1:{server.port}", "py")
         first = client.ask(trials=2)
-        assert first is not None and first.report(1, 0.5) is False
+        assert first is not None and first.report(1, 0.5, acc=0.75) is False
         time.sleep(1.5)  # well past the lease: the heartbeat thread renewed it
         client.tell(first, first.config["x"] ** 2)
         with pytest.raises(LeaseLost, match="not held by this client"):
@@ -223,6 +223,10 @@ def test_client_against_a_real_server(tmp_path: Path) -> None:
         server.stop()
     assert tuner.state.trials[first.id].error == first.config["x"] ** 2
     assert tuner.state.trials[first.id].attempts == 1  # never taken back
+    reports = [e for e in tuner.store.events("py", columns=["kind", "payload"]).to_pylist()
+               if e["kind"] == "report"]  # fmt: skip
+    assert [json.loads(e["payload"]) for e in reports] == [{"metrics": {"error": 0.5,
+                                                                        "acc": 0.75}}]  # fmt: skip
     tuner.close()
 
 
@@ -292,6 +296,59 @@ def test_an_exhausted_grid_is_done(tmp_path: Path) -> None:
             client.post(f"/api/studies/s/trials/{a['trial']}/tell",
                         json={"lease_id": a["lease_id"], "value": 0.0})  # fmt: skip
         assert ask(client)["done"] is True
+    finally:
+        service.close()
+        store.close()
+
+
+def test_report_metrics_stop_and_last_report_over_http(tmp_path: Path) -> None:
+    """A report's extra metrics are logged; once a report is answered stop the heartbeat says
+    so too; ``last_report`` tells the attempt's last reported value (its resource with it)."""
+    from hpostore import MedianStoppingScheduler
+
+    path = str(tmp_path / "runs.duckdb")
+    scheduler = MedianStoppingScheduler(RandomSearcher(SPACE, seed=1), min_trials=1,
+                                        resource_attr="epochs", r_max=5)  # fmt: skip
+    tuner = HPOTuner(scheduler, store=path, study="s", verbose=False, mode="max")
+    tuner.set_study_attr("created", True)  # logs the study's spec
+    tuner.close()
+    store = open_store(path)
+    service = StudyService(store, lease_s=10, clock=Clock())
+    client = TestClient(create_app(LogSource(store), extra_routes=routes(service)),
+                        base_url="http://127.0.0.1")  # fmt: skip
+    try:
+        good, bad = ask(client, worker="w1"), ask(client, worker="w2")
+        for a, value in ((good, 0.9), (bad, 0.1)):  # mode max: bad is below the median
+            p = f"/api/studies/s/trials/{a['trial']}"
+            assert "has not reported" in refused(client, service, 409, f"{p}/tell",
+                                                 json={"lease_id": a["lease_id"],
+                                                       "last_report": True})  # fmt: skip
+            r = client.post(f"{p}/report", json={"lease_id": a["lease_id"], "resource": 1,
+                                                 "error": value, "metrics": {"acc": value}})  # fmt: skip
+            assert r.status_code == 200 and r.json() == {"stop": a is bad}
+            beat = client.post(f"{p}/heartbeat", json={"lease_id": a["lease_id"]}).json()
+            assert beat["stop"] is (a is bad)
+            assert "not two" in refused(client, service, 400, f"{p}/tell",
+                                        json={"lease_id": a["lease_id"], "last_report": True,
+                                              "value": 1.0})  # fmt: skip
+        p = f"/api/studies/s/trials/{bad['trial']}"
+        assert "given twice" in refused(client, service, 400, f"{p}/report",
+                                        json={"lease_id": bad["lease_id"], "error": 0.3,
+                                              "metrics": {"epochs": 2, "error": 0.2}})  # fmt: skip
+        r = client.post(f"{p}/report", json={"lease_id": bad["lease_id"],
+                                             "metrics": {"epochs": 2, "error": 0.2}})  # fmt: skip
+        assert r.json() == {"stop": True}  # still stopping
+        told = client.post(f"{p}/tell", json={"lease_id": bad["lease_id"], "last_report": True})
+        assert told.status_code == 200, told.text
+        events = store.events("s", columns=["kind", "trial", "resource", "error", "worker",
+                                            "payload"]).to_pylist()  # fmt: skip
+        mine = [e for e in events if e["trial"] == bad["trial"]]
+        assert [e["kind"] for e in mine] == ["suggest", "start", "report", "stop", "report",
+                                             "evaluate", "update"]  # fmt: skip
+        assert json.loads(mine[2]["payload"]) == {"metrics": {"error": 0.1, "acc": 0.1}}
+        assert mine[4]["payload"] is None  # the keyword form, no extras
+        assert (mine[5]["error"], mine[5]["resource"], mine[5]["worker"]) == (0.2, 2, "w2")
+        assert mine[1]["worker"] == "w2"  # the worker that asked, not the server
     finally:
         service.close()
         store.close()

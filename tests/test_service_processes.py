@@ -60,10 +60,10 @@ def runs(path: Path) -> int:
     return len(path.read_text().split()) if path.exists() else 0
 
 
-def start_server(store: str, port: int, log: Path) -> subprocess.Popen[bytes]:
+def start_server(store: str, port: int, log: Path, lease: str = "2") -> subprocess.Popen[bytes]:
     out = open(log, "ab")  # noqa: SIM115 (the child keeps it)
     server = subprocess.Popen([*CLI, "serve", store, "--study-service", "--port", str(port),
-                               "--lease", "2"], stdout=out, stderr=out)  # fmt: skip
+                               "--lease", lease], stdout=out, stderr=out)  # fmt: skip
     deadline = time.monotonic() + 60
     while True:  # ready once it accepts connections
         try:

@@ -329,4 +329,5 @@ def worker(args: argparse.Namespace) -> str:
         command = command[cut + 1 :]
     if args.trials is not None and args.trials < 1:
         raise InvalidArgument(f"--trials must be a positive integer, got {args.trials}")
-    return run_worker(args.url, args.study, command, trials=args.trials, token=args.token)
+    return run_worker(args.url, args.study, command, trials=args.trials, token=args.token,
+                      grace_s=args.grace)  # fmt: skip

@@ -172,15 +172,22 @@ def build_parser() -> argparse.ArgumentParser:
         "CMD once per trial: the config as JSON in $HPOSTORE_CONFIG (also $HPOSTORE_TRIAL, "
         "$HPOSTORE_ATTEMPT, $HPOSTORE_STUDY, $HPOSTORE_URL, $HPOSTORE_CHECKPOINT_DIR); its last "
         "stdout line (a number or a JSON object of metrics) is told as the result, a non-zero "
-        "exit as a failure. Loops until the study has --trials trials, all told.",
+        "exit as a failure. CMD may report intermediate results with "
+        "hpostore.worker.report(epoch, error, **metrics), which returns True when the "
+        "scheduler stops the trial (a CMD still running then is ended after --grace seconds: "
+        "SIGTERM, then SIGKILL). Loops until the study has --trials trials, all told.",
     )
     p.add_argument("url", help="the server, e.g. http://127.0.0.1:8765")
     p.add_argument("study", help="the study's name")
     p.add_argument("--trials", type=int, default=None, help="the study's number of trials")
     p.add_argument("--token", default=None, help="the server's token (or $HPOSTORE_TOKEN)")
+    p.add_argument("--grace", type=float, default=10.0, metavar="SECONDS",
+                   help="a stopped trial's command gets this long to end, then SIGTERM, then "
+                   "as long again before SIGKILL (default 10)")  # fmt: skip
     p.add_argument("cmd", nargs=argparse.REMAINDER, help="-- the command to run per trial")
     options = argparse.ArgumentParser(prog="hpostore worker", add_help=False)
     options.add_argument("--trials", type=int, default=None)
     options.add_argument("--token", default=None)
+    options.add_argument("--grace", type=float, default=10.0)
     p.set_defaults(run=c.worker, parser=options)
     return parser

@@ -223,8 +223,17 @@ class StudyService:
             metrics = body.get("metrics") or {}
             if not isinstance(metrics, dict):
                 raise ServiceError(400, "metrics must be a JSON object")
+            metrics = dict(metrics)
+            given = {"resource": body.get("resource"), "error": body.get("error")}
+            for name in given:  # the keyword form may name them among the metrics
+                if name in metrics:
+                    value = metrics.pop(name)
+                    if given[name] is not None and given[name] != value:
+                        raise ServiceError(400, f"{name} given twice: {given[name]!r} and "
+                                           f"metrics.{name} = {value!r}")  # fmt: skip
+                    given[name] = value
             assert lease.handle is not None  # _lease reclaims
-            stop = lease.handle.report(body.get("resource"), body.get("error"), **metrics)
+            stop = lease.handle.report(given["resource"], given["error"], **metrics)
             lease.stop = lease.stop or bool(stop)
             state = self.tuners[study].state  # the fold's curve holds losses: undo the sign
             lease.last_error = state.trials[trial].curve[-1][1] * state.sign
