@@ -83,10 +83,12 @@ class Dispatch:
             self._call("on_trial_start", self.tuner._trial(trial, config, attempt))
 
     def report(self, trial: int, resource: float, error: float) -> None:
-        self._call("on_report", trial, resource, error)
+        if self.callbacks or self.listeners:
+            self._call("on_report", trial, resource, error)
 
     def result(self, trial: int) -> None:
-        self._call("on_result", self.tuner.state.trials[trial])
+        if self.callbacks or self.listeners:
+            self._call("on_result", self.tuner.state.trials[trial])
 
     def decision(self, trial: int, kind: str, reason: str | None) -> None:
         self._call("on_decision", trial, kind, reason)

@@ -10,7 +10,8 @@ import enum
 import json
 import math
 import zlib
-from collections.abc import Sequence
+from json.encoder import c_make_encoder, encode_basestring_ascii  # type: ignore[attr-defined]
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -151,7 +152,7 @@ class Event:
 
 def encode_line(row: Row) -> bytes:
     """One tail line (format v2): ``<crc32 of the JSON, 8 lowercase hex> <JSON array>\\n``."""
-    body = json.dumps(row, separators=(",", ":"), allow_nan=True).encode()
+    body = _ROW_ENCODER(row).encode()
     return b"%08x " % zlib.crc32(body) + body + b"\n"
 
 
@@ -296,19 +297,44 @@ def table_to_events(table: pa.Table) -> list[Event]:
     return [Event(*r) for r in zip(*(c.to_pylist() for c in cols))]
 
 
-# Module-level encoders: json.dumps with options builds a new encoder on every call.
-_PAYLOAD_ENCODER = json.JSONEncoder(separators=(",", ":"), sort_keys=True, allow_nan=False)
-_CONFIG_ENCODER = json.JSONEncoder(separators=(",", ":"), allow_nan=False)
+def _not_json(value: object) -> Any:
+    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
 
 
-def dumps(value: Any) -> str:
-    """Canonical JSON for payloads (plain JSON types only, keys sorted, no NaN)."""
-    return _PAYLOAD_ENCODER.encode(value)
+def _encoder(*, sort_keys: bool, allow_nan: bool) -> Callable[[Any], str]:
+    """A compact JSON encoder built once: what ``json.dumps(value, separators=(",", ":"),
+    ...)`` writes, byte for byte, without building an encoder (Python's and then C's) on every
+    call, which was most of the cost of logging an event."""
+    if c_make_encoder is None:  # an interpreter without the C accelerator
+        return json.JSONEncoder(
+            separators=(",", ":"), sort_keys=sort_keys, allow_nan=allow_nan
+        ).encode
+    encode = c_make_encoder(
+        None, _not_json, encode_basestring_ascii, None, ":", ",", sort_keys, False, allow_nan
+    )
+
+    def dumps(value: Any) -> str:
+        if isinstance(value, str):  # the C encoder takes containers and scalars but strings
+            return encode_basestring_ascii(value)
+        try:
+            return "".join(encode(value, 0))
+        except RecursionError:  # no markers kept (they cost a dict per call): json's message
+            raise ValueError("Circular reference detected") from None
+
+    return dumps
+
+
+#: payloads: plain JSON types only, keys sorted, no NaN
+dumps: Callable[[Any], str] = _encoder(sort_keys=True, allow_nan=False)
+#: configs: plain JSON types only, no NaN, keys in the config's own order
+_dumps_config = _encoder(sort_keys=False, allow_nan=False)
+#: tail lines: NaN and infinities allowed (an error column may hold them)
+_ROW_ENCODER = _encoder(sort_keys=False, allow_nan=True)
 
 
 def dumps_config(config: dict[str, Any]) -> str:
     """JSON for a config: plain JSON types only, no NaN, keys in the config's own order."""
-    return _CONFIG_ENCODER.encode(config)
+    return _dumps_config(config)
 
 
 def is_finite_number(value: object) -> bool:

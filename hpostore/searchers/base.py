@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import struct
 import secrets
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
@@ -29,6 +30,10 @@ def check_seed(seed: Any) -> int | None:
     return seed
 
 
+#: a 64-byte digest as eight little-endian 64-bit words
+_EIGHT_WORDS = struct.Struct("<8Q")
+
+
 def trial_uniforms(seed: int, index: int, n: int) -> list[float]:
     """``n`` uniforms in (0, 1) for sample ``index`` of a searcher seeded with ``seed``.
 
@@ -40,12 +45,10 @@ def trial_uniforms(seed: int, index: int, n: int) -> list[float]:
     block = 0
     while len(out) < n:
         digest = hashlib.blake2b(f"{seed}:{index}:{block}".encode(), digest_size=64).digest()
-        for j in range(0, 64, 8):
-            out.append(
-                ((int.from_bytes(digest[j : j + 8], "little") >> 11) + 0.5) / 9007199254740992.0
-            )
+        words = _EIGHT_WORDS.unpack(digest)[: n - len(out)]
+        out.extend([((w >> 11) + 0.5) / 9007199254740992.0 for w in words])
         block += 1
-    return out[:n]
+    return out
 
 
 def trial_rng(seed: int, index: int) -> np.random.Generator:

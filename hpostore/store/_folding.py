@@ -198,7 +198,8 @@ class FoldThread:
         self._thread.start()
 
     def wake(self) -> None:
-        self._wake.set()
+        if not self._wake.is_set():  # (a commit per trial: skip the Condition when it is set)
+            self._wake.set()
 
     def stop(self) -> None:
         self._stop.set()

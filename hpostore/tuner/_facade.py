@@ -288,7 +288,8 @@ class HPOTuner(AskTell, HyperParameters):
         interrupted: int | None = None
         progress = Progress(target=number_of_trials, done=state.n_finished, verbose=self.verbose,
                             budget_s=time_budget_s, clock=self._recorder.session_s)  # fmt: skip
-        self._hooks.listeners.append(progress)
+        if not progress.silent():  # a silent one would only cost time on every trial
+            self._hooks.listeners.append(progress)
         try:
             catch_up(self._driver.protocol, state, caught_up=self._caught_up,
                      trust_log=self.trust_log, study=self.study)  # fmt: skip
@@ -310,7 +311,8 @@ class HPOTuner(AskTell, HyperParameters):
             reason = f"error: {type(exc).__name__}"
             raise
         finally:
-            self._hooks.listeners.remove(progress)
+            if progress in self._hooks.listeners:
+                self._hooks.listeners.remove(progress)
             progress.close()
             self._end(reason)
         if interrupted is not None:

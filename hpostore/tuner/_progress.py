@@ -67,20 +67,20 @@ class Progress:
         self.bar.set_postfix(info, refresh=True)
 
     # --- hooks (the Callback names) -------------------------------------------------------------
-    def _silent(self) -> bool:
+    def silent(self) -> bool:
         """Nothing to show: formatting the lines would be wasted work on every trial."""
         return not self.verbose and not log.isEnabledFor(logging.DEBUG)
 
     def on_trial_start(self, tuner: Any, trial: Any) -> None:
         self.running.add(trial.id)
-        if self._silent():
+        if self.silent():
             return
         self.say(f"Trial {trial.id}: config = {short(trial.config)}")
         self._postfix()
 
     def on_result(self, tuner: Any, trial: Any) -> None:
         self.running.discard(trial.trial)
-        if self._silent():
+        if self.silent():
             return
         if trial.message is not None and trial.status.value == "failed":
             self.say(f"    failed: {trial.message}")
