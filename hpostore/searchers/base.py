@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import hashlib
-import struct
 import secrets
+import struct
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
