@@ -15,19 +15,18 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from scipy import stats
 
 import analysis
 
 pytest.importorskip("starlette")
 pytest.importorskip("httpx")
 
-from _shared import SPACE, quadratic  # noqa: E402
+from _dashboard_stores import add_multi_objective, add_seeds  # noqa: E402
+from _shared import SPACE  # noqa: E402
 from starlette.testclient import TestClient  # noqa: E402
 
 from hpostore import (
     ASHAScheduler,
-    BasicScheduler,
     HPOStoreError,
     HPOTuner,
     InvalidArgument,
@@ -329,13 +328,6 @@ def test_several_studies_overlay_on_one_anytime_chart(client: TestClient) -> Non
 
 # ---- quantile bands, contour, Pareto front ----------------------------------------------
 
-MO_SPACE = {f"x{i}": stats.uniform(0, 1) for i in range(3)}
-
-
-def zdt1(x0: float, x1: float, x2: float) -> dict[str, float]:
-    g = 1 + 9 * (x1 + x2) / 2
-    return {"f1": x0, "f2": g * (1 - math.sqrt(x0 / g)), "cost": x1 + x2}
-
 
 @pytest.fixture(scope="module")
 def more_file(tmp_path_factory: pytest.TempPathFactory) -> str:
@@ -343,19 +335,10 @@ def more_file(tmp_path_factory: pytest.TempPathFactory) -> str:
     path = os.fspath(tmp_path_factory.mktemp("serve-more") / "more.duckdb")
     store = open_store(path)
     try:
-        for seed in (1, 2, 3):
-            scheduler = BasicScheduler(RandomSearcher(SPACE, seed=seed))
-            HPOTuner(scheduler, quadratic, store=store, study=f"rs{seed}", verbose=False).run(15)
+        add_seeds(store)
         scheduler = ASHAScheduler(RandomSearcher(SPACE, seed=9), eta=3, r_min=1, r_max=9)
         HPOTuner(scheduler, objective, store=store, study="asha", verbose=False).run(12)
-        for study, metric, mode in (
-            ("mo", ["f1", "f2"], ["min", "max"]),
-            ("mo-min", ["f1", "f2"], ["min", "min"]),
-            ("mo3", ["f1", "f2", "cost"], ["min", "min", "min"]),
-        ):
-            scheduler = BasicScheduler(RandomSearcher(MO_SPACE, seed=4))
-            HPOTuner(scheduler, zdt1, metric=metric, mode=mode, store=store, study=study,
-                     verbose=False).run(40)  # fmt: skip
+        add_multi_objective(store)
     finally:
         store.close()
     return path
@@ -423,16 +406,17 @@ def test_overlaid_seeds_of_one_setup_get_a_band_and_others_stay_lines(more: Test
 def test_contour_cells_hold_the_mean_result_of_their_trials() -> None:
     params = [{"name": "x", "kind": "float"}, {"name": "lr", "kind": "log"},
               {"name": "act", "kind": "choice", "values": ["a", "b"]}]  # fmt: skip
-    # 12 trials: 2 x 2 cells; x splits at 0.5, lr (log) at 10^-2.5
-    xs = [0.0, 0.1, 0.2, 1.0, 0.9, 0.8] * 2
-    lrs = [1e-4] * 3 + [1e-4] * 3 + [1e-1] * 3 + [1e-1] * 3
-    errors = [1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0, 10.0, 20.0, 30.0]
-    points = {"trial": list(range(12)), "error": errors, "params": {"x": xs, "lr": lrs}}
+    # 18 trials: 3 x 3 cells; x splits at 1 and 2, lr (log) at 10^-3 and 10^-2
+    xs = [0.0, 0.5, 1.5, 1.9, 2.5, 3.0] * 3
+    lrs = [1e-4] * 6 + [10**-2.5] * 6 + [1e-1] * 6
+    errors = [1.0, 3.0, 5.0, 7.0, 10.0, 20.0] + [2.0] * 6 + [0.0, 1.0, None, None, 4.0, 6.0]
+    points = {"trial": list(range(18)), "error": errors, "params": {"x": xs, "lr": lrs}}
     grid = _panels.contour(points, params, "min", "x", "lr")
-    assert grid["x"] == {"name": "x", "log": False, "centres": [0.25, 0.75]}
-    assert grid["y"]["log"] is True
-    assert grid["y"]["centres"] == pytest.approx([10**-3.25, 10**-1.75])
-    assert grid["z"] == [[2.0, 5.0], [8.0, 20.0]] and grid["count"] == 12
+    assert grid["x"] == {"name": "x", "log": False, "centres": [0.5, 1.5, 2.5], "range": [0, 3]}
+    assert grid["y"]["log"] is True and grid["y"]["range"] == pytest.approx([1e-4, 1e-1])
+    assert grid["y"]["centres"] == pytest.approx([10**-3.5, 10**-2.5, 10**-1.5])
+    assert grid["z"] == [[2.0, 6.0, 15.0], [2.0, 2.0, 2.0], [0.5, None, 5.0]]
+    assert grid["count"] == 16  # the two without a result are left out
     with pytest.raises(_panels.UnknownParameter, match="act"):
         _panels.contour(points, params, "min", "x", "act")
 

@@ -27,11 +27,14 @@ if not os.path.exists(CHROMIUM):
 sync_api = pytest.importorskip("playwright.sync_api")
 pytest.importorskip("starlette")
 
+from _dashboard_stores import add_multi_objective, add_seeds  # noqa: E402
+
+from hpostore import open_store  # noqa: E402
 from hpostore.serve import DashboardServer  # noqa: E402
 
 CHILD = Path(__file__).with_name("serve_child.py")
 WAIT_MS = 60_000  # generous: 2 shared cores; nothing here is a timing assertion
-CHARTS = ("anytime", "curves", "timeline", "importance", "parcoords")
+CHARTS = ("anytime", "curves", "timeline", "importance", "parcoords", "contour")
 
 
 def _get(url: str) -> dict:
@@ -161,3 +164,85 @@ def test_the_dashboard_shows_a_live_study_and_updates_without_reload(
         assert shot.stat().st_size > 20_000, shot  # a rendered page, not a blank one
     assert not errors, errors
     print(f"screenshots: {early} {late}")
+
+
+def _launch(pw: object) -> object:
+    return pw.chromium.launch(  # type: ignore[attr-defined]
+        executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"]
+    )
+
+
+def test_bands_contour_and_pareto_front_are_drawn(tmp_path: Path) -> None:
+    store_path = os.fspath(tmp_path / "more.duckdb")
+    store = open_store(store_path)
+    try:
+        add_seeds(store)
+        add_multi_objective(store, trials=30)
+    finally:
+        store.close()
+    errors: list[str] = []
+    shots = [tmp_path / "dashboard-bands-contour.png", tmp_path / "dashboard-pareto.png"]
+    with DashboardServer(store_path, port=0) as server, sync_api.sync_playwright() as pw:
+        browser = _launch(pw)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page.on("pageerror", lambda exc: errors.append(f"page error: {exc}"))
+            page.on(
+                "console",
+                lambda msg: errors.append(f"console: {msg.text}") if msg.type == "error" else None,
+            )
+            page.goto(server.url + "#study=rs1")
+            page.wait_for_selector("#studies tbody tr[data-study='rs3']", timeout=WAIT_MS)
+            _wait(page, "state.page !== null && state.study === 'rs1'")
+            # contour: plotly drew filled contour paths under the trials' markers
+            page.wait_for_selector("#chart-contour .contourlayer path", timeout=WAIT_MS)
+            _wait(page, "document.getElementById('chart-contour').data[0].type === 'contour'")
+            markers = page.evaluate("document.getElementById('chart-contour').data[1].x.length")
+            assert markers == 15
+            assert page.locator("#pareto-figure").is_hidden()  # one objective: no front
+
+            # tick the two other seeds: one median line in a shaded band, no separate curves
+            for study in ("rs2", "rs3"):
+                page.click(f"#studies tr[data-study='{study}'] input")
+            _wait(page, "document.getElementById('chart-anytime').data.length === 3")
+            page.wait_for_selector("#chart-anytime .scatterlayer path.js-fill", timeout=WAIT_MS)
+            names = page.evaluate(
+                "document.getElementById('chart-anytime').data.map((t) => t.name || '')"
+            )
+            assert any("median of 3" in n for n in names), names
+            band = _get(server.url + "api/anytime?study=rs1&study=rs2&study=rs3")["bands"][0]
+            drawn = page.evaluate("document.getElementById('chart-anytime').data[2].y")
+            first = band["n_studies"].index(3)  # drawn from where all three have a result
+            assert drawn == band["median"][first:]
+
+            # another pair of parameters: fetched and drawn with its own axes
+            page.select_option("#contour-x", "n")
+            _wait(
+                page,
+                "document.getElementById('chart-contour').layout.xaxis.title.text === 'n'",
+            )
+            page.select_option("#contour-y", "lr")
+            _wait(page, "document.getElementById('chart-contour').layout.yaxis.type === 'log'")
+            page.screenshot(path=os.fspath(shots[0]), full_page=True)
+
+            # a two-objective study: all results, the front highlighted and joined
+            page.click("#studies tr[data-study='mo-min'] td:nth-child(2)")
+            page.wait_for_selector("#pareto-figure:not([hidden])", timeout=WAIT_MS)
+            page.wait_for_selector("#chart-pareto .scatterlayer .trace", timeout=WAIT_MS)
+            api = _get(server.url + "api/studies/mo-min")["pareto"]
+            traces = page.evaluate(
+                "document.getElementById('chart-pareto').data.map((t) => t.x.length)"
+            )
+            assert traces == [len(api["points"]["x"]), len(api["front"]["x"])]
+            assert page.locator("#chart-pareto .scatterlayer .trace").count() == 2
+            assert page.locator("#chart-pareto .scatterlayer .trace path.js-line").count() == 1
+            assert "Pareto front" in page.locator("#pareto-caption").inner_text()
+            assert page.locator("#slices > div").count() == 3  # x0, x1, x2: rs1's are gone
+            page.locator("#pareto-figure").scroll_into_view_if_needed()
+            page.screenshot(path=os.fspath(shots[1]), full_page=True)
+        finally:
+            browser.close()
+    for shot in shots:
+        assert shot.stat().st_size > 20_000, shot
+    assert not errors, errors
+    print(f"screenshots: {shots[0]} {shots[1]}")

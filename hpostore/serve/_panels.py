@@ -110,9 +110,9 @@ def contour(
     """The mean result of the trials in each cell of a grid over parameters ``x`` and ``y``
     (``points`` of :func:`~hpostore.serve._data.points`): cell centres on the parameters'
     scales (log10 for log-uniform ones: then ``log`` is true), ``z[row][col]`` the mean for
-    y-bin ``row`` and x-bin ``col`` (None where no trial fell), ``count`` the trials placed,
-    ``best`` the best result's cell values. Up to ``CONTOUR_BINS`` cells a side; about three
-    trials a cell on average."""
+    y-bin ``row`` and x-bin ``col`` (None where no trial fell), ``range`` the outer edges of
+    the grid, ``count`` the trials placed. ``sqrt(n/2)`` cells a side for ``n`` trials (3 to
+    ``CONTOUR_BINS``): about two trials a cell when they spread evenly."""
     kinds = {p["name"]: p["kind"] for p in params}
     for name in (x, y):
         if kinds.get(name) not in NUMERIC:
@@ -122,7 +122,7 @@ def contour(
             )
     errors = np.array([e if e is not None else np.nan for e in points["error"]], dtype=float)
     n = int(np.isfinite(errors).sum())
-    bins = int(min(CONTOUR_BINS, max(2, round(math.sqrt(max(n, 1) / 3)))))
+    bins = int(min(CONTOUR_BINS, max(3, round(math.sqrt(n / 2)))))
     tx, ex, log_x = _axis(points["params"].get(x, []), kinds[x] == "log", bins)
     ty, ey, log_y = _axis(points["params"].get(y, []), kinds[y] == "log", bins)
     keep = np.isfinite(tx) & np.isfinite(ty) & np.isfinite(errors)
@@ -134,10 +134,20 @@ def contour(
     np.add.at(counts, (row, col), 1)
     with np.errstate(all="ignore"):
         means = np.where(counts > 0, sums / counts, np.nan)
-    centre = lambda e, log: [float(10**c) if log else float(c) for c in (e[:-1] + e[1:]) / 2]  # noqa: E731
+
+    def axis(name: str, edges: np.ndarray, log: bool) -> dict[str, Any]:
+        raw = np.power(10.0, edges) if log else edges
+        centres = (edges[:-1] + edges[1:]) / 2
+        return {
+            "name": name,
+            "log": log,
+            "centres": (np.power(10.0, centres) if log else centres).tolist(),
+            "range": [float(raw[0]), float(raw[-1])],
+        }
+
     return {
-        "x": {"name": x, "log": log_x, "centres": centre(ex, log_x)},
-        "y": {"name": y, "log": log_y, "centres": centre(ey, log_y)},
+        "x": axis(x, ex, log_x),
+        "y": axis(y, ey, log_y),
         "z": [_floats(r) for r in means],
         "count": int(keep.sum()),
         "mode": mode or "min",

@@ -105,7 +105,8 @@ async function loadStudy() {
   document.getElementById("study-info").textContent =
     `${i.status} · ${i.trials} trials: ` +
     ["finished", "paused", "stopped", "failed", "interrupted", "running"].filter((k) => i[k]).map((k) => `${i[k]} ${k}`).join(", ") + " · " +
-    `best ${fmt(i.best_error)} · ${fmt(i.elapsed_s)} s · ${i.metric || "error"} (${i.mode || "min"}) · ` +
+    `best ${fmt(i.best_error)} · ${fmt(i.elapsed_s)} s · ` +
+    (page.pareto ? page.pareto.objectives.map((o) => `${o.metric} (${o.mode})`).join(", ") : `${i.metric || "error"} (${i.mode || "min"})`) + " · " +
     `${i.events} events, last seq ${i.last_seq}`;
   drawTrials(); drawCurves(); drawTimeline(); drawImportance(); drawParcoords(); drawSlices();
   drawPareto();
@@ -141,7 +142,9 @@ async function drawAnytime() {
   const banded = new Set(data.bands.flatMap((b) => b.studies));
   const traces = [];
   data.bands.forEach((b, k) => {
-    const color = COLORS[k % COLORS.length], first = b.median.findIndex((v) => v !== null);
+    // from where every study of the group has a result (a median of fewer would jump there)
+    const most = Math.max(...b.n_studies), first = b.n_studies.findIndex((n) => n === most && n > 0);
+    const color = COLORS[k % COLORS.length];
     if (first < 0) return;
     const x = b.x.slice(first), cut = (a) => a.slice(first), q = b.quantiles.map((v) => v * 100);
     const band = { x, mode: "lines", line: { shape: "hv", width: 0 }, hoverinfo: "skip", showlegend: false };
@@ -259,6 +262,12 @@ function drawParcoords() {
 
 function drawSlices() {
   const pts = state.page.points, box = document.getElementById("slices");
+  const ids = new Set(state.page.params.map((p) => "slice-" + p.name.replace(/[^A-Za-z0-9_-]/g, "_")));
+  for (const div of [...box.children]) {  // slices of the study shown before
+    if (ids.has(div.id)) continue;
+    if (window.Plotly) Plotly.purge(div);
+    div.remove();
+  }
   for (const p of state.page.params) {
     const id = "slice-" + p.name.replace(/[^A-Za-z0-9_-]/g, "_");
     let div = document.getElementById(id);
@@ -296,10 +305,15 @@ async function drawContour() {
     return;
   }
   selX.value = data.x.name; selY.value = data.y.name;
-  caption.textContent = `Contour: mean ${yTitle()} of ${data.count} trials (${data.z.length}×${data.x.centres.length} cells; default: the two most important)`;
+  caption.textContent = `Contour: mean ${yTitle()} of ${data.count} trials on a ${data.x.centres.length}×${data.z.length} grid`;
   const pts = page.points, px = pts.params[data.x.name] || [], py = pts.params[data.y.name] || [];
+  // the cells' means sit at their centres: the edge cells are repeated out to the grid's
+  // outer edges, so that the contour covers every trial drawn on it
+  const z = data.z.map((row) => [row[0], ...row, row[row.length - 1]]);
+  z.unshift(z[0].slice()); z.push(z[z.length - 1].slice());
+  const padded = (a) => [a.range[0], ...a.centres, a.range[1]];
   plot("chart-contour", [
-    { type: "contour", x: data.x.centres, y: data.y.centres, z: data.z, connectgaps: true,
+    { type: "contour", x: padded(data.x), y: padded(data.y), z, connectgaps: true,
       colorscale: "Viridis", reversescale: data.mode !== "max", ncontours: 12, line: { width: 0.5 },
       colorbar: { title: { text: yTitle() }, thickness: 12 }, hovertemplate: "%{x}, %{y}: %{z}<extra>mean</extra>" },
     { x: px, y: py, mode: "markers", type: "scatter", marker: { size: 4, color: "#fff", line: { color: "#222", width: 0.7 } },
