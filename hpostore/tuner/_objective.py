@@ -48,7 +48,11 @@ def native_config(config: Any, *, trial: int) -> dict[str, Any]:
     for name, value in config.items():
         if not isinstance(name, str):
             raise ConfigSpaceError(f"trial {trial}: config keys must be strings, got {name!r}")
-        out[name] = to_native(value, where=f"trial {trial} config[{name!r}]")
+        kind = type(value)
+        if kind is int or kind is float and math.isfinite(value):
+            out[name] = value  # already plain (the common case: no message to build)
+        else:
+            out[name] = to_native(value, where=f"trial {trial} config[{name!r}]")
     return out
 
 
