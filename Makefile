@@ -38,7 +38,7 @@ demo: install
 	$(BIN)/python examples/analyse_study.py $(DEMO_STORE) demo-random --out-dir .
 
 # Every benchmark with its targets beside Optuna's figures, measured in the same run (README,
-# "Performance"): about 30 minutes on the 2-core machine, 10 of them scale.py's 1M-trial case.
+# "Performance"): about 35 minutes on the 2-core machine, 10 of them scale.py's 1M-trial case.
 # Run it on a quiet machine. LeNet's seconds per epoch: `make bench-lenet` (~10 minutes).
 bench: install
 	$(BIN)/python -m pip install --quiet -e ".[bench]"
