@@ -151,6 +151,22 @@ def local_pool(n_workers: int) -> LocalPool:
     return LocalPool(n_workers)
 
 
+class _Finished(cf.Future[Any]):
+    """A future born finished with ``result`` (the inline executor's, one per trial): no
+    condition variable of its own to build and notify, as ``Future()`` + ``set_result`` do."""
+
+    #: never waited on (it is finished before anyone sees it): one lock serves them all
+    _SHARED = threading.Condition()
+
+    def __init__(self, result: Any) -> None:  # noqa: D107 - Future's fields, finished
+        self._condition = self._SHARED
+        self._state = cf._base.FINISHED
+        self._result = result
+        self._exception = None
+        self._waiters: list[Any] = []
+        self._done_callbacks: list[Any] = []
+
+
 class InlineExecutor(cf.Executor):
     """Runs each trial in the caller's thread, inside :meth:`submit`: the sequential loop.
 
@@ -163,10 +179,7 @@ class InlineExecutor(cf.Executor):
     reports_curves = False
 
     def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> cf.Future[Any]:
-        future: cf.Future[Any] = cf.Future()
-        future.set_running_or_notify_cancel()
-        future.set_result(fn(*args, **kwargs))
-        return future
+        return _Finished(fn(*args, **kwargs))
 
     def report_channel(self) -> ReportChannel:
         return InlineChannel()

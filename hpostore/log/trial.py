@@ -112,9 +112,14 @@ class TrialState:
 
     @property
     def config(self) -> dict[str, Any]:
+        return dict(self.config_view())
+
+    def config_view(self) -> dict[str, Any]:
+        """The config itself, parsed once, not a copy: for readers that never change it (the
+        tuner's hot path reads it several times a trial)."""
         if self._config is None:
             self._config = json.loads(self.config_json)
-        return dict(self._config)
+        return self._config
 
     @property
     def payload(self) -> dict[str, Any]:

@@ -238,7 +238,7 @@ class SchedulerDriver:
         """
         t = self.recorder.state.trials[trial]
         attempt = t.attempts + 1
-        new_config = dumps_config(config) if config != t.config else None
+        new_config = dumps_config(config) if config != t.config_view() else None
         self.recorder.append(Kind.START, trial=trial, worker=worker, config=new_config,
                              resource=self.resource_of(config),
                              payload=dumps({"attempt": attempt}))  # fmt: skip
@@ -288,7 +288,7 @@ class SchedulerDriver:
         state = self.recorder.state
         outcome = resolve(outcome, state.metric)
         if resource is None:
-            resource = self.resource_of(self.recorder.state.trials[trial].config)
+            resource = self.resource_of(self.recorder.state.trials[trial].config_view())
         if outcome.error is None:
             self.recorder.append(Kind.FAIL, trial=trial, runtime=outcome.runtime,
                                  payload=dumps({"message": outcome.message}))  # fmt: skip

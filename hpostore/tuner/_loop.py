@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import concurrent.futures as cf
-import logging
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,8 +15,6 @@ from ._driver import SchedulerDriver
 from ._objective import ObjectiveCall, TrialOutcome, run_trial
 from ._recorder import Recorder
 from ._supervisor import WORKER_DIED_HINT, PoolSupervisor
-
-log = logging.getLogger("hpostore")
 
 
 @dataclass(slots=True)
@@ -85,11 +82,6 @@ class TrialLoop:
         #: trials lost with a broken pool: each re-runs alone, so that the one that kills its
         #: worker is found (and failed) without failing the others
         self.suspects: set[int] = set()
-
-    def _say(self, message: str) -> None:
-        # the lines users see (verbose) are written by the tuner's Progress listener
-        # (tuner/_progress.py), which hears of each start and result through the driver
-        log.debug(message)
 
     def _within_budget(self) -> bool:
         return self.budget_s is None or self.recorder.session_s() < self.budget_s
@@ -174,7 +166,6 @@ class TrialLoop:
         job = Job(trial, self.driver.start(trial, config, worker))
         job.resource = self.continued.pop(trial, None)
         self.running[trial] = job  # before submit: an inline trial runs inside it
-        self._say(f"Trial {trial}: config = {config}")
         reporter = None
         if self.channel is not None:
             reporter = self.channel.reporter(trial, job.attempt)
@@ -235,11 +226,9 @@ class TrialLoop:
         self.suspects.discard(job.trial)
         if self.channel is not None:
             self.channel.forget(job.trial)
+        # the lines users see (and the DEBUG log) come from the Progress listener, which
+        # hears of each start and result through the driver's hooks
         outcome = self.driver.result(job.trial, outcome, job.resource)  # as logged (resolved)
-        if outcome.error is None:
-            self._say(f"    failed: {outcome.message}")
-        else:
-            self._say(f"    error = {outcome.error}, runtime = {outcome.runtime}")
         if self.delete_checkpoints:
             self.checkpoints.cleanup(self.recorder.state)
         return outcome
@@ -272,7 +261,6 @@ class TrialLoop:
             started = self.recorder.state.trials[culprit.trial].started_at or 0.0
             outcome = TrialOutcome(None, message, self.recorder.elapsed() - started, "(died)")
             self.driver.result(culprit.trial, outcome, culprit.resource)
-            self._say(f"    failed: {message}")
             return outcome
         for j in lost:
             self.recorder.append(Kind.INTERRUPT, trial=j.trial,

@@ -78,9 +78,11 @@ class Recorder:
         row = self.store.append(
             self.study, kind.value, elapsed=self.elapsed(), session=self.session, **fields
         )
-        self.state.apply_row(row)
+        state = self.state
+        state.apply_row(row)
         self._last_row = row
-        self._snapshots.appended(self.state, row)
+        if state.seq >= self._snapshots.next_due:
+            self._snapshots.write(state, row)
 
     def begin(self, spec: Callable[[], dict[str, Any]]) -> None:
         """Open a session (logging the ``study`` event first, from ``spec()``, in a new study)."""

@@ -76,16 +76,13 @@ class SnapshotWriter:
         self.directory = snap.snapshot_dir(store.path)
         self.study = study
         self.covered = covered  # the seq of the newest snapshot (0: none)
-        self._next = self._due(covered)
+        #: the seq at which the next snapshot is due: the recorder compares each appended
+        #: event's seq with it and calls :meth:`write` (one comparison per event)
+        self.next_due = self._due(covered)
 
     @staticmethod
     def _due(seq: int) -> int:
         return seq + max(EVERY_EVENTS, seq // 2)
-
-    def appended(self, state: StudyState, row: Row) -> None:
-        """Called after each event is folded; writes a snapshot when one is due."""
-        if state.seq >= self._next:
-            self.write(state, row)
 
     def session_end(self, state: StudyState, row: Row) -> None:
         """Called once the session's ``end`` is committed."""
@@ -94,7 +91,7 @@ class SnapshotWriter:
 
     def write(self, state: StudyState, row: Row) -> None:
         """Snapshot ``state``, whose last event is ``row`` (the store's appended row)."""
-        self._next = self._due(state.seq)
+        self.next_due = self._due(state.seq)
         if self.directory is None or row[1] != state.seq:
             return
         if snap.write(self.directory, state, snap.anchor(self.study, row[1:])) is not None:
