@@ -1,4 +1,4 @@
-"""Simulated workers: a clock the tuner reads and an executor that plays learning curves on it.
+"""Simulated workers: an executor that plays learning curves on a simulated clock, in parallel.
 
 :class:`SimulatedExecutor` runs the tuner's parallel loop in simulated time (see
 :mod:`hpostore.simulation` for the benchmarks whose curves it plays); it resumes a study exactly
@@ -9,68 +9,20 @@ from __future__ import annotations
 
 import heapq
 import itertools
-import math
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from concurrent.futures import Executor, Future
 from dataclasses import dataclass
 from typing import Any
 
 import pyarrow as pa
 
+from ._simclock import LearningCurve, SimulatedClock
 from ._simtimeline import InFlight, initial_free, rebuild
 from .channels import Report, ReportChannel
 from .errors import InvalidArgument
 from .tuner import TrialOutcome, run_trial
 
-
-class SimulatedClock:
-    """Seconds of simulated time; moves only by :meth:`advance` (pass it as ``HPOTuner(clock=)``).
-
-    >>> clock = SimulatedClock()
-    >>> clock.advance(2.5)
-    >>> clock()
-    2.5
-    """
-
-    __slots__ = ("now",)
-
-    def __init__(self, start: float = 0.0) -> None:
-        self.now = float(start)
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        """Move time forward by ``seconds`` (a finite number >= 0)."""
-        if not isinstance(seconds, (int, float)) or not 0 <= seconds < math.inf:
-            raise InvalidArgument(f"a clock advances by a finite number >= 0, got {seconds!r}")
-        self.now += seconds
-
-    sleep = advance
-
-
-@dataclass(frozen=True, slots=True)
-class LearningCurve:
-    """What a simulated objective returns instead of training: the error after each epoch
-    and the seconds each epoch took (equal lengths, at least one epoch).
-
-    >>> LearningCurve([0.5, 0.3], [2.0, 2.0]).final_error
-    0.3
-    """
-
-    errors: Sequence[float]
-    seconds: Sequence[float]
-
-    def __post_init__(self) -> None:
-        if len(self.errors) != len(self.seconds) or not self.errors:
-            raise InvalidArgument(
-                "a LearningCurve needs one error and one epoch time per epoch (at least one), "
-                f"got {len(self.errors)} errors and {len(self.seconds)} epoch times"
-            )
-
-    @property
-    def final_error(self) -> float:
-        return float(self.errors[-1])
+__all__ = ["LearningCurve", "SimulatedClock", "SimulatedExecutor"]  # the first two from _simclock
 
 
 @dataclass(slots=True)
