@@ -22,6 +22,7 @@ from hpostore import (
     open_store,
     replay_table,
 )
+from hpostore.log import _snapcodec
 from hpostore.log import snapshot as snap
 from hpostore.tuner import _snapshots
 from hpostore.tuner._snapshots import load_state
@@ -140,7 +141,7 @@ def test_a_snapshot_of_another_version_is_ignored(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     path = tmp_path / "log.duckdb"
-    monkeypatch.setattr(snap, "VERSION", snap.VERSION + 1)
+    monkeypatch.setattr(_snapcodec, "VERSION", snap.VERSION + 1)  # the codec writes it
     with _tuner(str(path)) as tuner:
         tuner.run(4)
     monkeypatch.undo()

@@ -1,0 +1,291 @@
+"""The bytes of a fold snapshot: a ``StudyState`` as a checksummed header and Arrow tables.
+
+What a snapshot is for and when one is used: :mod:`hpostore.log.snapshot`.
+
+File layout: ``MAGIC`` (8 bytes) | SHA-256 of the rest (32 bytes) | header length (4 bytes,
+little endian) | header (JSON) | Arrow IPC streams, one per table, lengths in the header.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import hashlib
+import json
+import logging
+import operator
+import struct
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import pyarrow as pa
+
+from .fold import StudyState
+from .trial import Call, TrialState, TrialStatus
+
+__all__ = [
+    "MAGIC",
+    "STATE_FIELDS",
+    "TRIAL_FIELDS",
+    "VERSION",
+    "decode",
+    "encode",
+    "encode_chunks",
+    "read_header",
+]
+
+log = logging.getLogger("hpostore")
+
+MAGIC = b"HPOSNAP\x00"
+#: the snapshot format this module reads and writes; any other is ignored (the log is replayed)
+VERSION = 2  # 2: the fold has objectives (metric, mode, sign) and trials metrics_json
+
+#: the StudyState / TrialState attributes a snapshot carries. A state with other attributes
+#: (a newer fold) is not snapshotted rather than snapshotted without them.
+STATE_FIELDS = frozenset(
+    [
+        "study",
+        "seq",
+        "elapsed",
+        "spec",
+        "trials",
+        "calls",
+        "finished",
+        "evaluations",
+        "trajectory",
+        "finished_elapsed",
+        "incumbent_trial",
+        "_incumbent",
+        "_open",
+        "_next_trial",
+        "n_failed",
+        "sessions",
+        "session_open",
+        "last_kind",
+        "decisions",
+        "enqueued",
+        "attributes",
+        "metric",
+        "mode",
+        "sign",
+    ]
+)
+_TRIAL_SCALARS = (
+    ("trial", pa.int64()), ("config_json", pa.string()), ("status", pa.string()),
+    ("error", pa.float64()), ("runtime", pa.float64()), ("resource", pa.float64()),
+    ("attempts", pa.int64()), ("updated", pa.bool_()), ("worker", pa.string()),
+    ("session", pa.string()), ("suggested_at", pa.float64()), ("started_at", pa.float64()),
+    ("finished_at", pa.float64()), ("message", pa.string()), ("payload_json", pa.string()),
+    ("stopped", pa.bool_()), ("decision", pa.string()), ("metrics_json", pa.string()),
+)  # fmt: skip
+TRIAL_FIELDS = frozenset([n for n, _ in _TRIAL_SCALARS] + ["curve", "results", "_config"])
+_STATUS = {s.value: s for s in TrialStatus}
+#: trial columns whose values repeat (dictionary-encoded)
+_REPEATED = frozenset(("status", "worker", "session", "decision"))
+_CALL = {int(c): c for c in Call}
+
+
+def _ipc(table: pa.Table) -> pa.Buffer:
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, table.schema) as writer:
+        writer.write_table(table)
+    return sink.getvalue()
+
+
+def encode(state: StudyState, anchor_digest: str) -> bytes | None:
+    """The snapshot file's bytes for ``state`` (whose last event has ``anchor_digest``), or
+    None when the state holds attributes this version does not know how to carry."""
+    chunks = encode_chunks(state, anchor_digest)
+    return None if chunks is None else b"".join(chunks)
+
+
+def encode_chunks(state: StudyState, anchor_digest: str) -> list[Any] | None:
+    """:func:`encode` as a list of bytes-like chunks (the Arrow buffers are not copied)."""
+    with _no_cyclic_gc():
+        return _encode(state, anchor_digest)
+
+
+def _encode(state: StudyState, anchor_digest: str) -> list[Any] | None:
+    if set(vars(state)) != STATE_FIELDS or set(TrialState.__slots__) != TRIAL_FIELDS:
+        log.debug("snapshot of %r not written: the fold has fields it does not carry", state.study)
+        return None
+    evals = state.evaluations
+    if not (len(evals) == len(state.finished) == len(state.trajectory) == len(state.finished_elapsed)):  # fmt: skip
+        log.debug("snapshot of %r not written: result lists of unequal length", state.study)
+        return None
+    ts = list(state.trials.values())
+    names = [name for name, _ in _TRIAL_SCALARS]
+    columns = list(zip(*map(operator.attrgetter(*names), ts))) if ts else [()] * len(names)
+    trials = pa.table({
+        name: _column(list(values), typ, name in _REPEATED)
+        for (name, typ), values in zip(_TRIAL_SCALARS, columns)
+    })  # fmt: skip
+    trial_config = {t.trial: t.config_json for t in ts}
+    curves = [(t.trial, r, e) for t in ts for r, e in t.curve]
+    results = [(t.trial, r, e) for t in ts for r, e in t.results]
+    tables = {
+        "trials": trials,
+        "calls": pa.table({"code": pa.array([c for c, _ in state.calls], pa.int8()),
+                           "trial": pa.array([i for _, i in state.calls], pa.int64())}),
+        "evaluations": pa.table({
+            "trial": pa.array([e[0] for e in evals], pa.int64()),
+            # null: the trial's current config (shared, as in the live fold)
+            "config": pa.array([None if trial_config.get(e[0]) == e[1] else e[1] for e in evals],
+                               pa.string()),
+            "error": pa.array([e[2] for e in evals], pa.float64()),
+            "runtime": pa.array([e[3] for e in evals], pa.float64()),
+            "resource": pa.array([e[4] for e in evals], pa.float64()),
+            "finished": pa.array(state.finished, pa.int64()),
+            "trajectory": pa.array(state.trajectory, pa.float64()),
+            "finished_elapsed": pa.array(state.finished_elapsed, pa.float64()),
+        }),
+        "curves": _triples(curves),
+        "results": _triples(results),
+        "decisions": pa.table({
+            "seq": pa.array([d[0] for d in state.decisions], pa.int64()),
+            "kind": pa.array([d[1] for d in state.decisions], pa.string()),
+            "trial": pa.array([d[2] for d in state.decisions], pa.int64()),
+            "payload": pa.array([d[3] for d in state.decisions], pa.string()),
+        }),
+    }  # fmt: skip
+    blobs = {name: _ipc(t) for name, t in tables.items()}
+    header = {
+        "version": VERSION,
+        "study": state.study,
+        "seq": state.seq,
+        "anchor": anchor_digest,
+        "elapsed": state.elapsed,
+        "spec": state.spec,
+        "incumbent_trial": state.incumbent_trial,
+        "incumbent": list(state._incumbent) if state._incumbent is not None else None,
+        "open": list(state._open),
+        "next_trial": state._next_trial,
+        "n_failed": state.n_failed,
+        "sessions": state.sessions,
+        "session_open": state.session_open,
+        "last_kind": state.last_kind,
+        "enqueued": state.enqueued,
+        # [trial or null (the study), key, value] of each user attribute
+        "attributes": [[t, k, v] for t, kv in state.attributes.items() for k, v in kv.items()],
+        "tables": [[name, b.size] for name, b in blobs.items()],
+    }
+    head = json.dumps(header, separators=(",", ":"), allow_nan=True).encode()
+    rest = [struct.pack("<I", len(head)), head, *blobs.values()]
+    digest = hashlib.sha256()
+    for chunk in rest:
+        digest.update(chunk)
+    return [MAGIC, digest.digest(), *rest]
+
+
+def _column(values: list[Any], typ: pa.DataType, repeated: bool) -> pa.Array:
+    array = pa.array(values, typ)
+    return array.dictionary_encode() if repeated else array
+
+
+def _pylist(column: pa.ChunkedArray) -> list[Any]:
+    """The column as Python objects; a dictionary column's repeated values are one object
+    each (as in the live fold, where every trial of a session shares its id string)."""
+    array = column.combine_chunks()
+    if not pa.types.is_dictionary(array.type):
+        return array.to_pylist()
+    values = array.dictionary.to_pylist()
+    return [None if i is None else values[i] for i in array.indices.to_pylist()]
+
+
+def _triples(rows: Sequence[tuple[int, float | None, float]]) -> pa.Table:
+    return pa.table({
+        "trial": pa.array([r[0] for r in rows], pa.int64()),
+        "resource": pa.array([r[1] for r in rows], pa.float64()),
+        "error": pa.array([r[2] for r in rows], pa.float64()),
+    })  # fmt: skip
+
+
+def read_header(data: bytes) -> tuple[dict[str, Any], memoryview] | None:
+    """(header, tables' bytes) of a snapshot file, or None when it is not one of this version
+    or its checksum fails (logged at debug level). The tables' bytes are a view of ``data``."""
+    if len(data) < 44 or data[:8] != MAGIC:
+        return None
+    rest = memoryview(data)[40:]  # no copy of a large snapshot
+    if hashlib.sha256(rest).digest() != data[8:40]:
+        log.debug("snapshot ignored: checksum mismatch")
+        return None
+    (n,) = struct.unpack("<I", rest[:4])
+    try:
+        header = json.loads(bytes(rest[4 : 4 + n]))
+    except ValueError:
+        return None
+    version = header.get("version") if isinstance(header, dict) else None
+    if version != VERSION:
+        log.debug("snapshot ignored: format version %r, not %r", version, VERSION)
+        return None
+    return header, rest[4 + n :]
+
+
+@contextlib.contextmanager
+def _no_cyclic_gc() -> Iterator[None]:
+    """Pause the cyclic GC: encoding and decoding allocate many objects and no cycles, and
+    the collections that allocation triggers would make them 2-3x slower."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+def decode(header: dict[str, Any], body: bytes | memoryview) -> StudyState:
+    """The ``StudyState`` a verified snapshot holds (see :func:`read_header`)."""
+    with _no_cyclic_gc():
+        return _decode(header, body)
+
+
+def _decode(header: dict[str, Any], body: bytes | memoryview) -> StudyState:
+    tables: dict[str, dict[str, list[Any]]] = {}
+    pos = 0
+    for name, size in header["tables"]:
+        table = pa.ipc.open_stream(pa.py_buffer(body[pos : pos + size])).read_all()
+        tables[name] = {c: _pylist(table.column(c)) for c in table.column_names}
+        pos += size
+    state = StudyState(header["study"])
+    state.seq, state.elapsed, state.spec = header["seq"], header["elapsed"], header["spec"]
+    if state.spec is not None:
+        state.bind_spec(state.spec)
+    tr = tables["trials"]
+    tr["status"] = [_STATUS[s] for s in tr["status"]]
+    cols = [tr[name] for name, _ in _TRIAL_SCALARS]
+    trials = state.trials
+    for (trial, config, status, error, runtime, resource, attempts, updated, worker, session,
+         suggested_at, started_at, finished_at, message, payload, stopped, decision,
+         metrics) in zip(*cols):  # fmt: skip
+        trials[trial] = TrialState(
+            trial, config, status, error, runtime, resource, attempts, updated, worker,
+            session, suggested_at, started_at, finished_at, message, payload, [], stopped, [],
+            decision, metrics_json=metrics,
+        )  # fmt: skip
+    t3 = tables["curves"]
+    for trial, point in zip(t3["trial"], zip(t3["resource"], t3["error"])):
+        trials[trial].curve.append(point)
+    t3 = tables["results"]
+    for trial, point in zip(t3["trial"], zip(t3["resource"], t3["error"])):
+        trials[trial].results.append(point)
+    calls = tables["calls"]
+    state.calls = list(zip(map(_CALL.__getitem__, calls["code"]), calls["trial"]))
+    ev = tables["evaluations"]
+    configs = [trials[i].config_json if c is None else c for i, c in zip(ev["trial"], ev["config"])]
+    state.evaluations = list(zip(ev["trial"], configs, ev["error"], ev["runtime"], ev["resource"]))  # fmt: skip
+    state.finished, state.trajectory = ev["finished"], ev["trajectory"]
+    state.finished_elapsed = ev["finished_elapsed"]
+    de = tables["decisions"]
+    state.decisions = list(zip(de["seq"], de["kind"], de["trial"], de["payload"]))
+    state.incumbent_trial = header["incumbent_trial"]
+    inc = header["incumbent"]
+    state._incumbent = None if inc is None else (inc[0], inc[1])
+    state._open = dict.fromkeys(header["open"])
+    state._next_trial, state.n_failed = header["next_trial"], header["n_failed"]
+    state.sessions, state.session_open = header["sessions"], header["session_open"]
+    state.last_kind = header["last_kind"]
+    state.enqueued = list(header.get("enqueued", []))
+    for t, k, v in header.get("attributes", []):
+        state.attributes.setdefault(t, {})[k] = v
+    return state
