@@ -7,15 +7,19 @@ Compute functions return Arrow tables (``.to_pandas()`` for pandas); drawing is 
 from __future__ import annotations
 
 import math
-import warnings
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
 
+from ._stepcurves import StepCurve, grid_points, mean_over
+from ._stepcurves import summarise as summarise
 from ._views import AnalysisError, Source, _table, views
+
+# the step-curve helpers under the names hpostore.serve._panels imports from here
+_Curve = StepCurve
+_grid = grid_points
 
 #: How studies are grouped: a column of the ``studies`` view ("algorithm" = searcher +
 #: scheduler, "searcher", "scheduler", "study"), a mapping study -> group, or a function.
@@ -80,25 +84,9 @@ def anytime(source: Source, studies: Sequence[str] | None = None) -> pa.Table:
     )
 
 
-@dataclass(frozen=True, slots=True)
-class _Curve:
-    study: str
-    group: str
-    x: np.ndarray  # where the incumbent improved
-    best: np.ndarray  # the incumbent from there on
-    end: float  # the study's last x
-    algorithm: str  # searcher + scheduler
-
-    def at(self, grid: np.ndarray) -> np.ndarray:
-        """The incumbent at each grid point (NaN before the first result)."""
-        i = np.searchsorted(self.x, grid, side="right") - 1
-        out = np.where(i >= 0, self.best[np.clip(i, 0, None)], np.nan)
-        return out.astype(float)
-
-
 def _curves(
     source: Source, studies: Sequence[str] | None, group_by: GroupBy, x: str
-) -> list[_Curve]:
+) -> list[StepCurve]:
     if x not in X_AXES:
         raise AnalysisError(f"x must be one of {X_AXES}, got {x!r}")
     con = views(source)
@@ -117,7 +105,7 @@ def _curves(
     for name in names:
         mask = study_col == name
         end = float(ends[name] or 0.0)
-        curves.append(_Curve(name, groups[name], xs[mask], best[mask], end, algorithms[name]))
+        curves.append(StepCurve(name, groups[name], xs[mask], best[mask], end, algorithms[name]))
     return curves
 
 
@@ -168,7 +156,7 @@ def compare(
     if not 0 <= lo <= hi <= 1:
         raise AnalysisError(f"`0 <= q_low <= q_high <= 1` must hold, but got quantiles={quantiles}")
     curves = _curves(source, studies, group_by, x)
-    points = _grid(curves, grid, log_grid)
+    points = grid_points(curves, grid, log_grid)
     group_names = list(dict.fromkeys(c.group for c in curves))
     out: dict[str, list[Any]] = {
         k: [] for k in ("group", "x", "n_studies", "median", "q_low", "q_high", "mean")
@@ -191,45 +179,6 @@ def compare(
             "mean": pa.array(out["mean"], pa.float64()),
         }
     )
-
-
-def summarise(
-    curves: Sequence[_Curve], points: np.ndarray, quantiles: tuple[float, float]
-) -> dict[str, np.ndarray]:
-    """The step curves at ``points``, summarised across curves: n_studies (with a result
-    there), median, q_low, q_high (the ``quantiles``) and mean (NaN before any result).
-    Shared by :func:`compare` and the dashboard's quantile bands."""
-    values = np.vstack([c.at(points) for c in curves]) if curves else np.zeros((0, len(points)))
-    if not values.size:
-        empty = np.full(len(points), np.nan)
-        return {"n_studies": np.zeros(len(points), np.int64), "median": empty,
-                "q_low": empty, "q_high": empty, "mean": empty}  # fmt: skip
-    # a grid point before any result of the group is NaN on purpose: no warning
-    with np.errstate(all="ignore"), warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        median, q_low, q_high = np.nanquantile(values, [0.5, *quantiles], axis=0)
-        mean = np.nanmean(values, axis=0)
-    n = np.sum(~np.isnan(values), axis=0)
-    return {"n_studies": n, "median": median, "q_low": q_low, "q_high": q_high, "mean": mean}
-
-
-def _grid(curves: list[_Curve], grid: int | Sequence[float], log_grid: bool) -> np.ndarray:
-    if not isinstance(grid, int):
-        points = np.asarray(grid, dtype=float)
-        if points.ndim != 1 or points.size == 0 or np.any(np.diff(points) < 0):
-            raise AnalysisError("grid must be a positive int or a non-empty increasing sequence")
-        return points
-    if grid < 2:
-        raise AnalysisError(f"grid must be at least 2 points, got {grid}")
-    firsts = [c.x[0] for c in curves if c.x.size]
-    if not firsts:
-        return np.zeros(0)
-    start = min(firsts)
-    stop = max(max(c.end, c.x[-1]) for c in curves if c.x.size)
-    if log_grid:
-        start = max(start, 1e-9)
-        return np.geomspace(start, max(stop, start), grid)
-    return np.linspace(start, max(stop, start), grid)
 
 
 def time_to_target(
@@ -303,7 +252,7 @@ def area_under_curve(
         raise AnalysisError(
             f"`start < stop` must hold for the window, but got start={lo}, stop={hi}"
         )
-    aucs = [_mean_over(c, lo, hi) for c in curves]
+    aucs = [mean_over(c, lo, hi) for c in curves]
     n = len(curves)
     return pa.table(
         {
@@ -314,15 +263,6 @@ def area_under_curve(
             "auc": pa.array(aucs, pa.float64()),
         }
     )
-
-
-def _mean_over(curve: _Curve, lo: float, hi: float) -> float | None:
-    """Exact integral of the step curve over [lo, hi] / (hi - lo); None if undefined at lo."""
-    if not curve.x.size or curve.x[0] > lo:
-        return None
-    knots = np.concatenate(([lo], curve.x[(curve.x > lo) & (curve.x < hi)], [hi]))
-    values = curve.at(knots[:-1])
-    return float(np.sum(values * np.diff(knots)) / (hi - lo))
 
 
 def state_at(
