@@ -1,5 +1,6 @@
-"""Hyperparameter importance: the share of the result's variance each hyperparameter
-explains on its own (binned means, numpy only), for the importance plot and the dashboard.
+"""Hyperparameter importance: the share of the result's variance each hyperparameter explains.
+
+Each on its own (binned means, numpy only), for the importance plot and the dashboard.
 
 The estimate is the correlation ratio η² of the result on the binned parameter:
 ``η² = Σ_b n_b (ȳ_b − ȳ)² / Σ_i (y_i − ȳ)²``, where the bins ``b`` are the categories of a

@@ -1,5 +1,7 @@
-"""More plots of one study: parallel coordinates, hyperparameter importance, and the worker
-timeline (which trial ran where and when)."""
+"""More plots of one study: parallel coordinates, hyperparameter importance, worker timeline.
+
+The worker timeline shows which trial ran where and when.
+"""
 
 from __future__ import annotations
 

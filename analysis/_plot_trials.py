@@ -1,5 +1,8 @@
-"""Plots of one study's trials: learning curves with the scheduler's decisions, and the
-result against each hyperparameter (scatter)."""
+"""Plots of one study's trials: learning curves with decisions, result against each parameter.
+
+The learning curves carry the scheduler's decisions; the result against each hyperparameter
+is a scatter.
+"""
 
 from __future__ import annotations
 

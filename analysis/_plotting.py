@@ -1,5 +1,8 @@
-"""What the plot kinds share: figures without pyplot, saving, axis scales from the logged
-config space, the trials with a result, and the check that studies share one objective."""
+"""What the plot kinds share: figures without pyplot, saving, axis scales, trials, objective.
+
+Axis scales come from the logged config space; the trials are those with a result; studies
+drawn together must share one objective.
+"""
 
 from __future__ import annotations
 

@@ -1,5 +1,4 @@
-"""Plots of an event log (matplotlib): the only modules that import matplotlib are this one
-and its helpers.
+"""Plots of an event log (matplotlib); only this module and its helpers import matplotlib.
 
 Each function computes its data with the rest of :mod:`analysis`, draws it on a figure of
 its own (no pyplot: the global backend is never changed, so notebooks keep inline plots),

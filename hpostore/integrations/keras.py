@@ -1,5 +1,7 @@
-"""A Keras callback that reports the validation error every epoch, obeys stop decisions, and
-(optionally) checkpoints the model so a paused, promoted or crashed trial resumes training.
+"""A Keras callback that reports every epoch, obeys stop decisions and checkpoints the model.
+
+It reports the validation error every epoch and (optionally) checkpoints the model so a
+paused, promoted or crashed trial resumes training.
 
 ::
 
