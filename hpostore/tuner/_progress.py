@@ -1,5 +1,7 @@
-"""What ``run()`` shows: the textbook's per-trial lines (rounded, with the best so far) and, in a
-terminal or a notebook, a tqdm progress bar (trials done / target, best, running, time left).
+"""What ``run()`` shows: the textbook's per-trial lines and, interactively, a progress bar.
+
+The lines are rounded and carry the best so far; in a terminal or a notebook a tqdm bar shows
+trials done / target, best, running and time left.
 
 A listener of the tuner's callback dispatch (:class:`hpostore.callbacks.Dispatch`): it hears of
 each trial's start and result after they are logged. Messages also go to the ``hpostore``

@@ -1,6 +1,8 @@
-"""Sending the objective to worker processes: by reference when a fresh process can import it,
-else by value with cloudpickle (a notebook, ``python -c``, a lambda). Transport only: nothing of
-this goes into the log (the study spec names the objective)."""
+"""Sending the objective to worker processes: by reference, or by value with cloudpickle.
+
+By reference when a fresh process can import it, else by value (a notebook, ``python -c``, a
+lambda). Transport only: nothing of this goes into the log (the study spec names the objective).
+"""
 
 from __future__ import annotations
 
