@@ -55,14 +55,29 @@ def lifeline() -> tuple[Connection, Connection]:
     return reader, writer
 
 
-_worker_name: tuple[int, str] | None = None
+_pid = os.getpid()
+_worker_name: str | None = None
+
+
+def _forked() -> None:
+    global _pid, _worker_name
+    _pid, _worker_name = os.getpid(), None
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forked)
+
+
+def current_pid() -> int:
+    """This process's pid without a system call (``os.getpid()`` is one, of a few µs here,
+    and the write path asks on every event): kept up to date across ``fork``."""
+    return _pid
 
 
 def worker_name() -> str:
     """``host:pid`` of this process, as events name workers (looked up once per process:
     ``gethostname`` costs tens of µs, and a forked worker has a pid of its own)."""
     global _worker_name
-    pid = os.getpid()
-    if _worker_name is None or _worker_name[0] != pid:
-        _worker_name = (pid, f"{socket.gethostname()}:{pid}")
-    return _worker_name[1]
+    if _worker_name is None:
+        _worker_name = f"{socket.gethostname()}:{_pid}"
+    return _worker_name

@@ -39,6 +39,7 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
+from .._processes import current_pid
 from ..errors import HPOStoreError, StoreLocked
 from ..log.events import (
     COLUMNS,
@@ -100,6 +101,11 @@ def _close_writers_at_exit() -> None:
                 log.error("%s", exc)
 
 
+#: An in-memory store inserts its events into its table when they are read, at session ends,
+#: and in batches of this many rows (a few MB of tuples): larger batches cost less per row.
+MEMORY_BATCH_ROWS = 50_000
+
+
 class DuckDBStore(EventLog):
     """Event log in a DuckDB file (or ``:memory:``). Use :func:`hpostore.open_store` to open one."""
 
@@ -119,11 +125,11 @@ class DuckDBStore(EventLog):
         self._closed = False
         self._taken_over = False
         self._folder: FoldThread | None = None
-        self._pid = os.getpid()  # a forked child's copy must neither write nor flush at exit
+        self._pid = current_pid()  # a forked child's copy must neither write nor flush at exit
         # pyarrow imports pandas (if installed) on its first pa.array() call, ~1 s: pay it at
         # open, not inside the first trial's study time.
         rows_to_table([])
-        self._last_commit = self._last_fold = time.monotonic()
+        self._last_commit = time.monotonic()
         try:
             if self._memory:
                 self._con = duckdb.connect(":memory:")
@@ -187,7 +193,7 @@ class DuckDBStore(EventLog):
 
     # --- write path -------------------------------------------------------------------------
     def _check_writable(self) -> None:
-        if self._pid != os.getpid():
+        if self._pid != current_pid():
             raise HPOStoreError(
                 f"{self.path}: this store was opened by process {self._pid}; a forked child "
                 "process cannot write it (open a store of its own, or send results back)"
@@ -219,13 +225,13 @@ class DuckDBStore(EventLog):
             self._pending = []
 
     def commit(self, *, force: bool = False) -> None:
-        now = time.monotonic()
         if self.read_only:
             return
-        if self._memory:
-            if force or now - self._last_fold >= FOLD_INTERVAL_S:
+        if self._memory:  # nothing to make durable: insert when read, or in large batches
+            if force or len(self._pending) >= MEMORY_BATCH_ROWS:
                 self._fold_memory()
             return
+        now = time.monotonic()
         self._check_writable()
         if self.durability == "durable" or force or now - self._last_commit >= FOLD_INTERVAL_S:
             self._last_commit = now
@@ -260,7 +266,6 @@ class DuckDBStore(EventLog):
             rows, self._pending = self._pending, []
         if rows and self._con is not None:
             insert_rows(self._con, rows, self.path)
-        self._last_fold = time.monotonic()
 
     def flush(self) -> None:
         if self.read_only or self._closed:
@@ -282,7 +287,7 @@ class DuckDBStore(EventLog):
         last commit could not be written; the log on disk stays a gapless prefix then."""
         if self._closed:
             return
-        if self._pid != os.getpid():  # a forked child's copy: the parent owns the files
+        if self._pid != current_pid():  # a forked child's copy: the parent owns the files
             self._closed = True
             return
         lost: HPOStoreError | None = None
