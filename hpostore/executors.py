@@ -166,6 +166,19 @@ class _Finished(cf.Future[Any]):
         self._waiters: list[Any] = []
         self._done_callbacks: list[Any] = []
 
+    # what the loop asks of every future, answered without taking the lock
+    def done(self) -> bool:
+        return True
+
+    def cancelled(self) -> bool:
+        return False
+
+    def result(self, timeout: float | None = None) -> Any:
+        return self._result
+
+    def exception(self, timeout: float | None = None) -> BaseException | None:
+        return None
+
 
 class InlineExecutor(cf.Executor):
     """Runs each trial in the caller's thread, inside :meth:`submit`: the sequential loop.
