@@ -158,7 +158,7 @@ class _Finished(cf.Future[Any]):
     #: never waited on (it is finished before anyone sees it): one lock serves them all
     _SHARED = threading.Condition()
 
-    def __init__(self, result: Any) -> None:  # noqa: D107 - Future's fields, finished
+    def __init__(self, result: Any) -> None:  # Future's own fields, in their finished state
         self._condition = self._SHARED
         self._state = cf._base.FINISHED
         self._result = result

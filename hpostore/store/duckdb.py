@@ -101,8 +101,8 @@ def _close_writers_at_exit() -> None:
                 log.error("%s", exc)
 
 
-#: An in-memory store inserts its events into its table when they are read, at session ends,
-#: and in batches of this many rows (a few MB of tuples): larger batches cost less per row.
+#: An in-memory store inserts its events into its table when they are read, at forced commits
+#: (session start and end), and in batches of this many rows (a few MB of tuples).
 MEMORY_BATCH_ROWS = 50_000
 
 
