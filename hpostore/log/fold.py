@@ -16,6 +16,7 @@ from typing import Any, NoReturn
 import pyarrow as pa
 
 from ..errors import CorruptLogError
+from ._coldfold import Prefix, TrialMap
 from .events import KINDS, Event, Kind, objectives_of, upcast_spec
 from .queries import StudyQueries
 from .trial import (
@@ -40,14 +41,17 @@ class StudyState(StudyQueries):
         self.seq = 0
         self.elapsed = 0.0
         self.spec: dict[str, Any] | None = None
-        self.trials: dict[int, TrialState] = {}
-        #: (Call.SUGGEST | Call.UPDATE, trial) in log order: the calls re-execution replays
-        self.calls: list[tuple[int, int]] = []
-        self.finished: list[int] = []  # trial ids in the order their results arrived
-        #: (trial, config JSON, error, runtime, resource) of each result, in arrival order
-        self.evaluations: list[tuple[int, str, float, float | None, float | None]] = []
-        self.trajectory: list[float] = []  # best error after each finished trial
-        self.finished_elapsed: list[float] = []  # elapsed at each finished trial
+        self.trials = TrialMap()
+        #: the six result/call lists (``calls``, ``finished``, ``evaluations``, ``trajectory``,
+        #: ``finished_elapsed``, ``decisions``: see :class:`StudyQueries`) live here; the fold
+        #: appends to them, and a snapshot's items wait in ``_cold_lists`` until first read
+        self._calls: list[tuple[int, int]] = []
+        self._finished: list[int] = []
+        self._evaluations: list[tuple[int, str, float, float | None, float | None]] = []
+        self._trajectory: list[float] = []
+        self._finished_elapsed: list[float] = []
+        self._decisions: list[tuple[int, str, int | None, str | None]] = []
+        self._cold_lists: dict[str, Prefix[Any]] | None = None
         self.incumbent_trial: int | None = None
         self._incumbent: tuple[str, float] | None = None  # (config JSON, error) of the best result
         # kept by the fold so the tuner's per-trial questions are O(1), not a scan of all trials
@@ -57,7 +61,6 @@ class StudyState(StudyQueries):
         self.sessions = 0
         self.session_open = False
         self.last_kind: str | None = None
-        self.decisions: list[tuple[int, str, int | None, str | None]] = []
         #: configs queued by ``enqueue`` events (JSON text) not yet suggested, in queue order
         self.enqueued: list[str] = []
         #: user attributes of ``attr`` events: ``{trial or None (the study): {key: value}}``
@@ -157,7 +160,7 @@ class StudyState(StudyQueries):
             # the user's queued config, not a scheduler's suggest() (not replayed as a call)
             self.enqueued.pop(0)
         else:
-            self.calls.append((_SUGGEST, trial))
+            self._calls.append((_SUGGEST, trial))
         self._open[trial] = None
         if trial >= self._next_trial:
             self._next_trial = trial + 1
@@ -216,14 +219,14 @@ class StudyState(StudyQueries):
         if resource is not None:
             t.resource = resource
         t.results.append((resource, error))
-        self.finished.append(t.trial)
-        self.evaluations.append((t.trial, t.config_json, error, runtime, resource))
+        self._finished.append(t.trial)
+        self._evaluations.append((t.trial, t.config_json, error, runtime, resource))
         incumbent = self._incumbent
         if incumbent is None or error < incumbent[1]:
             self.incumbent_trial = t.trial
             incumbent = self._incumbent = (t.config_json, error)
-        self.trajectory.append(incumbent[1] * self.sign)
-        self.finished_elapsed.append(elapsed)
+        self._trajectory.append(incumbent[1] * self.sign)
+        self._finished_elapsed.append(elapsed)
 
     def _apply_fail(self, seq: int, trial: int | None, config: Any, resource: Any, error: Any,
                     runtime: float | None, elapsed: float, session: Any, worker: Any,
@@ -262,7 +265,7 @@ class StudyState(StudyQueries):
             self._missing(seq, kind, trial)
         if not t.attempts:
             self._refuse(seq, kind, t, "a scheduler decides only on a trial that has started")
-        self.decisions.append((seq, kind, t.trial, payload))
+        self._decisions.append((seq, kind, t.trial, payload))
         t.decision = kind
         if kind == "stop":
             t.stopped = True
@@ -276,7 +279,7 @@ class StudyState(StudyQueries):
         if not t.results:
             self._refuse(seq, "update", t, "an update follows a result")
         t.updated = True
-        self.calls.append((_UPDATE, t.trial))
+        self._calls.append((_UPDATE, t.trial))
 
     def _apply_enqueue(self, seq: int, trial: Any, config: str | None, *_: Any) -> None:
         if config is None:

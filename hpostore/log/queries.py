@@ -7,7 +7,8 @@ from typing import Any
 
 import pyarrow as pa
 
-from .trial import UNFINISHED, WITH_RESULT, TrialState, TrialStatus
+from ._coldfold import ColdList, Prefix, TrialMap
+from .trial import UNFINISHED, TrialState, TrialStatus
 
 
 class StudyQueries:
@@ -17,12 +18,17 @@ class StudyQueries:
     seq: int
     elapsed: float
     spec: dict[str, Any] | None
-    trials: dict[int, TrialState]
-    calls: list[tuple[int, int]]
-    finished: list[int]
-    evaluations: list[tuple[int, str, float, float | None, float | None]]
-    trajectory: list[float]
-    finished_elapsed: list[float]
+    trials: TrialMap
+    #: (Call.SUGGEST | Call.UPDATE, trial) in log order: the calls re-execution replays
+    calls = ColdList[tuple[int, int]]()
+    finished = ColdList[int]()  # trial ids in the order their results arrived
+    #: (trial, config JSON, error, runtime, resource) of each result, in arrival order
+    evaluations = ColdList[tuple[int, str, float, float | None, float | None]]()
+    trajectory = ColdList[float]()  # best error after each finished trial
+    finished_elapsed = ColdList[float]()  # elapsed at each finished trial
+    #: (seq, kind, trial, payload) of each stop / pause / promote decision
+    decisions = ColdList[tuple[int, str, int | None, str | None]]()
+    _cold_lists: dict[str, Prefix[Any]] | None
     incumbent_trial: int | None
     _incumbent: tuple[str, float] | None
     _open: dict[int, None]
@@ -30,14 +36,21 @@ class StudyQueries:
     n_failed: int
     sessions: int
     session_open: bool
-    decisions: list[tuple[int, str, int | None, str | None]]
     metric: tuple[str, ...]
     mode: tuple[str, ...]
     sign: float
 
     @property
     def n_finished(self) -> int:
-        return len(self.finished)
+        return StudyQueries.finished.count(self)
+
+    def thaw(self) -> None:
+        """Turn whatever a snapshot left as columns into the fold's Python objects (trials and
+        lists), as a full replay would have built them."""
+        self.trials.thaw()
+        for name in list(self._cold_lists or ()):
+            getattr(self, name)
+        self._cold_lists = None
 
     @property
     def next_trial(self) -> int:
@@ -55,7 +68,7 @@ class StudyQueries:
 
     def not_updated(self) -> list[TrialState]:
         """Trials with a result the scheduler has not consumed yet (no ``update`` after it)."""
-        return [t for t in self.trials.values() if t.status in WITH_RESULT and not t.updated]
+        return self.trials.with_pending_update()
 
     def status_counts(self) -> dict[TrialStatus, int]:
         """How many trials have each status (every status, in the enum's order): the counts

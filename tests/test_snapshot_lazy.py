@@ -1,0 +1,163 @@
+"""A snapshot's trials and lists stay columns until read: what a resume asks is answered
+without thawing them, what it thaws equals the full replay, and a snapshot whose columns are
+not the ones this version writes is ignored (the log wins)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import struct
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pytest
+from scipy import stats
+
+from hpostore import ASHAScheduler, HPOTuner, RandomSearcher, open_store, replay_table
+from hpostore.log import _snapcodec
+from hpostore.log import snapshot as snap
+from hpostore.log._coldfold import TrialMap
+from hpostore.log.events import COLUMNS
+from hpostore.study import StudyState
+from hpostore.tuner import _snapshots
+from hpostore.tuner._snapshots import load_state
+
+SPACE = {"x": stats.uniform(0, 1)}
+
+
+def objective(x: float, max_epochs: int, report: Callable[[float, float], bool]) -> float:
+    if x > 0.8:
+        raise ValueError("a failing region")
+    error = 1.0
+    for epoch in range(1, int(max_epochs) + 1):
+        error = (x - 0.3) ** 2 + 1.0 / epoch
+        if report(epoch, error):
+            break
+    return error
+
+
+def _run(path: Path, n: int) -> None:
+    asha = ASHAScheduler(RandomSearcher(SPACE, seed=5), eta=2, r_min=1, r_max=4)  # promotions
+    with HPOTuner(asha, objective, store=str(path), study="s", verbose=False,
+                  max_failures=None) as tuner:  # fmt: skip
+        tuner.run(n)
+
+
+def _full(store: Any) -> StudyState:
+    return replay_table("s", store.events("s"))
+
+
+def test_a_resumed_fold_answers_without_thawing_and_thaws_to_the_full_replay(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "log.duckdb"
+    _run(path, 14)
+    with open_store(str(path)) as store:
+        state, used = load_state(store, "s")
+        full = _full(store)
+    assert used == full.seq
+    trials = state.trials
+    assert isinstance(trials, TrialMap) and trials._cold is not None
+    # the questions every resume asks: counts, next id, pending updates, open trials
+    assert len(trials) == len(full.trials) and state.n_finished == full.n_finished
+    assert state.next_trial == full.next_trial and state.not_updated() == full.not_updated()
+    assert state.unfinished() == full.unfinished()
+    assert trials._cold is not None and state._cold_lists and "finished" in state._cold_lists
+    # one trial at a time, equal to the replay's; ids it does not hold are not there
+    some = sorted(full.trials)[:: max(1, len(full.trials) // 4)]
+    assert [trials[i] for i in some] == [full.trials[i] for i in some]
+    assert trials.get(10**6) is None and 10**6 not in trials and None not in trials
+    with pytest.raises(KeyError):
+        trials[10**6]
+    with pytest.raises(TypeError):
+        del trials[some[0]]
+    assert trials._cold is not None  # still columns
+    assert state.summary() == full.summary()  # everything thawed, in suggest order
+    assert trials._cold is None and list(trials) == list(full.trials)
+
+
+def test_the_tail_after_a_snapshot_changes_its_trials_exactly(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Promotions after the snapshot resume trials it holds (a ``start`` with a new config):
+    the thawed trials change, while the results logged before keep the config they ran with."""
+    monkeypatch.setattr(_snapshots, "EVERY_EVENTS", 25)
+    path = tmp_path / "log.duckdb"
+    _run(path, 30)
+    files = snap.candidates(str(path) + ".snapshots", "s")
+    with open_store(str(path)) as store:
+        for seq, file in files:  # each kept snapshot, older ones by hiding the newer
+            state, used = load_state(store, "s")
+            full = _full(store)
+            assert used == seq < full.seq or used == seq == full.seq
+            assert state.evaluations == full.evaluations
+            assert state.summary() == full.summary()
+            Path(file).rename(file + ".aside")
+
+
+def _rewrite(file: str, change: Callable[[dict[str, pa.Table]], None]) -> None:
+    """The snapshot at ``file`` with its tables changed by ``change``, checksum made valid."""
+    header, body = _snapcodec.read_header(Path(file).read_bytes()) or ({}, b"")
+    tables, pos = {}, 0
+    for name, size in header["tables"]:
+        tables[name] = pa.ipc.open_stream(pa.py_buffer(body[pos : pos + size])).read_all()
+        pos += size
+    change(tables)
+    blobs = {name: _snapcodec._ipc(t) for name, t in tables.items()}
+    header["tables"] = [[name, b.size] for name, b in blobs.items()]
+    head = json.dumps(header).encode()
+    rest = struct.pack("<I", len(head)) + head + b"".join(bytes(b) for b in blobs.values())
+    Path(file).write_bytes(_snapcodec.MAGIC + hashlib.sha256(rest).digest() + rest)
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        lambda t: t.update(calls=t["calls"].cast(pa.schema([("code", pa.int32()),
+                                                            ("trial", pa.int64())]))),
+        lambda t: t.update(trials=t["trials"].drop_columns(["message"])),
+        lambda t: t.pop("decisions"),
+        lambda t: t.update(trials=t["trials"].set_column(
+            2, "status", pa.array(["bogus"] * t["trials"].num_rows).dictionary_encode())),
+    ],
+    ids=["a column of another type", "a missing column", "a missing table", "a bogus status"],
+)  # fmt: skip
+def test_a_checksum_valid_snapshot_with_other_columns_is_ignored(
+    tmp_path: Path, change: Callable[[dict[str, pa.Table]], None]
+) -> None:
+    path = tmp_path / "log.duckdb"
+    _run(path, 6)
+    [(_, file)] = snap.candidates(str(path) + ".snapshots", "s")
+    _rewrite(file, change)
+    assert snap.read(file, "s") is not None  # it passes the checksum
+    with open_store(str(path)) as store:
+        state, used = load_state(store, "s")
+        assert used == 0 and state.summary() == _full(store).summary()
+
+
+def test_trial_ids_out_of_order_are_decoded_at_once() -> None:
+    """The fold accepts any new trial id; a snapshot whose ids do not increase is decoded
+    eagerly (no binary search over them) and equals its fold."""
+    state = StudyState("s")
+    rows = [
+        ("study", None, None, json.dumps({"format_version": 1, "space": {}})),
+        ("session", None, None, None),
+        ("suggest", 5, '{"x":1}', None),
+        ("suggest", 2, '{"x":2}', None),
+        ("start", 2, None, None),
+        ("report", 2, None, None),
+        ("evaluate", 2, None, None),
+        ("start", 5, None, None),
+    ]
+    for seq, (kind, trial, config, payload) in enumerate(rows, 1):
+        state.apply_row(("s", seq, seq, float(seq), "abc", kind, trial, config, 1.0,
+                         0.5 if kind in ("evaluate", "report") else None, None, "w", payload))  # fmt: skip
+    assert list(state.trials) == [5, 2] and len(COLUMNS) == 13
+    data = _snapcodec.encode(state, "anchor")
+    assert data is not None
+    header, body = _snapcodec.read_header(data) or ({}, b"")
+    decoded = _snapcodec.decode(header, body)
+    assert isinstance(decoded.trials, TrialMap) and decoded.trials._cold is None
+    assert decoded.summary() == state.summary()
