@@ -117,7 +117,7 @@ def test_reopen_and_read_only_see_everything(store_path: str) -> None:
 
 def test_durable_commit_writes_the_tail_before_the_table(store_path: str) -> None:
     store = open_store(store_path)
-    store.commit(force=True)  # fold now, so the next commit is within the fold interval
+    store.flush()  # fold now, so the next commit is within the fold interval
     _append(store, "s", "suggest", 0, config="{}")
     store.commit()
     tail = Path(store_path + ".tail").read_bytes()

@@ -68,6 +68,13 @@ class EventLog(ABC):
         self._buffer(row)
         return row
 
+    def note_last_seq(self, study: str, seq: int) -> None:
+        """The caller has just read ``study``'s events from this store up to its last, ``seq``
+        (a resume's replay): the next append takes ``seq + 1`` without asking the file again.
+        Ignored once this store has appended to the study (its own counter is the truth)."""
+        if study not in self._next_seq and not self.read_only:
+            self._next_seq[study] = seq + 1
+
     @abstractmethod
     def _buffer(self, row: Row) -> None: ...
 

@@ -236,9 +236,10 @@ class DuckDBStore(EventLog):
         if self.durability == "durable" or force or now - self._last_commit >= FOLD_INTERVAL_S:
             self._last_commit = now
             self._write_pending()
-            if force:
-                self._fold(0.0)  # DuckDB's file busy: the background fold retries
-            elif self._unfolded and self._folder is not None:
+            # durable now; the fold thread inserts into the table within its interval (a forced
+            # commit at session start does not pay DuckDB's attach: ``flush`` is the one that
+            # folds at once)
+            if self._unfolded and self._folder is not None:
                 self._folder.wake()
 
     def _fold(self, wait_s: float, *, background: bool = False) -> bool:

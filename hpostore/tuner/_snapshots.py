@@ -62,8 +62,12 @@ def load_state(store: EventLog, study: str) -> tuple[StudyState, int]:
             continue
         if state.seq != seq:
             continue
-        return replay_table(study, table.slice(1), into=state), seq
-    return replay_table(study, store.events(study, columns=REPLAY_COLUMNS)), 0
+        state = replay_table(study, table.slice(1), into=state)
+        store.note_last_seq(study, state.seq)  # the query ran to the log's end
+        return state, seq
+    state = replay_table(study, store.events(study, columns=REPLAY_COLUMNS))
+    store.note_last_seq(study, state.seq)
+    return state, 0
 
 
 class SnapshotWriter:
