@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import heapq
 import itertools
+import threading
 from collections.abc import Callable, Iterable
 from concurrent.futures import Executor, Future
+from concurrent.futures._base import RUNNING
 from dataclasses import dataclass
 from typing import Any
 
@@ -39,6 +41,23 @@ class _Job:
     reports: bool
     stopped: bool = False
     generation: int = 0
+
+
+class _SimulatedFuture(Future[Any]):
+    """A simulated trial's future, born running. ``Future()`` builds a condition variable (a
+    lock and its lists) per trial, a tenth of the simulator's cost per trial; these are never
+    waited on (the tuner waits through :meth:`SimulatedExecutor.wait`, in one thread), so one
+    condition serves them all, as the inline executor's finished futures share one."""
+
+    _SHARED = threading.Condition()
+
+    def __init__(self) -> None:  # Future's own fields, in the state set_running gives them
+        self._condition = self._SHARED
+        self._state = RUNNING
+        self._result = None
+        self._exception = None
+        self._waiters: list[Any] = []
+        self._done_callbacks: list[Any] = []
 
 
 class _SimulatedReporter:
@@ -175,8 +194,7 @@ class SimulatedExecutor(Executor):
                 f"a simulated objective returns a LearningCurve (errors and seconds per epoch), "
                 f"got {type(curve).__name__}; use Benchmark.curve_objective()"
             )
-        future: Future[Any] = Future()
-        future.set_running_or_notify_cancel()
+        future: Future[Any] = _SimulatedFuture()
         if run is not None:
             self._continue(run, attempt, future, curve)
             return future

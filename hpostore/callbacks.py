@@ -83,8 +83,12 @@ class Dispatch:
             self._call("on_trial_start", self.tuner._trial(trial, config, attempt))
 
     def report(self, trial: int, resource: float, error: float) -> None:
-        if self.callbacks or self.listeners:
-            self._call("on_report", trial, resource, error)
+        # every report of every trial: no tuple of receivers built, as ``_call`` does
+        for receivers in (self.listeners, self.callbacks):
+            for cb in receivers:
+                method = getattr(cb, "on_report", None)
+                if method is not None:
+                    method(self.tuner, trial, resource, error)
 
     def result(self, trial: int) -> None:
         if self.callbacks or self.listeners:

@@ -67,6 +67,30 @@ def test_known_optimum_at_full_fidelity_and_bias_below(
     assert bench.normalized_regret(bench.reference_error) == 1.0
 
 
+def test_branin_curves_are_its_vectorized_function_bit_for_bit() -> None:
+    # Branin's learning curve is computed in plain floats (no numpy per trial): every value
+    # must equal the vectorized ``values`` exactly, so simulated studies log what they did
+    rng = np.random.default_rng(1)
+    for max_resource in (1, 9, 81):
+        bench = Branin(max_resource)
+        for i in range(300):
+            x = [-5 + 15 * rng.random(), 15 * rng.random()]
+            if i % 3 == 0:  # integer inputs too (exact squares, cos of whole numbers)
+                x = [float(v) for v in np.round(x)]
+            n = int(rng.integers(1, max_resource + 1))
+            curve, _ = bench.learning_curve({"x1": x[0], "x2": x[1]}, n)
+            z = np.arange(1, n + 1) / max_resource
+            assert curve == bench.values(np.array(x), z).tolist()
+
+    class Shifted(Branin):  # a subclass's own function is used, not the plain-float copy
+        def values(self, x: np.ndarray, z: np.ndarray) -> np.ndarray:
+            return super().values(x, z) + 1.0
+
+    assert Shifted(9).learning_curve({"x1": 1.0, "x2": 2.0}, 3)[0] == [
+        e + 1.0 for e in Branin(9).learning_curve({"x1": 1.0, "x2": 2.0}, 3)[0]
+    ]
+
+
 def test_objective_takes_the_config_and_max_epochs_and_advances_the_clock() -> None:
     bench, clock = Branin(max_resource=27), SimulatedClock()
     f = bench.objective(clock)

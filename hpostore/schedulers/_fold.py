@@ -17,10 +17,13 @@ private state first, so by-hand use and the tuner go through the same code.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 from ..errors import InvalidArgument, ReplayDivergence
 from ..log.events import FORMAT_VERSION, dumps, dumps_config
+from ..log.trial import WITH_RESULT
 from ..searchers.base import HPOSearcher
 from ..space import to_native
 from .base import CONTINUE, Action, Decision, Suggestion, TrialScheduler
@@ -37,12 +40,33 @@ SETTLED_STATUSES = RESULT_STATUSES | {"failed"}
 
 def has_result(t: TrialState) -> bool:
     """The trial's latest run ended with a result (finished, paused at a rung or stopped)."""
-    return t.status.value in RESULT_STATUSES
+    # the fold's own members first: a tuple test by identity, without the enum's ``value``
+    # descriptor (a few per decision)
+    status = t.status
+    return status in WITH_RESULT or status.value in RESULT_STATUSES
 
 
 def settled(t: TrialState) -> bool:
     """The trial's latest run ended (a result or a failure)."""
-    return t.status.value in SETTLED_STATUSES
+    status = t.status
+    return status in WITH_RESULT or status.value in SETTLED_STATUSES
+
+
+_NO_PAYLOAD: Mapping[str, Any] = {}
+
+
+@lru_cache(maxsize=1024)
+def _parse_payload(text: str) -> Mapping[str, Any]:
+    parsed: Mapping[str, Any] = json.loads(text)
+    return parsed
+
+
+def payload_of(t: TrialState) -> Mapping[str, Any]:
+    """The trial's ``suggest`` payload, read-only (``t.payload`` parses the JSON into a new dict
+    on every call). Schedulers write a handful of distinct payloads (``{"bracket": 0}``...), so
+    parsing each text once serves every trial; the cache is bounded for the unique ones."""
+    text = t.payload_json
+    return _NO_PAYLOAD if text is None else _parse_payload(text)
 
 
 class FoldScheduler(TrialScheduler):
@@ -105,12 +129,14 @@ class FoldScheduler(TrialScheduler):
         self._restore_searcher(state)
 
     def on_report(self, trial: int, resource: float, error: float) -> Decision:
-        t = self.state.trials.get(trial)
+        state = self._state if self._state is not None else self.state  # (a call less)
+        t = state.trials.get(trial)
         if t is None:
             return CONTINUE  # not a trial of this study
-        self._log("report", trial, resource=float(resource), error=float(error))
+        if self._own_fold:  # by hand (the tuner logged the report already)
+            self._log("report", trial, resource=float(resource), error=float(error))
         decision = self._decide_report(t, float(resource), float(error))
-        if decision.action is Action.STOP and not t.stopped:
+        if decision.action is Action.STOP and not t.stopped and self._own_fold:
             self._log_decisions([(trial, decision)])
         return decision
 
@@ -128,9 +154,10 @@ class FoldScheduler(TrialScheduler):
                 t.config, error, additional_info={"trial": trial, "resource": level}
             )
         decisions = self._decide_result(t)
-        self._log_decisions(decisions)
-        if error is not None:
-            self._log("update", trial)
+        if self._own_fold:  # by hand: the tuner logs the decisions and the update itself
+            self._log_decisions(decisions)
+            if error is not None:
+                self._log("update", trial)
         return decisions
 
     def result_decisions(self, trial: int) -> list[tuple[int, Decision]]:
@@ -166,10 +193,12 @@ class FoldScheduler(TrialScheduler):
 
     def _target(self, t: TrialState) -> float | None:
         """The resource trial ``t``'s current run asks for (None: the scheduler sets none)."""
-        value = t.config.get(self.resource_attr) if self.resource_attr else None
-        return value if isinstance(value, (int, float)) else t.payload.get("rung")
+        value = t.config_view().get(self.resource_attr) if self.resource_attr else None
+        return value if isinstance(value, (int, float)) else payload_of(t).get("rung")
 
-    def _target_of(self, config: dict[str, Any], payload: dict[str, Any] | None) -> float | None:
+    def _target_of(
+        self, config: Mapping[str, Any], payload: Mapping[str, Any] | None
+    ) -> float | None:
         value = config.get(self.resource_attr) if self.resource_attr else None
         if isinstance(value, (int, float)):
             return value
@@ -180,7 +209,8 @@ class FoldScheduler(TrialScheduler):
         config = {k: to_native(v, where=f"trial {trial} config[{k!r}]") for k, v in sampled.items()}
         if self.resource_attr is not None and resource is not None:
             config[self.resource_attr] = resource
-        self._log_new(trial, config, payload)
+        if self._own_fold or self._state is None:  # by hand (the first call binds the fold)
+            self._log_new(trial, config, payload)
         return Suggestion(config, payload or None)
 
     def _promote(
@@ -189,15 +219,17 @@ class FoldScheduler(TrialScheduler):
         config = self.state.trials[source].config
         if self.resource_attr is not None:
             config[self.resource_attr] = level
-        self._log("promote", source, resource=level,
-                  payload=dumps({"reason": reason, "to_trial": trial}))  # fmt: skip
-        self._log_new(trial, config, payload)
+        if self._own_fold:  # by hand (the tuner logs what it is given)
+            self._log("promote", source, resource=level,
+                      payload=dumps({"reason": reason, "to_trial": trial}))  # fmt: skip
+            self._log_new(trial, config, payload)
         return Suggestion(config, payload, promoted_from=source, reason=reason)
 
     def _resume(self, source: int, config: dict[str, Any], level: float, reason: str) -> Suggestion:
-        self._log("promote", source, resource=level,
-                  payload=dumps({"reason": reason, "resume": True}))  # fmt: skip
-        self._log("start", source, config=dumps_config(config), resource=level)
+        if self._own_fold:  # by hand (the tuner logs what it is given)
+            self._log("promote", source, resource=level,
+                      payload=dumps({"reason": reason, "resume": True}))  # fmt: skip
+            self._log("start", source, config=dumps_config(config), resource=level)
         return Suggestion(config, promoted_from=source, reason=reason, resume=True)
 
     def _log_new(self, trial: int, config: dict[str, Any], payload: dict[str, Any]) -> None:

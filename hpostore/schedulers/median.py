@@ -136,8 +136,8 @@ class MedianStoppingScheduler(FoldScheduler):
         self._catch_up()
         curve = t.curve  # holds this report already (the fold applies it first)
         before = curve[:-1]
-        reach = max((r for r, _ in before), default=-math.inf)
-        best_before = min((e for _, e in before), default=math.inf)
+        reach = max([r for r, _ in before], default=-math.inf)
+        best_before = min([e for _, e in before], default=math.inf)
         if resource not in self._at:
             self._new_level(resource)  # this trial included
         levels = self._levels

@@ -14,6 +14,7 @@ resource, and an objective that takes a ``checkpoint_dir`` continues from its ch
 
 from __future__ import annotations
 
+import bisect
 import heapq
 import json
 import math
@@ -21,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import InvalidArgument
 from ..searchers.base import HPOSearcher, trial_uniforms
-from ._fold import FoldScheduler, has_result
+from ._fold import FoldScheduler, has_result, payload_of
 from ._index import SortedList
 from .base import CONTINUE, Action, Decision, Suggestion
 
@@ -138,7 +139,7 @@ class ASHAScheduler(FoldScheduler):
                 self._curves_indexed = True
                 for t in state.trials.values():
                     if t.curve:
-                        bracket = t.payload.get("bracket", 0)
+                        bracket = payload_of(t).get("bracket", 0)
                         for level in self._levels(bracket)[:-1]:
                             first = next((e for r, e in t.curve if r >= level), None)
                             if first is not None:
@@ -148,7 +149,7 @@ class ASHAScheduler(FoldScheduler):
         for i in range(self._results_seen, len(evaluations)):
             trial, config, error, _, resource = evaluations[i]
             t = state.trials[trial]
-            payload = t.payload
+            payload = payload_of(t)
             rung = (
                 resource if resource is not None else self._target_of(json.loads(config), payload)
             )
@@ -223,12 +224,18 @@ class ASHAScheduler(FoldScheduler):
     def _decide_report(self, t: TrialState, resource: float, error: float) -> Decision:
         if self.type != "stopping":
             return CONTINUE
-        self._catch_up()
+        if not self._curves_indexed:  # (restore's one pass; then every report is indexed here)
+            self._catch_up()
         curve = t.curve  # holds this report already (the fold applies it first)
-        before = max((curve[i][0] for i in range(len(curve) - 1)), default=-math.inf)
-        if not any(before < lv <= resource for lv in self.rung_levels[:-1]):
-            return CONTINUE  # no rung of any bracket crossed (most reports)
-        bracket = t.payload.get("bracket", 0)
+        before = max([r for r, _ in curve[:-1]], default=-math.inf)
+        # is a rung of any bracket crossed (before < level <= resource)? Most reports cross
+        # none: two bisections over the sorted levels say so (a NaN crosses nothing)
+        inner = self.rung_levels[:-1]
+        if not before < resource or bisect.bisect_right(inner, resource) <= bisect.bisect_right(
+            inner, before
+        ):
+            return CONTINUE
+        bracket = payload_of(t).get("bracket", 0)
         crossed = [lv for lv in self._levels(bracket)[:-1] if before < lv <= resource]
         if not crossed:
             return CONTINUE

@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from ..searchers.base import HPOSearcher
-from ._fold import FoldScheduler, has_result, settled
+from ._fold import FoldScheduler, has_result, payload_of, settled
 from .base import Action, Decision, Suggestion
 from .multi_fidelity import check_fidelity, rung_levels
 
@@ -70,7 +70,7 @@ class SuccessiveHalvingScheduler(FoldScheduler):
             t = state.trials.get(trial)
             if t is None:
                 continue
-            payload = t.payload
+            payload = payload_of(t)
             j = payload.get("round", 0)
             if j > self._round:
                 self._round, self._at = j, {}
@@ -122,7 +122,7 @@ class SuccessiveHalvingScheduler(FoldScheduler):
         )
 
     def _decide_result(self, t: TrialState) -> list[tuple[int, Decision]]:
-        payload = t.payload
+        payload = payload_of(t)
         level = payload.get("rung")
         if not has_result(t) or level is None or level >= self.r_max:
             return []

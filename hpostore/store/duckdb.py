@@ -209,7 +209,15 @@ class DuckDBStore(EventLog):
             raise HPOStoreError(self._tail.failed)
 
     def _buffer(self, row: Row) -> None:
-        self._check_writable()
+        tail = self._tail
+        # _check_writable's tests, inline (every event); it raises with the message
+        if (
+            self._pid != current_pid()
+            or self._taken_over
+            or self._closed
+            or (tail is not None and tail.failed is not None)
+        ):
+            self._check_writable()
         with self._mu:
             self._pending.append(row)
 

@@ -119,6 +119,10 @@ class TrialAware:
         self.scheduler = scheduler
         attr = getattr(scheduler, "resource_attr", None)
         self.resource_attr: str | None = attr if isinstance(attr, str) else None
+        # the per-event calls go straight to the scheduler (no frame of ours on each report)
+        self.suggest_trial = scheduler.suggest_trial  # type: ignore[method-assign]
+        self.on_report = scheduler.on_report  # type: ignore[method-assign]
+        self.on_result = scheduler.on_result  # type: ignore[method-assign]
 
     def suggest_trial(self, trial: int) -> Suggestion | None:
         return self.scheduler.suggest_trial(trial)
@@ -337,13 +341,18 @@ class SchedulerDriver:
                 )
             if decision.kind is not None:
                 self.recorder.append(
-                    Kind(decision.kind),
+                    _KINDS[decision.kind],
                     trial=trial,
                     resource=resource if trial == about else None,
                     payload=dumps({"reason": decision.reason}),
                 )
                 if self.hooks is not None:
                     self.hooks.decision(trial, decision.kind, decision.reason)
+
+
+#: ``Kind(value)`` without the enum's lookup machinery (a decision per few events); an unknown
+#: value still raises (KeyError)
+_KINDS = {kind.value: kind for kind in Kind}
 
 
 def _metrics_payload(metrics: dict[str, float] | None, metric: tuple[str, ...]) -> str | None:

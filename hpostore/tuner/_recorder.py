@@ -75,8 +75,13 @@ class Recorder:
             raise InvalidArgument(
                 f"study {self.study!r}: a {kind.value} event outside a session (call run())"
             )
+        # :meth:`elapsed` inline, and ``_value_`` (the member's value without the enum's
+        # descriptor): this runs for every event
+        now = self.clock()
+        t0 = self._t0
+        elapsed = now if t0 == self._elapsed0 else self._elapsed0 + (now - t0)
         row = self.store.append(
-            self.study, kind.value, elapsed=self.elapsed(), session=self.session, **fields
+            self.study, kind._value_, elapsed=elapsed, session=self.session, **fields
         )
         state = self.state
         state.apply_row(row)
