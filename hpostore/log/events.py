@@ -278,14 +278,19 @@ def corrupt_line(path: object, offset: int, problem: str) -> CorruptLogError:
     )
 
 
+#: a row as Arrow converts it: a struct of the columns (``ts`` as int64, cast afterwards)
+_ROW_STRUCT = pa.struct([(f.name, pa.int64() if f.name == "ts" else f.type) for f in SCHEMA])
+
+
 def rows_to_table(rows: list[Row]) -> pa.Table:
     """Column-wise Arrow table of ``rows`` with :data:`SCHEMA`."""
-    columns = list(zip(*rows)) if rows else [()] * len(COLUMNS)
-    arrays = [
-        pa.array(col, type=field.type) for col, field in zip(columns, SCHEMA) if field.name != "ts"
-    ]
+    # Arrow reads the row tuples as structs in one pass: transposing them in Python first
+    # (``zip(*rows)``) visited every row once per column, the larger part of folding a batch
+    # (~2.5 µs an event in a long simulated study, whose rows lie scattered in memory)
+    columns = pa.RecordBatch.from_struct_array(pa.array(rows, type=_ROW_STRUCT)).columns
+    arrays = list(columns)
     # ints -> timestamp by a cast: pa.array(ints, timestamp-with-tz) would import pandas (~1 s)
-    arrays.insert(2, pa.array(columns[2], type=pa.int64()).cast(SCHEMA.field("ts").type))
+    arrays[2] = arrays[2].cast(SCHEMA.field("ts").type)
     return pa.Table.from_arrays(arrays, schema=SCHEMA)
 
 
