@@ -1,7 +1,7 @@
 """The fold's containers that may still hold a snapshot's columns: thawed when first read.
 
-Resume must not cost O(trials) (issue 12): a snapshot's trials and result lists stay Arrow
-columns until something asks for them. The random searcher's resume asks for none of them,
+Resume must not cost O(trials) (DESIGN.md "Snapshots"): a snapshot's trials and result lists
+stay Arrow columns until something asks for them. The random searcher's resume asks for none of them,
 a scheduler's restore for the trials it reads, an analysis for all.
 
 - :class:`TrialMap` is ``StudyState.trials``: a mapping of trial id to ``TrialState`` in
