@@ -69,7 +69,18 @@ class Recorder:
         return self.clock() - self._t0
 
     # --- events -------------------------------------------------------------------------------
-    def append(self, kind: Kind, **fields: Any) -> None:
+    def append(
+        self,
+        kind: Kind,
+        *,
+        trial: int | None = None,
+        config: str | None = None,
+        resource: float | None = None,
+        error: float | None = None,
+        runtime: float | None = None,
+        worker: str | None = None,
+        payload: str | None = None,
+    ) -> None:
         """Append an event and fold it into ``state`` (before anyone acts on it)."""
         if self.session is None:
             raise InvalidArgument(
@@ -80,9 +91,10 @@ class Recorder:
         now = self.clock()
         t0 = self._t0
         elapsed = now if t0 == self._elapsed0 else self._elapsed0 + (now - t0)
-        row = self.store.append(
-            self.study, kind._value_, elapsed=elapsed, session=self.session, **fields
-        )
+        # explicit keywords, not ``**fields`` forwarded: ~1 µs less per event
+        row = self.store.append(self.study, kind._value_, elapsed=elapsed, session=self.session,
+                                trial=trial, config=config, resource=resource, error=error,
+                                runtime=runtime, worker=worker, payload=payload)  # fmt: skip
         state = self.state
         state.apply_row(row)
         self._last_row = row
