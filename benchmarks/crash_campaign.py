@@ -6,6 +6,7 @@ A script, not a test::
     .venv/bin/python benchmarks/crash_campaign.py --quick      # 20 kills
     .venv/bin/python benchmarks/crash_campaign.py --kills 500 --jobs 4 --seed 1
     .venv/bin/python benchmarks/crash_campaign.py --kills 30 --only "2w durable"
+    .venv/bin/python benchmarks/crash_campaign.py --snapshot-every 30   # resumes from snapshots
 
 Cells: store (DuckDB durable, DuckDB batched, Parquet) x workers (sequential, 2 process
 workers) x algorithm (random search, promotion-type ASHA, TPE), all seeded, over a
@@ -225,6 +226,10 @@ def zygote() -> int:
     return 0
 
 
+#: the environment variable that carries ``--snapshot-every`` to the zygotes
+SNAPSHOT_EVERY_ENV = "HPOSTORE_CAMPAIGN_SNAPSHOT_EVERY"
+
+
 def _preload() -> None:
     """Pay for the imports once, before any fork (hpostore imports some modules lazily)."""
     import importlib
@@ -240,6 +245,11 @@ def _preload() -> None:
     for module in ("hpostore.store.duckdb", "hpostore.store.parquet", "duckdb"):
         with contextlib.suppress(ImportError):
             importlib.import_module(module)
+    every = os.environ.get(SNAPSHOT_EVERY_ENV)
+    if every:  # --snapshot-every: snapshots while the study runs, so kills meet them
+        from hpostore.tuner import _snapshots
+
+        _snapshots.EVERY_EVENTS = int(every)
 
 
 def _forked(req: dict[str, Any], ready_fd: int) -> None:
@@ -500,7 +510,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--only", default="", help="cells whose name contains all these words, e.g. '2w parquet'"
     )
+    parser.add_argument(
+        "--snapshot-every", type=int, default=0, metavar="N",
+        help="write a snapshot of the fold every N events (and half the log) instead of every "
+        "40k, so that kills land beside snapshot writes and resumes start from snapshots",
+    )  # fmt: skip
     args = parser.parse_args(argv)
+    if args.snapshot_every:
+        os.environ[SNAPSHOT_EVERY_ENV] = str(args.snapshot_every)  # the zygotes inherit it
     budget = 20 if args.quick else args.kills
     cells = [Cell(s, w, a) for s in STORES for w in WORKERS for a in ALGORITHMS]
     cells = [c for c in cells if all(word in c.name for word in args.only.split())]
