@@ -187,10 +187,15 @@ def _column(values: list[Any], typ: pa.DataType, repeated: bool) -> pa.Array:
     return array.dictionary_encode() if repeated else array
 
 
+def _array(column: pa.ChunkedArray) -> pa.Array:
+    """The column as one array: its only chunk as it is (``combine_chunks`` would copy it)."""
+    return column.chunk(0) if column.num_chunks == 1 else column.combine_chunks()
+
+
 def _pylist(column: pa.ChunkedArray | pa.Array) -> list[Any]:
     """The column as Python objects; a dictionary column's repeated values are one object
     each (as in the live fold, where every trial of a session shares its id string)."""
-    array = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+    array = _array(column) if isinstance(column, pa.ChunkedArray) else column
     if not pa.types.is_dictionary(array.type):
         return array.to_pylist()
     values = array.dictionary.to_pylist()
@@ -348,7 +353,7 @@ class _ColdTrials:
         # binary search over an unaligned array copies it on every call
         self._ids = np.array(trials.column("trial").to_numpy())
         self._n = len(self._ids)
-        self._cols = [trials.column(name).combine_chunks() for name, _ in _TRIAL_SCALARS]
+        self._cols = [_array(trials.column(name)) for name, _ in _TRIAL_SCALARS]
         #: (table, its trial ids) of the curves and of the results, grouped by trial
         self._points = [(t, np.array(t.column("trial").to_numpy())) for t in (curves, results)]
         #: trial ids strictly increasing and points grouped in that order, as the fold writes
