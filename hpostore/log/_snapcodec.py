@@ -18,12 +18,12 @@ import struct
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-import numpy as np
 import pyarrow as pa
 
-from ._coldfold import Prefix, TrialMap
+from ._coldfold import TrialMap
+from ._snaptables import TRIAL_COLUMNS, ArrowTrials, check_schemas, cold_lists
 from .fold import StudyState
-from .trial import WITH_RESULT, Call, TrialState, TrialStatus
+from .trial import TrialState
 
 __all__ = [
     "MAGIC",
@@ -73,20 +73,9 @@ STATE_FIELDS = frozenset(
         "sign",
     ]
 )
-_TRIAL_SCALARS = (
-    ("trial", pa.int64()), ("config_json", pa.string()), ("status", pa.string()),
-    ("error", pa.float64()), ("runtime", pa.float64()), ("resource", pa.float64()),
-    ("attempts", pa.int64()), ("updated", pa.bool_()), ("worker", pa.string()),
-    ("session", pa.string()), ("suggested_at", pa.float64()), ("started_at", pa.float64()),
-    ("finished_at", pa.float64()), ("message", pa.string()), ("payload_json", pa.string()),
-    ("stopped", pa.bool_()), ("decision", pa.string()), ("metrics_json", pa.string()),
-)  # fmt: skip
-TRIAL_FIELDS = frozenset([n for n, _ in _TRIAL_SCALARS] + ["curve", "results", "_config"])
-_STATUS = {s.value: s for s in TrialStatus}
-_WITH_RESULT = frozenset(s.value for s in WITH_RESULT)
+TRIAL_FIELDS = frozenset([n for n, _ in TRIAL_COLUMNS] + ["curve", "results", "_config"])
 #: trial columns whose values repeat (dictionary-encoded)
 _REPEATED = frozenset(("status", "worker", "session", "decision"))
-_CALLS = tuple(Call)  # by code: Call.SUGGEST is 0, Call.UPDATE 1
 
 
 def _ipc(table: pa.Table) -> pa.Buffer:
@@ -119,11 +108,11 @@ def _encode(state: StudyState, anchor_digest: str) -> list[Any] | None:
         log.debug("snapshot of %r not written: result lists of unequal length", state.study)
         return None
     ts = list(state.trials.values())
-    names = [name for name, _ in _TRIAL_SCALARS]
+    names = [name for name, _ in TRIAL_COLUMNS]
     columns = list(zip(*map(operator.attrgetter(*names), ts))) if ts else [()] * len(names)
     trials = pa.table({
         name: _column(list(values), typ, name in _REPEATED)
-        for (name, typ), values in zip(_TRIAL_SCALARS, columns)
+        for (name, typ), values in zip(TRIAL_COLUMNS, columns)
     })  # fmt: skip
     trial_config = {t.trial: t.config_json for t in ts}
     curves = [(t.trial, r, e) for t in ts for r, e in t.curve]
@@ -187,21 +176,6 @@ def _column(values: list[Any], typ: pa.DataType, repeated: bool) -> pa.Array:
     return array.dictionary_encode() if repeated else array
 
 
-def _array(column: pa.ChunkedArray) -> pa.Array:
-    """The column as one array: its only chunk as it is (``combine_chunks`` would copy it)."""
-    return column.chunk(0) if column.num_chunks == 1 else column.combine_chunks()
-
-
-def _pylist(column: pa.ChunkedArray | pa.Array) -> list[Any]:
-    """The column as Python objects; a dictionary column's repeated values are one object
-    each (as in the live fold, where every trial of a session shares its id string)."""
-    array = _array(column) if isinstance(column, pa.ChunkedArray) else column
-    if not pa.types.is_dictionary(array.type):
-        return array.to_pylist()
-    values = array.dictionary.to_pylist()
-    return [None if i is None else values[i] for i in array.indices.to_pylist()]
-
-
 def _triples(rows: Sequence[tuple[int, float | None, float]]) -> pa.Table:
     return pa.table({
         "trial": pa.array([r[0] for r in rows], pa.int64()),
@@ -256,18 +230,18 @@ def _decode(header: dict[str, Any], body: bytes | memoryview) -> StudyState:
     for name, size in header["tables"]:
         tables[name] = pa.ipc.open_stream(pa.py_buffer(body[pos : pos + size])).read_all()
         pos += size
-    _check_schemas(tables)
+    check_schemas(tables)
     state = StudyState(header["study"])
     state.seq, state.elapsed, state.spec = header["seq"], header["elapsed"], header["spec"]
     if state.spec is not None:
         state.bind_spec(state.spec)
-    cold = _ColdTrials(tables["trials"], tables["curves"], tables["results"])
+    cold = ArrowTrials(tables["trials"], tables["curves"], tables["results"])
     if cold.sorted:
         state.trials = TrialMap(cold)  # thawed trial by trial as the fold and its readers ask
     else:  # trial ids out of order (not written by hpostore's fold): decode them all now
         for t in cold.thaw_all():
             state.trials[t.trial] = t
-    state._cold_lists = _cold_lists(tables, cold)
+    state._cold_lists = cold_lists(tables, cold)
     state.incumbent_trial = header["incumbent_trial"]
     inc = header["incumbent"]
     state._incumbent = None if inc is None else (inc[0], inc[1])
@@ -279,154 +253,3 @@ def _decode(header: dict[str, Any], body: bytes | memoryview) -> StudyState:
     for t, k, v in header.get("attributes", []):
         state.attributes.setdefault(t, {})[k] = v
     return state
-
-
-def _check_schemas(tables: dict[str, pa.Table]) -> None:
-    """Refuse (ValueError: the snapshot is ignored) tables whose columns are not the ones this
-    version writes, so that thawing a row later cannot fail on a hand-made snapshot."""
-    for name, expected in _SCHEMAS.items():
-        table = tables.get(name)
-        got = None if table is None else [(f.name, _value_type(f.type)) for f in table.schema]
-        if got != expected:
-            raise ValueError(f"snapshot table {name!r} has columns {got}, not {expected}")
-    statuses = tables["trials"].column("status").combine_chunks()
-    if not set(statuses.dictionary.to_pylist()) <= set(_STATUS):
-        raise ValueError("snapshot trials have an unknown status")
-
-
-def _value_type(typ: pa.DataType) -> pa.DataType:
-    return typ.value_type if pa.types.is_dictionary(typ) else typ
-
-
-_SCHEMAS = {
-    "trials": list(_TRIAL_SCALARS),
-    "calls": [("code", pa.int8()), ("trial", pa.int64())],
-    "evaluations": [
-        ("trial", pa.int64()), ("config", pa.string()), ("error", pa.float64()),
-        ("runtime", pa.float64()), ("resource", pa.float64()), ("finished", pa.int64()),
-        ("trajectory", pa.float64()), ("finished_elapsed", pa.float64()),
-    ],
-    "curves": [("trial", pa.int64()), ("resource", pa.float64()), ("error", pa.float64())],
-    "results": [("trial", pa.int64()), ("resource", pa.float64()), ("error", pa.float64())],
-    "decisions": [("seq", pa.int64()), ("kind", pa.string()), ("trial", pa.int64()),
-                  ("payload", pa.string())],
-}  # fmt: skip
-
-
-def _cold_lists(tables: dict[str, pa.Table], cold: _ColdTrials) -> dict[str, Prefix[Any]]:
-    """The fold's lists as functions of the snapshot's columns (see ``ColdList``)."""
-    calls, ev, de = tables["calls"], tables["evaluations"], tables["decisions"]
-
-    def evaluations() -> list[Any]:
-        # a null config is the trial's config when the snapshot was taken (the snapshot's own
-        # column, not the live trial, which may since have resumed with another config)
-        trials = _pylist(ev.column("trial"))
-        configs = _pylist(ev.column("config"))
-        if None in configs:
-            current = cold.configs_of(trials)
-            configs = [c if c is not None else current[i] for i, c in enumerate(configs)]
-        return list(zip(trials, configs, *(_pylist(ev.column(c)) for c in ("error", "runtime", "resource"))))  # fmt: skip
-
-    def column(name: str) -> Prefix[Any]:
-        return Prefix(ev.num_rows, lambda: _pylist(ev.column(name)))
-
-    return {
-        "calls": Prefix(calls.num_rows, lambda: list(zip(
-            map(_CALLS.__getitem__, _pylist(calls.column("code"))), _pylist(calls.column("trial"))
-        ))),
-        "evaluations": Prefix(ev.num_rows, evaluations),
-        "finished": column("finished"),
-        "trajectory": column("trajectory"),
-        "finished_elapsed": column("finished_elapsed"),
-        "decisions": Prefix(de.num_rows, lambda: list(zip(
-            *(_pylist(de.column(c)) for c in ("seq", "kind", "trial", "payload"))
-        ))),
-    }  # fmt: skip
-
-
-class _ColdTrials:
-    """A snapshot's trials as Arrow columns (``ColdTrials``): a row becomes a ``TrialState``
-    when the fold or a reader first asks for it, all rows at once when one iterates."""
-
-    def __init__(self, trials: pa.Table, curves: pa.Table, results: pa.Table) -> None:
-        # copies: an Arrow buffer inside the snapshot's bytes may be unaligned, and numpy's
-        # binary search over an unaligned array copies it on every call
-        self._ids = np.array(trials.column("trial").to_numpy())
-        self._n = len(self._ids)
-        self._cols = [_array(trials.column(name)) for name, _ in _TRIAL_SCALARS]
-        #: (table, its trial ids) of the curves and of the results, grouped by trial
-        self._points = [(t, np.array(t.column("trial").to_numpy())) for t in (curves, results)]
-        #: trial ids strictly increasing and points grouped in that order, as the fold writes
-        #: them (suggest order is id order): a lookup is then a binary search
-        self.sorted = bool(np.all(self._ids[1:] > self._ids[:-1])) and all(
-            bool(np.all(ids[1:] >= ids[:-1])) for _, ids in self._points
-        )
-
-    def __len__(self) -> int:
-        return self._n
-
-    def _row(self, trial: object) -> int | None:
-        if type(trial) is not int:  # noqa: E721 (None, or anything the fold never stores)
-            return None
-        row = int(np.searchsorted(self._ids, trial))
-        return row if row < self._n and self._ids[row] == trial else None
-
-    def has(self, trial: object) -> bool:
-        return self._row(trial) is not None
-
-    def thaw(self, trial: object) -> TrialState | None:
-        row = self._row(trial)
-        if row is None:
-            return None
-        values = [col[row].as_py() for col in self._cols]
-        values[2] = _STATUS[values[2]]
-        assert isinstance(trial, int)  # _row found it
-        curve, results = (_points(t, ids, trial) for t, ids in self._points)
-        return _trial(values, curve, results)
-
-    def thaw_all(self) -> Iterator[TrialState]:
-        cols = [_pylist(col) for col in self._cols]
-        cols[2] = [_STATUS[s] for s in cols[2]]
-        points: list[dict[int, list[Any]]] = []
-        for t, _ in self._points:
-            by_trial: dict[int, list[Any]] = {}
-            for trial, point in zip(_pylist(t.column("trial")), zip(_pylist(t.column("resource")), _pylist(t.column("error")))):  # fmt: skip
-                by_trial.setdefault(trial, []).append(point)
-            points.append(by_trial)
-        curves, results = points
-        for values in zip(*cols):
-            trial = values[0]
-            yield _trial(values, curves.get(trial, []), results.get(trial, []))
-
-    def pending_update_ids(self) -> list[int]:
-        status, updated = self._cols[2], self._cols[7]
-        with_result = np.array([s in _WITH_RESULT for s in status.dictionary.to_pylist()], bool)
-        mask = with_result[status.indices.to_numpy()] & ~updated.to_numpy(zero_copy_only=False)
-        return [int(i) for i in self._ids[mask]]
-
-    def configs_of(self, trials: list[int]) -> list[str]:
-        """The snapshot's config of each of ``trials``."""
-        if self.sorted:
-            rows = np.searchsorted(self._ids, np.asarray(trials, dtype=np.int64))
-        else:
-            row_of = {trial: row for row, trial in enumerate(self._ids.tolist())}
-            rows = np.array([row_of[t] for t in trials], dtype=np.int64)
-        return _pylist(self._cols[1].take(pa.array(rows)))
-
-
-def _points(table: pa.Table, ids: Any, trial: int) -> list[tuple[float | None, float]]:
-    """(resource, error) of ``trial`` in a curves/results table grouped by trial id."""
-    lo, hi = (int(i) for i in np.searchsorted(ids, [trial, trial + 1]))
-    part = table.slice(lo, hi - lo)
-    return list(zip(_pylist(part.column("resource")), _pylist(part.column("error"))))
-
-
-def _trial(values: Sequence[Any], curve: list[Any], results: list[Any]) -> TrialState:
-    (trial, config, status, error, runtime, resource, attempts, updated, worker, session,
-     suggested_at, started_at, finished_at, message, payload, stopped, decision,
-     metrics) = values  # fmt: skip
-    return TrialState(
-        trial, config, status, error, runtime, resource, attempts, updated, worker, session,
-        suggested_at, started_at, finished_at, message, payload, curve, stopped, results,
-        decision, metrics_json=metrics,
-    )  # fmt: skip
