@@ -17,6 +17,7 @@ private state first, so by-hand use and the tuner go through the same code.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Mapping
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
@@ -206,7 +207,13 @@ class FoldScheduler(TrialScheduler):
 
     def _fresh(self, trial: int, payload: dict[str, Any], resource: float | None) -> Suggestion:
         sampled = self.searcher.sample_configuration()
-        config = {k: to_native(v, where=f"trial {trial} config[{k!r}]") for k, v in sampled.items()}
+        config = {}
+        for k, v in sampled.items():
+            kind = type(v)
+            if kind is int or kind is float and math.isfinite(v):
+                config[k] = v  # already plain (the common case: no message to build)
+            else:
+                config[k] = to_native(v, where=f"trial {trial} config[{k!r}]")
         if self.resource_attr is not None and resource is not None:
             config[self.resource_attr] = resource
         if self._own_fold or self._state is None:  # by hand (the first call binds the fold)

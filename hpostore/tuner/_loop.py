@@ -73,6 +73,9 @@ class TrialLoop:
             self.channel = executor.report_channel()
             self.channel.bind(self._decide)
         self.running: dict[int, Job] = {}
+        #: the running jobs by future, rebuilt only when a job starts or ends (a simulator's
+        #: loop waits once per report, several times per trial)
+        self._by_future: dict[cf.Future[TrialOutcome], Job] | None = None
         self.reruns: list[int] = []
         #: trials the executor continues where they were (a simulator rebuilt from the log):
         #: the resource of each one's last logged report, which its result carries
@@ -103,7 +106,10 @@ class TrialLoop:
                         f"{type(self.driver.scheduler).__name__} has nothing to suggest while "
                         "no trial is running (it waits for results that will never come)"
                     )
-                by_future = {j.future: j for j in self.running.values() if j.future is not None}
+                by_future = self._by_future
+                if by_future is None:
+                    by_future = {j.future: j for j in self.running.values() if j.future is not None}
+                    self._by_future = by_future
                 generation = self.sup.generation
                 done = self.sup.wait(by_future, self.channel)
                 if self.sup.generation != generation:  # a probe found the pool broken
@@ -176,6 +182,7 @@ class TrialLoop:
         generation = self.sup.generation
         job.generation = generation
         job.future = self.sup.submit(run_trial, self.call.objective, kwargs, reporter, **clock)
+        self._by_future = None
         if self.sup.generation != generation:  # the pool broke while submitting
             job.generation = self.sup.generation
             self._lost(generation, culprit=None)
@@ -223,6 +230,7 @@ class TrialLoop:
                 self.sup.replace(exc, job.trial)
             return self._lost(job.generation, culprit=job, exc=exc)
         del self.running[job.trial]
+        self._by_future = None
         self.suspects.discard(job.trial)
         if self.channel is not None:
             self.channel.forget(job.trial)
@@ -249,6 +257,7 @@ class TrialLoop:
         ]
         for j in lost:
             del self.running[j.trial]
+            self._by_future = None
             if self.channel is not None:
                 self.channel.forget(j.trial)
         if culprit is not None and [j.trial for j in lost] == [culprit.trial]:
