@@ -122,6 +122,8 @@ def classify(value: Any) -> tuple[float | None, dict[str, float] | None, str | N
     """``(error, metrics, why not)`` of what an objective returned: a number is the error; a
     dict is a set of metrics (every value a finite number; the tuner picks its objectives
     from it, :func:`resolve`). Never raises."""
+    if type(value) is float and math.isfinite(value):
+        return value, None, None  # the common case, without the ABC checks below
     if not isinstance(value, Mapping):
         error, why = as_error(value)
         return error, None, why
