@@ -1,4 +1,8 @@
-"""Questions asked of a folded study (counts, incumbent, records, tables); never mutates it."""
+"""Questions asked of a folded study (counts, incumbent, records, tables); never mutates it.
+
+Only :meth:`StudyQueries.thaw` changes how the state is held (a snapshot's columns become
+Python objects), never what it says.
+"""
 
 from __future__ import annotations
 
