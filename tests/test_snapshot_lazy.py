@@ -11,6 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 import pytest
 from scipy import stats
@@ -69,6 +70,9 @@ def test_a_resumed_fold_answers_without_thawing_and_thaws_to_the_full_replay(
     some = sorted(full.trials)[:: max(1, len(full.trials) // 4)]
     assert [trials[i] for i in some] == [full.trials[i] for i in some]
     assert trials.get(10**6) is None and 10**6 not in trials and None not in trials
+    last = some[-1]  # looked up as a dict would match it: a numpy int, a float that is an int
+    assert np.int64(last) in trials and float(last) in trials and str(last) not in trials
+    assert trials.get(np.int64(last)) == full.trials[last] and trials.get(last + 0.5) is None
     with pytest.raises(KeyError):
         trials[10**6]
     with pytest.raises(TypeError):

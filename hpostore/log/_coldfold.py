@@ -81,7 +81,7 @@ class TrialMap(MutableMapping[int, TrialState]):
             cold = self._cold
             if cold is None or (t := cold.thaw(trial)) is None:
                 raise KeyError(trial)
-            self._hot[trial] = t
+            self._hot[t.trial] = t
         return t
 
     def get(self, trial: int, default: Any = None) -> Any:
@@ -90,7 +90,7 @@ class TrialMap(MutableMapping[int, TrialState]):
             cold = self._cold
             if cold is None or (t := cold.thaw(trial)) is None:
                 return default
-            self._hot[trial] = t
+            self._hot[t.trial] = t
         return t
 
     def __contains__(self, trial: object) -> bool:

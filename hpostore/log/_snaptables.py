@@ -6,6 +6,7 @@ The bytes around the tables (layout, checksum, header): :mod:`hpostore.log._snap
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -129,10 +130,11 @@ class ArrowTrials:
         return self._n
 
     def _row(self, trial: object) -> int | None:
-        if type(trial) is not int:  # noqa: E721 (None, or anything the fold never stores)
+        key = _as_id(trial)
+        if key is None:
             return None
-        row = int(np.searchsorted(self._ids, trial))
-        return row if row < self._n and self._ids[row] == trial else None
+        row = int(np.searchsorted(self._ids, key))
+        return row if row < self._n and self._ids[row] == key else None
 
     def has(self, trial: object) -> bool:
         return self._row(trial) is not None
@@ -143,8 +145,8 @@ class ArrowTrials:
             return None
         values = [col[row].as_py() for col in self._cols]
         values[2] = _STATUS[values[2]]
-        assert isinstance(trial, int)  # _row found it
-        curve, results = (_points(t, ids, trial) for t, ids in self._points)
+        key = int(self._ids[row])
+        curve, results = (_points(t, ids, key) for t, ids in self._points)
         return _trial(values, curve, results)
 
     def thaw_all(self) -> Iterator[TrialState]:
@@ -175,6 +177,17 @@ class ArrowTrials:
             row_of = {trial: row for row, trial in enumerate(self._ids.tolist())}
             rows = np.array([row_of[t] for t in trials], dtype=np.int64)
         return pylist(self._cols[1].take(pa.array(rows)))
+
+
+def _as_id(trial: object) -> int | None:
+    """``trial`` as the int key a dict would match it to (a numpy int, True, 3.0 find trial 1
+    or 3 in a dict too), or None when no trial id equals it."""
+    try:
+        return operator.index(trial)  # type: ignore[arg-type]
+    except TypeError:
+        if isinstance(trial, float) and trial.is_integer():
+            return int(trial)
+        return None
 
 
 def _points(table: pa.Table, ids: Any, trial: int) -> list[tuple[float | None, float]]:
