@@ -119,10 +119,6 @@ class TrialAware:
         self.scheduler = scheduler
         attr = getattr(scheduler, "resource_attr", None)
         self.resource_attr: str | None = attr if isinstance(attr, str) else None
-        # the per-event calls go straight to the scheduler (no frame of ours on each report)
-        self.suggest_trial = scheduler.suggest_trial  # type: ignore[method-assign]
-        self.on_report = scheduler.on_report  # type: ignore[method-assign]
-        self.on_result = scheduler.on_result  # type: ignore[method-assign]
 
     def suggest_trial(self, trial: int) -> Suggestion | None:
         return self.scheduler.suggest_trial(trial)
