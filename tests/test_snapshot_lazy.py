@@ -4,8 +4,10 @@ not the ones this version writes is ignored (the log wins)."""
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import json
+import os
 import struct
 from collections.abc import Callable
 from pathlib import Path
@@ -20,6 +22,7 @@ from hpostore import ASHAScheduler, HPOTuner, RandomSearcher, open_store, replay
 from hpostore.log import _snapcodec
 from hpostore.log import snapshot as snap
 from hpostore.log._coldfold import TrialMap
+from hpostore.log._snaptables import SnapshotChanged
 from hpostore.log.events import COLUMNS
 from hpostore.study import StudyState
 from hpostore.tuner import _snapshots
@@ -102,15 +105,14 @@ def test_the_tail_after_a_snapshot_changes_its_trials_exactly(
 
 
 def _rewrite(file: str, change: Callable[[dict[str, pa.Table]], None]) -> None:
-    """The snapshot at ``file`` with its tables changed by ``change``, checksum made valid."""
-    header, body = _snapcodec.read_header(Path(file).read_bytes()) or ({}, b"")
-    tables, pos = {}, 0
-    for name, size in header["tables"]:
-        tables[name] = pa.ipc.open_stream(pa.py_buffer(body[pos : pos + size])).read_all()
-        pos += size
+    """The snapshot at ``file`` with its tables changed by ``change``, checksums made valid."""
+    header, source = _snapcodec.read_header(Path(file).read_bytes()) or ({}, None)
+    assert source is not None
+    tables = {name: source[name] for name, *_ in header["tables"]}
     change(tables)
     blobs = {name: _snapcodec._ipc(t) for name, t in tables.items()}
-    header["tables"] = [[name, b.size] for name, b in blobs.items()]
+    header["tables"] = [[name, b.size, hashlib.sha256(b).hexdigest(), tables[name].num_rows]
+                        for name, b in blobs.items()]  # fmt: skip
     head = json.dumps(header).encode()
     rest = struct.pack("<I", len(head)) + head + b"".join(bytes(b) for b in blobs.values())
     Path(file).write_bytes(_snapcodec.MAGIC + hashlib.sha256(rest).digest() + rest)
@@ -123,8 +125,8 @@ def _rewrite(file: str, change: Callable[[dict[str, pa.Table]], None]) -> None:
                                                             ("trial", pa.int64())]))),
         lambda t: t.update(trials=t["trials"].drop_columns(["message"])),
         lambda t: t.pop("decisions"),
-        lambda t: t.update(trials=t["trials"].set_column(
-            2, "status", pa.array(["bogus"] * t["trials"].num_rows).dictionary_encode())),
+        lambda t: t.update(keys=t["keys"].set_column(
+            1, "status", pa.array(["bogus"] * t["keys"].num_rows).dictionary_encode())),
     ],
     ids=["a column of another type", "a missing column", "a missing table", "a bogus status"],
 )  # fmt: skip
@@ -161,7 +163,42 @@ def test_trial_ids_out_of_order_are_decoded_at_once() -> None:
     assert list(state.trials) == [5, 2] and len(COLUMNS) == 13
     data = _snapcodec.encode(state, "anchor")
     assert data is not None
-    header, body = _snapcodec.read_header(data) or ({}, b"")
-    decoded = _snapcodec.decode(header, body)
+    header, tables = _snapcodec.read_header(data) or ({}, None)
+    assert tables is not None
+    decoded = _snapcodec.decode(header, tables)
     assert isinstance(decoded.trials, TrialMap) and decoded.trials._cold is None
     assert decoded.summary() == state.summary()
+
+
+def _open_fds(path: str) -> int:
+    fds = Path("/proc/self/fd")
+    return sum(1 for fd in fds.iterdir() if os.path.realpath(fd) == os.path.realpath(path))
+
+
+def test_a_resume_reads_only_the_tables_it_needs_and_checks_each(tmp_path: Path) -> None:
+    path = tmp_path / "log.duckdb"
+    _run(path, 10)
+    [(_, file)] = snap.candidates(str(path) + ".snapshots", "s")
+    with open_store(str(path)) as store:
+        state, used = load_state(store, "s")
+        full = _full(store)
+        assert used and _open_fds(file) == 1  # kept open while its tables may be read
+        tables = state.trials._cold._tables  # type: ignore[union-attr]
+        assert set(tables._loaded) == {"keys"}  # the trial ids, statuses and updated flags
+        assert state.n_finished == full.n_finished and state.not_updated() == full.not_updated()
+        assert set(tables._loaded) == {"keys"}
+        first = next(iter(full.trials))
+        assert state.trials[first] == full.trials[first]
+        assert set(tables._loaded) == {"keys", "trials", "curves", "results"}
+        # the file changes in place after it was checked: a table read later is refused
+        data = bytearray(Path(file).read_bytes())
+        data[-20] ^= 0xFF  # in the last table (decisions)
+        Path(file).write_bytes(bytes(data))
+        with pytest.raises(SnapshotChanged, match="changed on disk after the study was opened"):
+            len(state.decisions)
+        Path(file).write_bytes(bytes(data[: len(data) // 2]))  # cut short
+        with pytest.raises(SnapshotChanged, match="cut short"):
+            len(state.evaluations)
+        del state, tables
+        gc.collect()
+        assert _open_fds(file) == 0  # closed with the state that read from it

@@ -3,7 +3,8 @@
 What a snapshot is for and when one is used: :mod:`hpostore.log.snapshot`.
 
 File layout: ``MAGIC`` (8 bytes) | SHA-256 of the rest (32 bytes) | header length (4 bytes,
-little endian) | header (JSON) | Arrow IPC streams, one per table, lengths in the header.
+little endian) | header (JSON) | Arrow IPC streams, one per table; the header gives each
+table's name, length, SHA-256 and rows (a resume reads only the tables it needs).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from typing import Any
 import pyarrow as pa
 
 from ._coldfold import TrialMap
-from ._snaptables import TRIAL_COLUMNS, ArrowTrials, check_schemas, cold_lists
+from ._snaptables import KEY_COLUMNS, TRIAL_COLUMNS, ArrowTrials, Tables, check_schemas, cold_lists
 from .fold import StudyState
 from .trial import TrialState
 
@@ -40,7 +41,7 @@ log = logging.getLogger("hpostore")
 
 MAGIC = b"HPOSNAP\x00"
 #: the snapshot format this module reads and writes; any other is ignored (the log is replayed)
-VERSION = 2  # 2: the fold has objectives (metric, mode, sign) and trials metrics_json
+VERSION = 3  # 2: objectives and metrics_json; 3: keys table, a digest and row count per table
 
 #: the StudyState / TrialState attributes a snapshot carries. A state with other attributes
 #: (a newer fold) is not snapshotted rather than snapshotted without them.
@@ -110,15 +111,16 @@ def _encode(state: StudyState, anchor_digest: str) -> list[Any] | None:
     ts = list(state.trials.values())
     names = [name for name, _ in TRIAL_COLUMNS]
     columns = list(zip(*map(operator.attrgetter(*names), ts))) if ts else [()] * len(names)
-    trials = pa.table({
+    trials = {
         name: _column(list(values), typ, name in _REPEATED)
         for (name, typ), values in zip(TRIAL_COLUMNS, columns)
-    })  # fmt: skip
+    }  # fmt: skip
     trial_config = {t.trial: t.config_json for t in ts}
     curves = [(t.trial, r, e) for t in ts for r, e in t.curve]
     results = [(t.trial, r, e) for t in ts for r, e in t.results]
     tables = {
-        "trials": trials,
+        "keys": pa.table({name: trials.pop(name) for name in KEY_COLUMNS}),
+        "trials": pa.table(trials),
         "calls": pa.table({"code": pa.array([c for c, _ in state.calls], pa.int8()),
                            "trial": pa.array([i for _, i in state.calls], pa.int64())}),
         "evaluations": pa.table({
@@ -161,7 +163,11 @@ def _encode(state: StudyState, anchor_digest: str) -> list[Any] | None:
         "enqueued": state.enqueued,
         # [trial or null (the study), key, value] of each user attribute
         "attributes": [[t, k, v] for t, kv in state.attributes.items() for k, v in kv.items()],
-        "tables": [[name, b.size] for name, b in blobs.items()],
+        # [name, bytes, SHA-256, rows] of each table, in file order
+        "tables": [
+            [name, b.size, hashlib.sha256(b).hexdigest(), tables[name].num_rows]
+            for name, b in blobs.items()
+        ],
     }
     head = json.dumps(header, separators=(",", ":"), allow_nan=True).encode()
     rest = [struct.pack("<I", len(head)), head, *blobs.values()]
@@ -184,9 +190,9 @@ def _triples(rows: Sequence[tuple[int, float | None, float]]) -> pa.Table:
     })  # fmt: skip
 
 
-def read_header(data: bytes) -> tuple[dict[str, Any], memoryview] | None:
-    """(header, tables' bytes) of a snapshot file, or None when it is not one of this version
-    or its checksum fails (logged at debug level). The tables' bytes are a view of ``data``."""
+def read_header(data: bytes) -> tuple[dict[str, Any], Tables] | None:
+    """(header, tables) of a snapshot file's bytes, or None when it is not one of this version
+    or its checksum fails (logged at debug level). The tables are read from ``data``."""
     if len(data) < 44 or data[:8] != MAGIC:
         return None
     rest = memoryview(data)[40:]  # no copy of a large snapshot
@@ -202,7 +208,9 @@ def read_header(data: bytes) -> tuple[dict[str, Any], memoryview] | None:
     if version != VERSION:
         log.debug("snapshot ignored: format version %r, not %r", version, VERSION)
         return None
-    return header, rest[4 + n :]
+    body = rest[4 + n :]
+    return header, Tables(header["tables"], lambda offset, size: body[offset : offset + size],
+                          where="snapshot", verify=False)  # fmt: skip
 
 
 @contextlib.contextmanager
@@ -218,24 +226,20 @@ def _no_cyclic_gc() -> Iterator[None]:
             gc.enable()
 
 
-def decode(header: dict[str, Any], body: bytes | memoryview) -> StudyState:
-    """The ``StudyState`` a verified snapshot holds (see :func:`read_header`)."""
+def decode(header: dict[str, Any], tables: Tables) -> StudyState:
+    """The ``StudyState`` a verified snapshot holds (see :func:`read_header`): trials and lists
+    stay its tables' columns until read."""
     with _no_cyclic_gc():
-        return _decode(header, body)
+        return _decode(header, tables)
 
 
-def _decode(header: dict[str, Any], body: bytes | memoryview) -> StudyState:
-    tables: dict[str, pa.Table] = {}
-    pos = 0
-    for name, size in header["tables"]:
-        tables[name] = pa.ipc.open_stream(pa.py_buffer(body[pos : pos + size])).read_all()
-        pos += size
+def _decode(header: dict[str, Any], tables: Tables) -> StudyState:
     check_schemas(tables)
     state = StudyState(header["study"])
     state.seq, state.elapsed, state.spec = header["seq"], header["elapsed"], header["spec"]
     if state.spec is not None:
         state.bind_spec(state.spec)
-    cold = ArrowTrials(tables["trials"], tables["curves"], tables["results"])
+    cold = ArrowTrials(tables)
     if cold.sorted:
         state.trials = TrialMap(cold)  # thawed trial by trial as the fold and its readers ask
     else:  # trial ids out of order (not written by hpostore's fold): decode them all now

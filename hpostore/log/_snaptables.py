@@ -6,6 +6,7 @@ The bytes around the tables (layout, checksum, header): :mod:`hpostore.log._snap
 
 from __future__ import annotations
 
+import hashlib
 import operator
 from collections.abc import Iterator, Sequence
 from typing import Any
@@ -13,6 +14,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from ..errors import HPOStoreError
 from ._coldfold import Prefix
 from .trial import WITH_RESULT, Call, TrialState, TrialStatus
 
@@ -28,6 +30,53 @@ TRIAL_COLUMNS = (
 _STATUS = {s.value: s for s in TrialStatus}
 _WITH_RESULT = frozenset(s.value for s in WITH_RESULT)
 _CALLS = tuple(Call)  # by code: Call.SUGGEST is 0, Call.UPDATE 1
+#: the trial columns a resume reads at once (the ``keys`` table); the others (the ``trials``
+#: table) are read when the first trial is thawed
+KEY_COLUMNS = ("trial", "status", "updated")
+#: how many bytes of a table's IPC stream hold its schema (the first message), at most
+_SCHEMA_BYTES = 1 << 16
+
+
+class SnapshotChanged(HPOStoreError):
+    """A snapshot file changed on disk while a resumed study still read from it."""
+
+
+class Tables:
+    """A snapshot's tables, each read (and, from a file, checked against its SHA-256 in the
+    header) when first needed. ``read(offset, size)`` gives the bytes of the tables' area."""
+
+    def __init__(self, entries: list[list[Any]], read: Any, *, where: str, verify: bool) -> None:
+        self._entries: dict[str, tuple[int, int, str, int]] = {}
+        offset = 0
+        for name, size, digest, rows in entries:
+            self._entries[name] = (offset, size, digest, rows)
+            offset += size
+        self._read, self._where, self._verify = read, where, verify
+        self._loaded: dict[str, pa.Table] = {}
+
+    def __contains__(self, name: str) -> bool:
+        return name in self._entries
+
+    def rows(self, name: str) -> int:
+        return self._entries[name][3]
+
+    def schema(self, name: str) -> pa.Schema:
+        offset, size, _, _ = self._entries[name]
+        return pa.ipc.open_stream(pa.py_buffer(self._read(offset, min(size, _SCHEMA_BYTES)))).schema
+
+    def __getitem__(self, name: str) -> pa.Table:
+        table = self._loaded.get(name)
+        if table is None:
+            offset, size, digest, _ = self._entries[name]
+            data = self._read(offset, size)
+            if self._verify and hashlib.sha256(data).hexdigest() != digest:
+                raise SnapshotChanged(
+                    f"{self._where}: the snapshot's {name!r} table changed on disk after the "
+                    "study was opened from it. The log is intact: open the study again (the "
+                    "snapshot is then ignored, or remove the .snapshots directory)"
+                )
+            table = self._loaded[name] = pa.ipc.open_stream(pa.py_buffer(data)).read_all()
+        return table
 
 
 def _array(column: pa.ChunkedArray) -> pa.Array:
@@ -45,15 +94,16 @@ def pylist(column: pa.ChunkedArray | pa.Array) -> list[Any]:
     return [None if i is None else values[i] for i in array.indices.to_pylist()]
 
 
-def check_schemas(tables: dict[str, pa.Table]) -> None:
+def check_schemas(tables: Tables) -> None:
     """Refuse (ValueError: the snapshot is ignored) tables whose columns are not the ones this
-    version writes, so that thawing a row later cannot fail on a hand-made snapshot."""
+    version writes, so that reading or thawing one later cannot fail on a hand-made snapshot."""
     for name, expected in _SCHEMAS.items():
-        table = tables.get(name)
-        got = None if table is None else [(f.name, _value_type(f.type)) for f in table.schema]
+        got = None
+        if name in tables:
+            got = [(f.name, _value_type(f.type)) for f in tables.schema(name)]
         if got != expected:
             raise ValueError(f"snapshot table {name!r} has columns {got}, not {expected}")
-    statuses = tables["trials"].column("status").combine_chunks()
+    statuses = _array(tables["keys"].column("status"))
     if not set(statuses.dictionary.to_pylist()) <= set(_STATUS):
         raise ValueError("snapshot trials have an unknown status")
 
@@ -63,7 +113,8 @@ def _value_type(typ: pa.DataType) -> pa.DataType:
 
 
 _SCHEMAS = {
-    "trials": list(TRIAL_COLUMNS),
+    "keys": [c for c in TRIAL_COLUMNS if c[0] in KEY_COLUMNS],
+    "trials": [c for c in TRIAL_COLUMNS if c[0] not in KEY_COLUMNS],
     "calls": [("code", pa.int8()), ("trial", pa.int64())],
     "evaluations": [
         ("trial", pa.int64()), ("config", pa.string()), ("error", pa.float64()),
@@ -77,11 +128,12 @@ _SCHEMAS = {
 }  # fmt: skip
 
 
-def cold_lists(tables: dict[str, pa.Table], cold: ArrowTrials) -> dict[str, Prefix[Any]]:
-    """The fold's lists as functions of the snapshot's columns (see ``ColdList``)."""
-    calls, ev, de = tables["calls"], tables["evaluations"], tables["decisions"]
+def cold_lists(tables: Tables, cold: ArrowTrials) -> dict[str, Prefix[Any]]:
+    """The fold's lists as functions of the snapshot's tables (see ``ColdList``), each table
+    read when its first list is."""
 
     def evaluations() -> list[Any]:
+        ev = tables["evaluations"]
         # a null config is the trial's config when the snapshot was taken (the snapshot's own
         # column, not the live trial, which may since have resumed with another config)
         trials = pylist(ev.column("trial"))
@@ -92,39 +144,70 @@ def cold_lists(tables: dict[str, pa.Table], cold: ArrowTrials) -> dict[str, Pref
         return list(zip(trials, configs, *(pylist(ev.column(c)) for c in ("error", "runtime", "resource"))))  # fmt: skip
 
     def column(name: str) -> Prefix[Any]:
-        return Prefix(ev.num_rows, lambda: pylist(ev.column(name)))
+        return Prefix(
+            tables.rows("evaluations"), lambda: pylist(tables["evaluations"].column(name))
+        )
+
+    def calls() -> list[Any]:
+        t = tables["calls"]
+        return list(zip(map(_CALLS.__getitem__, pylist(t.column("code"))), pylist(t.column("trial"))))  # fmt: skip
+
+    def decisions() -> list[Any]:
+        t = tables["decisions"]
+        return list(zip(*(pylist(t.column(c)) for c in ("seq", "kind", "trial", "payload"))))
 
     return {
-        "calls": Prefix(calls.num_rows, lambda: list(zip(
-            map(_CALLS.__getitem__, pylist(calls.column("code"))), pylist(calls.column("trial"))
-        ))),
-        "evaluations": Prefix(ev.num_rows, evaluations),
+        "calls": Prefix(tables.rows("calls"), calls),
+        "evaluations": Prefix(tables.rows("evaluations"), evaluations),
         "finished": column("finished"),
         "trajectory": column("trajectory"),
         "finished_elapsed": column("finished_elapsed"),
-        "decisions": Prefix(de.num_rows, lambda: list(zip(
-            *(pylist(de.column(c)) for c in ("seq", "kind", "trial", "payload"))
-        ))),
-    }  # fmt: skip
+        "decisions": Prefix(tables.rows("decisions"), decisions),
+    }
 
 
 class ArrowTrials:
     """A snapshot's trials as Arrow columns (``ColdTrials``): a row becomes a ``TrialState``
     when the fold or a reader first asks for it, all rows at once when one iterates."""
 
-    def __init__(self, trials: pa.Table, curves: pa.Table, results: pa.Table) -> None:
+    def __init__(self, tables: Tables) -> None:
+        self._tables = tables
+        keys = tables["keys"]
         # copies: an Arrow buffer inside the snapshot's bytes may be unaligned, and numpy's
         # binary search over an unaligned array copies it on every call
-        self._ids = np.array(trials.column("trial").to_numpy())
+        self._ids = np.array(keys.column("trial").to_numpy())
         self._n = len(self._ids)
-        self._cols = [_array(trials.column(name)) for name, _ in TRIAL_COLUMNS]
-        #: (table, its trial ids) of the curves and of the results, grouped by trial
-        self._points = [(t, np.array(t.column("trial").to_numpy())) for t in (curves, results)]
-        #: trial ids strictly increasing and points grouped in that order, as the fold writes
-        #: them (suggest order is id order): a lookup is then a binary search
-        self.sorted = bool(np.all(self._ids[1:] > self._ids[:-1])) and all(
-            bool(np.all(ids[1:] >= ids[:-1])) for _, ids in self._points
-        )
+        self._status, self._updated = _array(keys.column("status")), _array(keys.column("updated"))
+        #: trial ids strictly increasing, as the fold writes them (suggest order is id order):
+        #: a lookup is then a binary search
+        self.sorted = bool(np.all(self._ids[1:] > self._ids[:-1]))
+        self._columns: list[pa.Array] | None = None  # every trial column, once thawing starts
+        self._curve_index: list[Any] | None = None
+
+    @property
+    def _cols(self) -> list[pa.Array]:
+        """Every trial column in ``TRIAL_COLUMNS`` order (reads the ``trials`` table)."""
+        if self._columns is None:
+            rest = self._tables["trials"]
+            keys = {"trial": pa.array(self._ids), "status": self._status, "updated": self._updated}
+            self._columns = [keys[n] if n in keys else _array(rest.column(n)) for n, _ in TRIAL_COLUMNS]  # fmt: skip
+        return self._columns
+
+    @property
+    def _point_index(self) -> list[Any]:
+        """Per table (curves, results): (table, its trial ids) when grouped by trial in id order
+        (a binary search finds a trial's slice), else a dict of each trial's points."""
+        if self._curve_index is None:
+            index: list[Any] = []
+            for name in ("curves", "results"):
+                t = self._tables[name]
+                ids = np.array(t.column("trial").to_numpy())
+                if bool(np.all(ids[1:] >= ids[:-1])):
+                    index.append((t, ids))
+                else:
+                    index.append(_grouped(t))
+            self._curve_index = index
+        return self._curve_index
 
     def __len__(self) -> int:
         return self._n
@@ -146,25 +229,22 @@ class ArrowTrials:
         values = [col[row].as_py() for col in self._cols]
         values[2] = _STATUS[values[2]]
         key = int(self._ids[row])
-        curve, results = (_points(t, ids, key) for t, ids in self._points)
+        curve, results = (
+            list(p.get(key, [])) if isinstance(p, dict) else _points(p[0], p[1], key)
+            for p in self._point_index
+        )
         return _trial(values, curve, results)
 
     def thaw_all(self) -> Iterator[TrialState]:
         cols = [pylist(col) for col in self._cols]
         cols[2] = [_STATUS[s] for s in cols[2]]
-        points: list[dict[int, list[Any]]] = []
-        for t, _ in self._points:
-            by_trial: dict[int, list[Any]] = {}
-            for trial, point in zip(pylist(t.column("trial")), zip(pylist(t.column("resource")), pylist(t.column("error")))):  # fmt: skip
-                by_trial.setdefault(trial, []).append(point)
-            points.append(by_trial)
-        curves, results = points
+        curves, results = (_grouped(self._tables[name]) for name in ("curves", "results"))
         for values in zip(*cols):
             trial = values[0]
             yield _trial(values, curves.get(trial, []), results.get(trial, []))
 
     def pending_update_ids(self) -> list[int]:
-        status, updated = self._cols[2], self._cols[7]
+        status, updated = self._status, self._updated
         with_result = np.array([s in _WITH_RESULT for s in status.dictionary.to_pylist()], bool)
         mask = with_result[status.indices.to_numpy()] & ~updated.to_numpy(zero_copy_only=False)
         return [int(i) for i in self._ids[mask]]
@@ -188,6 +268,14 @@ def _as_id(trial: object) -> int | None:
         if isinstance(trial, float) and trial.is_integer():
             return int(trial)
         return None
+
+
+def _grouped(table: pa.Table) -> dict[int, list[tuple[float | None, float]]]:
+    """(resource, error) of each trial in a curves/results table, in table order."""
+    by_trial: dict[int, list[tuple[float | None, float]]] = {}
+    for trial, point in zip(pylist(table.column("trial")), zip(pylist(table.column("resource")), pylist(table.column("error")))):  # fmt: skip
+        by_trial.setdefault(trial, []).append(point)
+    return by_trial
 
 
 def _points(table: pa.Table, ids: Any, trial: int) -> list[tuple[float | None, float]]:

@@ -31,7 +31,9 @@ import hashlib
 import json
 import logging
 import os
+import struct
 import tempfile
+import weakref
 from collections.abc import Sequence
 from typing import Any
 
@@ -43,6 +45,7 @@ from ._snapcodec import decode as decode
 from ._snapcodec import encode as encode
 from ._snapcodec import encode_chunks as encode_chunks
 from ._snapcodec import read_header as read_header
+from ._snaptables import SnapshotChanged, Tables
 from .fold import StudyState
 
 log = logging.getLogger("hpostore")
@@ -127,20 +130,69 @@ def candidates(directory: str, study: str) -> list[tuple[int, str]]:
 
 
 def read(path: str, study: str) -> dict[str, Any] | None:
-    """The verified header (with ``"_body"``) of the snapshot at ``path`` for ``study``, or None."""
+    """The verified header (with ``"_tables"``) of the snapshot at ``path`` for ``study``, or
+    None.
+
+    The whole file is checked in chunks (its SHA-256) but not kept: its tables are read again
+    when first needed (a resume needs only the trial keys; a 1M-trial study's 250 MB snapshot
+    is not held in memory), each checked against its own SHA-256 from the verified header, so a
+    file changed in place after the check is refused, never trusted. The file stays open
+    (read-only) while its tables may still be read: a newer snapshot that replaces it and the
+    removal of old ones leave an open file intact."""
     try:
-        with open(path, "rb") as f:
-            data = f.read()
+        f = open(path, "rb")  # noqa: SIM115 (kept open by the tables; closed by their finalizer)
     except OSError as exc:
         log.debug("snapshot %s ignored: %s", path, exc)
         return None
-    got = read_header(data)
+    try:
+        got = _verified_header(f, path)
+    except (OSError, ValueError) as exc:
+        log.debug("snapshot %s ignored: %s", path, exc)
+        got = None
     if got is None:
-        log.debug("snapshot %s ignored: not a valid version-%d snapshot", path, VERSION)
+        f.close()
         return None
-    header, body = got
-    if header.get("study") != study:
+    header, base = got
+    if header.get("study") != study or not isinstance(header.get("tables"), list):
         log.debug("snapshot %s ignored: it is of study %r", path, header.get("study"))
+        f.close()
         return None
-    header["_body"] = body
+    fd = f.fileno()
+
+    def read_at(offset: int, size: int) -> bytes:
+        data = os.pread(fd, size, base + offset)
+        if len(data) != size:
+            raise SnapshotChanged(f"{path}: the snapshot was cut short after it was checked")
+        return data
+
+    try:
+        tables = Tables(header["tables"], read_at, where=path, verify=True)
+    except (TypeError, ValueError) as exc:  # a header this version did not write
+        log.debug("snapshot %s ignored: %s", path, exc)
+        f.close()
+        return None
+    weakref.finalize(tables, f.close)
+    header["_tables"] = tables
     return header
+
+
+def _verified_header(f: Any, path: str) -> tuple[dict[str, Any], int] | None:
+    """(header, offset of the tables) of the open snapshot ``f`` once its SHA-256 matches."""
+    head = f.read(40)
+    if len(head) < 40 or head[:8] != MAGIC:
+        log.debug("snapshot %s ignored: not a snapshot file", path)
+        return None
+    digest, buffer = hashlib.sha256(), bytearray(1 << 20)
+    view = memoryview(buffer)
+    while n := f.readinto(buffer):
+        digest.update(view[:n])
+    if digest.digest() != head[8:]:
+        log.debug("snapshot %s ignored: checksum mismatch", path)
+        return None
+    (n,) = struct.unpack("<I", os.pread(f.fileno(), 4, 40))
+    header = json.loads(os.pread(f.fileno(), n, 44))
+    version = header.get("version") if isinstance(header, dict) else None
+    if version != VERSION:
+        log.debug("snapshot %s ignored: format version %r, not %r", path, version, VERSION)
+        return None
+    return header, 44 + n

@@ -30,7 +30,8 @@ log = logging.getLogger("hpostore")
 #: one, and by half the log: O(log n) snapshots over a study, each O(n), so O(1) per event
 EVERY_EVENTS = 40_000
 #: errors that a damaged (but checksum-valid, e.g. hand-made) snapshot may raise when decoded
-_DECODE_ERRORS = (ValueError, KeyError, TypeError, IndexError, pa.ArrowException)
+_DECODE_ERRORS = (ValueError, KeyError, TypeError, IndexError, pa.ArrowException, OSError,
+                  snap.SnapshotChanged)  # fmt: skip
 
 
 def _events_from(store: EventLog, study: str, seq: int) -> pa.Table:
@@ -56,7 +57,7 @@ def load_state(store: EventLog, study: str) -> tuple[StudyState, int]:
             log.debug("snapshot %s ignored: the log's event at seq %d differs", path, seq)
             continue
         try:
-            state = snap.decode(header, header["_body"])
+            state = snap.decode(header, header["_tables"])
         except _DECODE_ERRORS as exc:
             log.debug("snapshot %s ignored: %s", path, exc)
             continue
