@@ -81,39 +81,23 @@ class StudyState(StudyQueries):
 
     # --- the fold ---------------------------------------------------------------------------
     def apply(self, event: Event) -> StudyState:
-        self._apply(
-            event.seq, event.kind, event.trial, event.config, event.resource, event.error,
-            event.runtime, event.elapsed, event.session, event.worker, event.payload,
-        )  # fmt: skip
+        self.apply_row((
+            self.study, event.seq, None, event.elapsed, event.session, event.kind, event.trial,
+            event.config, event.resource, event.error, event.runtime, event.worker, event.payload,
+        ))  # fmt: skip
         return self
 
     def apply_row(self, row: tuple[Any, ...]) -> None:
-        """Apply a row in the events column order (as returned by ``EventLog.append``)."""
-        self._apply(
-            row[1], row[5], row[6], row[7], row[8], row[9], row[10], row[3], row[4], row[11],
-            row[12],
-        )  # fmt: skip
-
-    def _apply(
-        self,
-        seq: int,
-        kind: str,
-        trial: int | None,
-        config: str | None,
-        resource: float | None,
-        error: float | None,
-        runtime: float | None,
-        elapsed: float,
-        session: str,
-        worker: str | None,
-        payload: str | None,
-    ) -> None:
+        """Apply a row in the events column order (as returned by ``EventLog.append``): check
+        the seq, run the kind's handler (before the state moves: a refused event changes
+        nothing), move the seq. The tuner's path for every event (one frame for all of it)."""
+        seq, kind, elapsed = row[1], row[5], row[3]
         if seq != self.seq + 1:
             self._gap(self.seq, seq)
         handler = _HANDLERS.get(kind)
-        if handler is not None:  # before the state moves: a refused event changes nothing
-            handler(self, seq, trial, config, resource, error, runtime, elapsed, session, worker,
-                    payload)  # fmt: skip
+        if handler is not None:
+            handler(self, seq, row[6], row[7], row[8], row[9], row[10], elapsed, row[4], row[11],
+                    row[12])  # fmt: skip
         self.seq = seq
         self.elapsed = elapsed
         self.last_kind = kind
@@ -383,8 +367,8 @@ def replay_table(study: str, table: pa.Table, into: StudyState | None = None) ->
     was_enabled = gc.isenabled()
     gc.disable()
     try:
-        # StudyState._apply's three steps (seq check, handler, seq), inlined: this loop is the
-        # resume path, and a call less per event is a fifth of the time
+        # apply_row's three steps (seq check, handler, seq), inlined: this loop is the resume
+        # path, and a call less per event is a fifth of the time
         for seq, kind, trial, config, resource, error, runtime, elapsed, session, worker, payload in zip(*cols):  # fmt: skip
             if seq != last + 1:
                 state._gap(last, seq)
