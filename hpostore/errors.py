@@ -23,6 +23,11 @@ class CorruptLogError(HPOStoreError):
     """An event or segment cannot be read; the message names the file and offset or seq."""
 
 
+class SnapshotChanged(HPOStoreError):
+    """A snapshot file changed on disk while a resumed study still read tables from it (the log
+    is intact: open the study again)."""
+
+
 class ReplayDivergence(HPOStoreError):
     """Re-executing a user searcher/scheduler proposed a config that differs from the log."""
 

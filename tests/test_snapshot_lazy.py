@@ -18,11 +18,17 @@ import pyarrow as pa
 import pytest
 from scipy import stats
 
-from hpostore import ASHAScheduler, HPOTuner, RandomSearcher, open_store, replay_table
+from hpostore import (
+    ASHAScheduler,
+    HPOTuner,
+    RandomSearcher,
+    SnapshotChanged,
+    open_store,
+    replay_table,
+)
 from hpostore.log import _snapcodec
 from hpostore.log import snapshot as snap
 from hpostore.log._coldfold import TrialMap
-from hpostore.log._snaptables import SnapshotChanged
 from hpostore.log.events import COLUMNS
 from hpostore.study import StudyState
 from hpostore.tuner import _snapshots

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from ..errors import HPOStoreError
+from ..errors import SnapshotChanged
 from ._coldfold import Prefix
 from .trial import WITH_RESULT, Call, TrialState, TrialStatus
 
@@ -35,10 +35,6 @@ _CALLS = tuple(Call)  # by code: Call.SUGGEST is 0, Call.UPDATE 1
 KEY_COLUMNS = ("trial", "status", "updated")
 #: how many bytes of a table's IPC stream hold its schema (the first message), at most
 _SCHEMA_BYTES = 1 << 16
-
-
-class SnapshotChanged(HPOStoreError):
-    """A snapshot file changed on disk while a resumed study still read from it."""
 
 
 class Tables:
