@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from statistics import NormalDist
 from types import ModuleType
@@ -69,6 +69,20 @@ def to_native(value: Any, *, where: str) -> JSONScalar:
         f"{where}: cannot record a {type(value).__name__} ({value!r}); configs hold plain "
         "int, float, str, bool or None values"
     )
+
+
+def native_values(config: Mapping[str, Any], *, where: str) -> dict[str, Any]:
+    """``{name: to_native(value)}`` of a proposed config (``where``: "trial 3", for errors).
+    Plain ints and finite floats, the common case, pass as they are: no message is built for
+    them (this runs for every proposal)."""
+    out = {}
+    for name, value in config.items():
+        kind = type(value)
+        if kind is int or kind is float and math.isfinite(value):
+            out[name] = value
+        else:
+            out[name] = to_native(value, where=f"{where} config[{name!r}]")
+    return out
 
 
 @dataclass(frozen=True, slots=True)

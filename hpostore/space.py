@@ -34,6 +34,7 @@ from ._domains import (
     _stats,
     check_domain,
     check_text,
+    native_values,
     to_native,
 )
 from .errors import ConfigSpaceError
@@ -49,6 +50,7 @@ __all__ = [
     "ScipyDomain",
     "check_text",
     "domain_from_json",
+    "native_values",
     "to_domain",
     "to_native",
 ]

@@ -17,40 +17,30 @@ private state first, so by-hand use and the tuner go through the same code.
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Mapping
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 from ..errors import InvalidArgument, ReplayDivergence
 from ..log.events import FORMAT_VERSION, dumps, dumps_config
-from ..log.trial import WITH_RESULT
+from ..log.trial import WITH_RESULT, TrialStatus
 from ..searchers.base import HPOSearcher
-from ..space import to_native
+from ..space import native_values, to_native
 from .base import CONTINUE, Action, Decision, Suggestion, TrialScheduler
 
 if TYPE_CHECKING:
     from ..study import StudyState, TrialState
 
-#: statuses of a trial whose latest run ended with a result (the fold's words, as values, so
-#: that finer statuses for a paused or stopped trial read the same)
-RESULT_STATUSES = frozenset({"finished", "paused", "stopped"})
-#: statuses of a trial whose latest run ended (with a result or a failure)
-SETTLED_STATUSES = RESULT_STATUSES | {"failed"}
-
 
 def has_result(t: TrialState) -> bool:
     """The trial's latest run ended with a result (finished, paused at a rung or stopped)."""
-    # the fold's own members first: a tuple test by identity, without the enum's ``value``
-    # descriptor (a few per decision)
-    status = t.status
-    return status in WITH_RESULT or status.value in RESULT_STATUSES
+    return t.status in WITH_RESULT  # a tuple of the fold's members: a test by identity
 
 
 def settled(t: TrialState) -> bool:
     """The trial's latest run ended (a result or a failure)."""
     status = t.status
-    return status in WITH_RESULT or status.value in SETTLED_STATUSES
+    return status in WITH_RESULT or status is TrialStatus.FAILED
 
 
 _NO_PAYLOAD: Mapping[str, Any] = {}
@@ -207,13 +197,7 @@ class FoldScheduler(TrialScheduler):
 
     def _fresh(self, trial: int, payload: dict[str, Any], resource: float | None) -> Suggestion:
         sampled = self.searcher.sample_configuration()
-        config = {}
-        for k, v in sampled.items():
-            kind = type(v)
-            if kind is int or kind is float and math.isfinite(v):
-                config[k] = v  # already plain (the common case: no message to build)
-            else:
-                config[k] = to_native(v, where=f"trial {trial} config[{k!r}]")
+        config = native_values(sampled, where=f"trial {trial}")
         if self.resource_attr is not None and resource is not None:
             config[self.resource_attr] = resource
         if self._own_fold or self._state is None:  # by hand (the first call binds the fold)

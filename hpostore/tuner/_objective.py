@@ -12,7 +12,7 @@ from typing import Any
 
 from .._processes import worker_name
 from ..errors import ConfigSpaceError, InvalidArgument, ObjectiveSignatureError
-from ..space import to_native
+from ..space import native_values
 
 #: the metric a study minimizes by default; an objective may return it alone or in a dict
 METRIC = "error"
@@ -44,16 +44,10 @@ def native_config(config: Any, *, trial: int) -> dict[str, Any]:
         raise ConfigSpaceError(
             f"trial {trial}: the scheduler suggested a {type(config).__name__}, not a dict"
         )
-    out = {}
-    for name, value in config.items():
+    for name in config:
         if not isinstance(name, str):
             raise ConfigSpaceError(f"trial {trial}: config keys must be strings, got {name!r}")
-        kind = type(value)
-        if kind is int or kind is float and math.isfinite(value):
-            out[name] = value  # already plain (the common case: no message to build)
-        else:
-            out[name] = to_native(value, where=f"trial {trial} config[{name!r}]")
-    return out
+    return native_values(config, where=f"trial {trial}")
 
 
 def check_multi_objective(scheduler: Any, metric: tuple[str, ...]) -> None:
