@@ -76,12 +76,9 @@ class TrialMap(MutableMapping[int, TrialState]):
         return self._hot
 
     def __getitem__(self, trial: int) -> TrialState:
-        t = self._hot.get(trial)
+        t = self.get(trial)
         if t is None:
-            cold = self._cold
-            if cold is None or (t := cold.thaw(trial)) is None:
-                raise KeyError(trial)
-            self._hot[t.trial] = t
+            raise KeyError(trial)
         return t
 
     def get(self, trial: int, default: Any = None) -> Any:
@@ -146,9 +143,6 @@ class Prefix(Generic[T]):
 
     def __init__(self, n: int, make: Callable[[], list[T]]) -> None:
         self.n, self.make = n, make
-
-    def __len__(self) -> int:
-        return self.n
 
 
 class ColdList(Generic[T]):

@@ -34,6 +34,7 @@ __all__ = [
     "decode",
     "encode",
     "encode_chunks",
+    "parse_header",
     "read_header",
 ]
 
@@ -200,17 +201,28 @@ def read_header(data: bytes) -> tuple[dict[str, Any], Tables] | None:
         log.debug("snapshot ignored: checksum mismatch")
         return None
     (n,) = struct.unpack("<I", rest[:4])
+    header = parse_header(bytes(rest[4 : 4 + n]))
+    if header is None:
+        return None
+    body = rest[4 + n :]
+    return header, Tables(header["tables"], lambda offset, size: body[offset : offset + size],
+                          where="snapshot", verify=False)  # fmt: skip
+
+
+def parse_header(text: bytes) -> dict[str, Any] | None:
+    """The JSON header of a checksum-verified snapshot, or None when this version did not write
+    it (not JSON, another format version, no table list; logged at debug level)."""
     try:
-        header = json.loads(bytes(rest[4 : 4 + n]))
+        header = json.loads(text)
     except ValueError:
         return None
     version = header.get("version") if isinstance(header, dict) else None
     if version != VERSION:
         log.debug("snapshot ignored: format version %r, not %r", version, VERSION)
         return None
-    body = rest[4 + n :]
-    return header, Tables(header["tables"], lambda offset, size: body[offset : offset + size],
-                          where="snapshot", verify=False)  # fmt: skip
+    if not isinstance(header.get("tables"), list):
+        return None
+    return header
 
 
 @contextlib.contextmanager

@@ -44,6 +44,7 @@ from ._snapcodec import VERSION as VERSION
 from ._snapcodec import decode as decode
 from ._snapcodec import encode as encode
 from ._snapcodec import encode_chunks as encode_chunks
+from ._snapcodec import parse_header
 from ._snapcodec import read_header as read_header
 from ._snaptables import SnapshotChanged, Tables
 from .fold import StudyState
@@ -153,7 +154,7 @@ def read(path: str, study: str) -> dict[str, Any] | None:
         f.close()
         return None
     header, base = got
-    if header.get("study") != study or not isinstance(header.get("tables"), list):
+    if header.get("study") != study:
         log.debug("snapshot %s ignored: it is of study %r", path, header.get("study"))
         f.close()
         return None
@@ -190,9 +191,5 @@ def _verified_header(f: Any, path: str) -> tuple[dict[str, Any], int] | None:
         log.debug("snapshot %s ignored: checksum mismatch", path)
         return None
     (n,) = struct.unpack("<I", os.pread(f.fileno(), 4, 40))
-    header = json.loads(os.pread(f.fileno(), n, 44))
-    version = header.get("version") if isinstance(header, dict) else None
-    if version != VERSION:
-        log.debug("snapshot %s ignored: format version %r, not %r", path, version, VERSION)
-        return None
-    return header, 44 + n
+    header = parse_header(os.pread(f.fileno(), n, 44))
+    return None if header is None else (header, 44 + n)
