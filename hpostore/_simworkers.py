@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import heapq
 import itertools
-import threading
 from collections.abc import Callable, Iterable
 from concurrent.futures import Executor, Future
 from concurrent.futures._base import RUNNING
@@ -22,6 +21,7 @@ from ._simclock import LearningCurve, SimulatedClock
 from ._simtimeline import InFlight, initial_free, rebuild
 from .channels import Report, ReportChannel
 from .errors import InvalidArgument
+from .executors import SharedConditionFuture
 from .tuner import TrialOutcome, run_trial
 
 __all__ = ["LearningCurve", "SimulatedClock", "SimulatedExecutor"]  # the first two from _simclock
@@ -41,23 +41,6 @@ class _Job:
     reports: bool
     stopped: bool = False
     generation: int = 0
-
-
-class _SimulatedFuture(Future[Any]):
-    """A simulated trial's future, born running. ``Future()`` builds a condition variable (a
-    lock and its lists) per trial, a tenth of the simulator's cost per trial; these are never
-    waited on (the tuner waits through :meth:`SimulatedExecutor.wait`, in one thread), so one
-    condition serves them all, as the inline executor's finished futures share one."""
-
-    _SHARED = threading.Condition()
-
-    def __init__(self) -> None:  # Future's own fields, in the state set_running gives them
-        self._condition = self._SHARED
-        self._state = RUNNING
-        self._result = None
-        self._exception = None
-        self._waiters: list[Any] = []
-        self._done_callbacks: list[Any] = []
 
 
 class _SimulatedReporter:
@@ -194,7 +177,8 @@ class SimulatedExecutor(Executor):
                 f"a simulated objective returns a LearningCurve (errors and seconds per epoch), "
                 f"got {type(curve).__name__}; use Benchmark.curve_objective()"
             )
-        future: Future[Any] = _SimulatedFuture()
+        # born running, sharing one condition (never waited on: see SharedConditionFuture)
+        future: Future[Any] = SharedConditionFuture(RUNNING)
         if run is not None:
             self._continue(run, attempt, future, curve)
             return future

@@ -151,20 +151,29 @@ def local_pool(n_workers: int) -> LocalPool:
     return LocalPool(n_workers)
 
 
-class _Finished(cf.Future[Any]):
-    """A future born finished with ``result`` (the inline executor's, one per trial): no
-    condition variable of its own to build and notify, as ``Future()`` + ``set_result`` do."""
+class SharedConditionFuture(cf.Future[Any]):
+    """A future created in ``state`` (``RUNNING`` or ``FINISHED``) whose condition variable is
+    one lock shared by all of them. ``Future()`` builds a condition (a lock and its lists) per
+    trial; these futures are never waited on through themselves (the tuner waits through its
+    executor, in one thread), so one serves all. The one place that sets ``Future``'s fields."""
 
-    #: never waited on (it is finished before anyone sees it): one lock serves them all
     _SHARED = threading.Condition()
 
-    def __init__(self, result: Any) -> None:  # Future's own fields, in their finished state
+    def __init__(self, state: str, result: Any = None) -> None:
         self._condition = self._SHARED
-        self._state = cf._base.FINISHED
+        self._state = state
         self._result = result
         self._exception = None
         self._waiters: list[Any] = []
         self._done_callbacks: list[Any] = []
+
+
+class _Finished(SharedConditionFuture):
+    """A future born finished with ``result`` (the inline executor's, one per trial): nothing to
+    build and notify, as ``Future()`` + ``set_result`` do."""
+
+    def __init__(self, result: Any) -> None:
+        super().__init__(cf._base.FINISHED, result)
 
     # what the loop asks of every future, answered without taking the lock
     def done(self) -> bool:
