@@ -44,6 +44,9 @@ class ColdTrials(Protocol):
     def thaw_all(self) -> Iterator[TrialState]:
         """Every trial as a new ``TrialState``, in suggest order."""
 
+    def configs_of(self, trials: list[int]) -> list[str]:
+        """The snapshot's config of each of ``trials``."""
+
     def pending_update_ids(self) -> list[int]:
         """Ids of the trials with a result and no ``update`` after it, as the columns hold
         them (found without thawing: a vectorized test on the status and updated columns)."""
@@ -58,6 +61,21 @@ class TrialMap(MutableMapping[int, TrialState]):
         self._n_new = 0  # hot trials that are not in the cold columns
         if cold is None:
             self._fast()
+
+    def parts(self) -> tuple[ColdTrials | None, dict[int, TrialState]]:
+        """(the columns, or None; the trials held as ``TrialState``): for a snapshot's encoder,
+        which copies the columns of the trials that are not held as objects."""
+        return self._cold, self._hot
+
+    def rebase(self, cold: ColdTrials, keep: Callable[[TrialState], bool]) -> None:
+        """Let ``cold`` (the columns of a snapshot of every trial, just written) hold the trials,
+        and keep as ``TrialState`` only those for which ``keep`` is true (the ones the fold is
+        still changing): what a long study's live fold holds in memory stays bounded."""
+        if len(cold) != len(self):
+            raise ValueError(f"the columns hold {len(cold)} trials, not {len(self)}")
+        self._hot = {i: t for i, t in self._hot.items() if keep(t)}
+        self._cold, self._n_new = cold, 0
+        vars(self).pop("get", None)  # the fast path is for a map without columns
 
     def _fast(self) -> None:
         # Nothing cold: lookups are the dict's own (C) methods, as fast as a plain dict's. The
@@ -137,12 +155,14 @@ class TrialMap(MutableMapping[int, TrialState]):
 
 
 class Prefix(Generic[T]):
-    """The first ``n`` items of a fold list, still a snapshot's columns: ``make()`` builds them."""
+    """The first ``n`` items of a fold list, still a snapshot's columns: ``make()`` builds them.
+    ``source``: the snapshot's tables and trials they come from (its next snapshot copies the
+    columns rather than building the items)."""
 
-    __slots__ = ("n", "make")
+    __slots__ = ("n", "make", "source")
 
-    def __init__(self, n: int, make: Callable[[], list[T]]) -> None:
-        self.n, self.make = n, make
+    def __init__(self, n: int, make: Callable[[], list[T]], source: Any = None) -> None:
+        self.n, self.make, self.source = n, make, source
 
 
 class ColdList(Generic[T]):
@@ -169,6 +189,16 @@ class ColdList(Generic[T]):
         if cold and self.name in cold:
             items[:0] = cold.pop(self.name).make()
         return items
+
+    def since(self, obj: object, start: int) -> list[T]:
+        """The items from index ``start`` on; the snapshot's prefix stays columns when
+        ``start`` is past it (a reader that follows the list as it grows thaws nothing)."""
+        cold: dict[str, Prefix[T]] | None = getattr(obj, "_cold_lists")  # noqa: B009
+        pending = cold.get(self.name) if cold else None
+        if pending is not None and start >= pending.n:
+            items: list[T] = getattr(obj, self.attr)
+            return items[start - pending.n :]
+        return self.__get__(obj)[start:]
 
     def count(self, obj: object) -> int:
         """``len`` of the list on ``obj`` without thawing its snapshot prefix."""

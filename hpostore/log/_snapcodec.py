@@ -2,9 +2,10 @@
 
 What a snapshot is for and when one is used: :mod:`hpostore.log.snapshot`.
 
-File layout: ``MAGIC`` (8 bytes) | SHA-256 of the rest (32 bytes) | header length (4 bytes,
-little endian) | header (JSON) | Arrow IPC streams, one per table; the header gives each
-table's name, length, SHA-256 and rows (a resume reads only the tables it needs).
+File layout: ``MAGIC`` (8 bytes) | SHA-256 of the rest (32 bytes) | Arrow IPC streams, one
+per table | header (JSON) | header length (4 bytes, little endian). The header gives each
+table's name, length, SHA-256 and rows (a resume reads only the tables it needs); it comes
+last because the tables are streamed (their lengths and digests are known once written).
 """
 
 from __future__ import annotations
@@ -12,18 +13,20 @@ from __future__ import annotations
 import contextlib
 import gc
 import hashlib
+import io
 import json
 import logging
-import operator
 import struct
-from collections.abc import Iterator, Sequence
-from typing import Any
+from collections.abc import Iterator
+from typing import Any, BinaryIO
 
 import pyarrow as pa
 
 from ._coldfold import TrialMap
-from ._snaptables import KEY_COLUMNS, TRIAL_COLUMNS, ArrowTrials, Tables, check_schemas, cold_lists
+from . import _snapstream
+from ._snaptables import TRIAL_COLUMNS, ArrowTrials, Tables, check_schemas, cold_lists
 from .fold import StudyState
+from .queries import StudyQueries
 from .trial import TrialState
 
 __all__ = [
@@ -33,16 +36,18 @@ __all__ = [
     "VERSION",
     "decode",
     "encode",
-    "encode_chunks",
     "parse_header",
     "read_header",
+    "write_to",
 ]
 
 log = logging.getLogger("hpostore")
 
 MAGIC = b"HPOSNAP\x00"
 #: the snapshot format this module reads and writes; any other is ignored (the log is replayed)
-VERSION = 3  # 2: objectives and metrics_json; 3: keys table, a digest and row count per table
+#: 2: objectives and metrics_json; 3: keys table, a digest and row count per table; 4: the
+#: header after the tables (streamed), tables of several record batches
+VERSION = 4
 
 #: the StudyState / TrialState attributes a snapshot carries. A state with other attributes
 #: (a newer fold) is not snapshotted rather than snapshotted without them.
@@ -76,76 +81,70 @@ STATE_FIELDS = frozenset(
     ]
 )
 TRIAL_FIELDS = frozenset([n for n, _ in TRIAL_COLUMNS] + ["curve", "results", "_config"])
-#: trial columns whose values repeat (dictionary-encoded)
-_REPEATED = frozenset(("status", "worker", "session", "decision"))
-
-
-def _ipc(table: pa.Table) -> pa.Buffer:
-    sink = pa.BufferOutputStream()
-    with pa.ipc.new_stream(sink, table.schema) as writer:
-        writer.write_table(table)
-    return sink.getvalue()
 
 
 def encode(state: StudyState, anchor_digest: str) -> bytes | None:
     """The snapshot file's bytes for ``state`` (whose last event has ``anchor_digest``), or
     None when the state holds attributes this version does not know how to carry."""
-    chunks = encode_chunks(state, anchor_digest)
-    return None if chunks is None else b"".join(chunks)
+    f = io.BytesIO()
+    return None if write_to(f, state, anchor_digest) is None else f.getvalue()
 
 
-def encode_chunks(state: StudyState, anchor_digest: str) -> list[Any] | None:
-    """:func:`encode` as a list of bytes-like chunks (the Arrow buffers are not copied)."""
+def write_to(f: BinaryIO, state: StudyState, anchor_digest: str) -> dict[str, Any] | None:
+    """Write ``state``'s snapshot into the empty, seekable binary file ``f``; its header, or
+    None (nothing useful written) when the state holds attributes this version does not carry.
+
+    The tables are streamed (see :mod:`._snapstream`): what the state still holds as an earlier
+    snapshot's columns is copied from it batch by batch, so memory stays in proportion to a
+    batch. A table of that snapshot that changed on disk since it was read raises
+    :class:`SnapshotChanged` before the header and checksum are written."""
     with _no_cyclic_gc():
-        return _encode(state, anchor_digest)
+        return _write(f, state, anchor_digest)
 
 
-def _encode(state: StudyState, anchor_digest: str) -> list[Any] | None:
-    state.thaw()  # what a snapshot left as columns (a resumed study) is encoded as it stands
+class _Sink:
+    """Writes to ``f``, hashing into the file's digest and the current table's."""
+
+    closed = False
+
+    def __init__(self, f: BinaryIO, digest: Any) -> None:
+        self.f, self.file_digest = f, digest
+        self.digest, self.size = hashlib.sha256(), 0
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: Any) -> int:
+        self.f.write(data)
+        self.file_digest.update(data)
+        self.digest.update(data)
+        self.size += len(data)
+        return len(data)
+
+    def flush(self) -> None:
+        pass
+
+
+def _write(f: BinaryIO, state: StudyState, anchor_digest: str) -> dict[str, Any] | None:
     if set(vars(state)) != STATE_FIELDS or set(TrialState.__slots__) != TRIAL_FIELDS:
         log.debug("snapshot of %r not written: the fold has fields it does not carry", state.study)
         return None
-    evals = state.evaluations
-    if not (len(evals) == len(state.finished) == len(state.trajectory) == len(state.finished_elapsed)):  # fmt: skip
+    q = StudyQueries
+    counts = {q.evaluations.count(state), q.finished.count(state), q.trajectory.count(state),
+              q.finished_elapsed.count(state)}  # fmt: skip
+    if len(counts) != 1:
         log.debug("snapshot of %r not written: result lists of unequal length", state.study)
         return None
-    ts = list(state.trials.values())
-    names = [name for name, _ in TRIAL_COLUMNS]
-    columns = list(zip(*map(operator.attrgetter(*names), ts))) if ts else [()] * len(names)
-    trials = {
-        name: _column(list(values), typ, name in _REPEATED)
-        for (name, typ), values in zip(TRIAL_COLUMNS, columns)
-    }  # fmt: skip
-    trial_config = {t.trial: t.config_json for t in ts}
-    curves = [(t.trial, r, e) for t in ts for r, e in t.curve]
-    results = [(t.trial, r, e) for t in ts for r, e in t.results]
-    tables = {
-        "keys": pa.table({name: trials.pop(name) for name in KEY_COLUMNS}),
-        "trials": pa.table(trials),
-        "calls": pa.table({"code": pa.array([c for c, _ in state.calls], pa.int8()),
-                           "trial": pa.array([i for _, i in state.calls], pa.int64())}),
-        "evaluations": pa.table({
-            "trial": pa.array([e[0] for e in evals], pa.int64()),
-            # null: the trial's current config (shared, as in the live fold)
-            "config": pa.array([None if trial_config.get(e[0]) == e[1] else e[1] for e in evals],
-                               pa.string()),
-            "error": pa.array([e[2] for e in evals], pa.float64()),
-            "runtime": pa.array([e[3] for e in evals], pa.float64()),
-            "resource": pa.array([e[4] for e in evals], pa.float64()),
-            "finished": pa.array(state.finished, pa.int64()),
-            "trajectory": pa.array(state.trajectory, pa.float64()),
-            "finished_elapsed": pa.array(state.finished_elapsed, pa.float64()),
-        }),
-        "curves": _triples(curves),
-        "results": _triples(results),
-        "decisions": pa.table({
-            "seq": pa.array([d[0] for d in state.decisions], pa.int64()),
-            "kind": pa.array([d[1] for d in state.decisions], pa.string()),
-            "trial": pa.array([d[2] for d in state.decisions], pa.int64()),
-            "payload": pa.array([d[3] for d in state.decisions], pa.string()),
-        }),
-    }  # fmt: skip
-    blobs = {name: _ipc(t) for name, t in tables.items()}
+    f.write(MAGIC + bytes(32))
+    digest = hashlib.sha256()
+    entries = []
+    for name, schema, batches in _snapstream.tables(state):
+        sink, rows = _Sink(f, digest), 0
+        with pa.ipc.new_stream(sink, schema) as writer:
+            for batch in batches():
+                writer.write_batch(batch)
+                rows += batch.num_rows
+        entries.append([name, sink.size, sink.digest.hexdigest(), rows])
     header = {
         "version": VERSION,
         "study": state.study,
@@ -165,30 +164,15 @@ def _encode(state: StudyState, anchor_digest: str) -> list[Any] | None:
         # [trial or null (the study), key, value] of each user attribute
         "attributes": [[t, k, v] for t, kv in state.attributes.items() for k, v in kv.items()],
         # [name, bytes, SHA-256, rows] of each table, in file order
-        "tables": [
-            [name, b.size, hashlib.sha256(b).hexdigest(), tables[name].num_rows]
-            for name, b in blobs.items()
-        ],
+        "tables": entries,
     }
     head = json.dumps(header, separators=(",", ":"), allow_nan=True).encode()
-    rest = [struct.pack("<I", len(head)), head, *blobs.values()]
-    digest = hashlib.sha256()
-    for chunk in rest:
-        digest.update(chunk)
-    return [MAGIC, digest.digest(), *rest]
-
-
-def _column(values: list[Any], typ: pa.DataType, repeated: bool) -> pa.Array:
-    array = pa.array(values, typ)
-    return array.dictionary_encode() if repeated else array
-
-
-def _triples(rows: Sequence[tuple[int, float | None, float]]) -> pa.Table:
-    return pa.table({
-        "trial": pa.array([r[0] for r in rows], pa.int64()),
-        "resource": pa.array([r[1] for r in rows], pa.float64()),
-        "error": pa.array([r[2] for r in rows], pa.float64()),
-    })  # fmt: skip
+    footer = head + struct.pack("<I", len(head))
+    f.write(footer)
+    digest.update(footer)
+    f.seek(len(MAGIC))
+    f.write(digest.digest())
+    return header
 
 
 def read_header(data: bytes) -> tuple[dict[str, Any], Tables] | None:
@@ -200,18 +184,20 @@ def read_header(data: bytes) -> tuple[dict[str, Any], Tables] | None:
     if hashlib.sha256(rest).digest() != data[8:40]:
         log.debug("snapshot ignored: checksum mismatch")
         return None
-    (n,) = struct.unpack("<I", rest[:4])
-    header = parse_header(bytes(rest[4 : 4 + n]))
+    end = len(data) - 4
+    (n,) = struct.unpack("<I", data[end:])
+    header = parse_header(bytes(data[end - n : end]), end - n - 40) if n <= end - 40 else None
     if header is None:
         return None
-    body = rest[4 + n :]
+    body = rest[: end - n - 40]
     return header, Tables(header["tables"], lambda offset, size: body[offset : offset + size],
                           where="snapshot", verify=False)  # fmt: skip
 
 
-def parse_header(text: bytes) -> dict[str, Any] | None:
-    """The JSON header of a checksum-verified snapshot, or None when this version did not write
-    it (not JSON, another format version, no table list; logged at debug level)."""
+def parse_header(text: bytes, body: int) -> dict[str, Any] | None:
+    """The JSON header of a checksum-verified snapshot whose tables take ``body`` bytes, or
+    None when this version did not write it (not JSON, another format version, a table list
+    that does not cover the tables' bytes; logged at debug level)."""
     try:
         header = json.loads(text)
     except ValueError:
@@ -220,7 +206,12 @@ def parse_header(text: bytes) -> dict[str, Any] | None:
     if version != VERSION:
         log.debug("snapshot ignored: format version %r, not %r", version, VERSION)
         return None
-    if not isinstance(header.get("tables"), list):
+    tables = header.get("tables")
+    try:
+        if sum(int(entry[1]) for entry in tables) != body:
+            raise ValueError
+    except (TypeError, ValueError, IndexError):
+        log.debug("snapshot ignored: its table list does not cover its tables")
         return None
     return header
 

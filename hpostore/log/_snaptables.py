@@ -60,6 +60,24 @@ class Tables:
         offset, size, _, _ = self._entries[name]
         return pa.ipc.open_stream(pa.py_buffer(self._read(offset, min(size, _SCHEMA_BYTES)))).schema
 
+    def stream(self, name: str) -> Iterator[pa.RecordBatch]:
+        """The table's record batches one at a time (a snapshot's next one copies them without
+        holding the table): read from the file as they are decoded, and checked against the
+        table's SHA-256 once the last one is read (:class:`SnapshotChanged` if it differs, so a
+        copy of changed bytes is never published)."""
+        table = self._loaded.get(name)
+        if table is not None:
+            yield from table.to_batches()
+            return
+        offset, size, digest, _ = self._entries[name]
+        source = _Checked(self._read, offset, size)
+        yield from pa.ipc.open_stream(pa.PythonFile(source, mode="r"))
+        if source.rest() != size or (self._verify and source.digest.hexdigest() != digest):
+            raise SnapshotChanged(
+                f"{self._where}: the snapshot's {name!r} table changed on disk after the "
+                "study was opened from it. The log is intact: open the study again"
+            )
+
     def __getitem__(self, name: str) -> pa.Table:
         table = self._loaded.get(name)
         if table is None:
@@ -73,6 +91,32 @@ class Tables:
                 )
             table = self._loaded[name] = pa.ipc.open_stream(pa.py_buffer(data)).read_all()
         return table
+
+
+class _Checked:
+    """A file-like view of ``size`` bytes at ``offset`` that hashes what is read of it."""
+
+    closed = False
+
+    def __init__(self, read: Any, offset: int, size: int) -> None:
+        self._read, self._offset, self._size, self._pos = read, offset, size, 0
+        self.digest = hashlib.sha256()
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, n: int = -1) -> bytes:
+        n = self._size - self._pos if n < 0 else min(n, self._size - self._pos)
+        data = self._read(self._offset + self._pos, n) if n else b""
+        self._pos += len(data)
+        self.digest.update(data)
+        return data
+
+    def rest(self) -> int:
+        """Read what the decoder left (nothing, for a well-formed stream); bytes read in all."""
+        while self.read(1 << 20):
+            pass
+        return self._pos
 
 
 def _array(column: pa.ChunkedArray) -> pa.Array:
@@ -139,9 +183,11 @@ def cold_lists(tables: Tables, cold: ArrowTrials) -> dict[str, Prefix[Any]]:
             configs = [c if c is not None else current[i] for i, c in enumerate(configs)]
         return list(zip(trials, configs, *(pylist(ev.column(c)) for c in ("error", "runtime", "resource"))))  # fmt: skip
 
+    source = (tables, cold)
+
     def column(name: str) -> Prefix[Any]:
         return Prefix(
-            tables.rows("evaluations"), lambda: pylist(tables["evaluations"].column(name))
+            tables.rows("evaluations"), lambda: pylist(tables["evaluations"].column(name)), source
         )
 
     def calls() -> list[Any]:
@@ -153,12 +199,12 @@ def cold_lists(tables: Tables, cold: ArrowTrials) -> dict[str, Prefix[Any]]:
         return list(zip(*(pylist(t.column(c)) for c in ("seq", "kind", "trial", "payload"))))
 
     return {
-        "calls": Prefix(tables.rows("calls"), calls),
-        "evaluations": Prefix(tables.rows("evaluations"), evaluations),
+        "calls": Prefix(tables.rows("calls"), calls, source),
+        "evaluations": Prefix(tables.rows("evaluations"), evaluations, source),
         "finished": column("finished"),
         "trajectory": column("trajectory"),
         "finished_elapsed": column("finished_elapsed"),
-        "decisions": Prefix(tables.rows("decisions"), decisions),
+        "decisions": Prefix(tables.rows("decisions"), decisions, source),
     }
 
 
@@ -173,11 +219,15 @@ class ArrowTrials:
         # binary search over an unaligned array copies it on every call
         self._ids = np.array(keys.column("trial").to_numpy())
         self._n = len(self._ids)
+        self._last = int(self._ids[-1]) if self._n else -1
         self._status, self._updated = _array(keys.column("status")), _array(keys.column("updated"))
         #: trial ids strictly increasing, as the fold writes them (suggest order is id order):
         #: a lookup is then a binary search
         self.sorted = bool(np.all(self._ids[1:] > self._ids[:-1]))
         self._columns: list[pa.Array] | None = None  # every trial column, once thawing starts
+        #: {trial: config JSON} of rows whose config is known without reading the trials
+        #: table (the trials a live fold kept as objects when it wrote these columns)
+        self.known: dict[int, str] = {}
         self._curve_index: list[Any] | None = None
 
     @property
@@ -208,7 +258,23 @@ class ArrowTrials:
     def __len__(self) -> int:
         return self._n
 
+    @property
+    def tables(self) -> Tables:
+        return self._tables
+
+    @property
+    def ids(self) -> np.ndarray:
+        """The trial ids, in row order."""
+        return self._ids
+
+    @property
+    def last(self) -> int:
+        """The last row's trial id (-1 when there are none)."""
+        return self._last
+
     def _row(self, trial: object) -> int | None:
+        if type(trial) is int and trial > self._last and self.sorted:
+            return None  # a new trial (the fold's every suggest asks): no binary search
         key = _as_id(trial)
         if key is None:
             return None
@@ -246,7 +312,11 @@ class ArrowTrials:
         return [int(i) for i in self._ids[mask]]
 
     def configs_of(self, trials: list[int]) -> list[str]:
-        """The snapshot's config of each of ``trials``."""
+        """The snapshot's config of each of ``trials`` (the trials table is read only for
+        those whose config :attr:`known` does not give)."""
+        known = self.known
+        if all(t in known for t in trials):
+            return [known[t] for t in trials]
         if self.sorted:
             rows = np.searchsorted(self._ids, np.asarray(trials, dtype=np.int64))
         else:

@@ -48,6 +48,12 @@ class StudyQueries:
     def n_finished(self) -> int:
         return StudyQueries.finished.count(self)
 
+    def evaluations_since(
+        self, start: int
+    ) -> list[tuple[int, str, float, float | None, float | None]]:
+        """``evaluations[start:]``, without thawing a snapshot's results before ``start``."""
+        return StudyQueries.evaluations.since(self, start)
+
     def thaw(self) -> None:
         """Turn whatever a snapshot left as columns into the fold's Python objects (trials and
         lists), as a full replay would have built them."""

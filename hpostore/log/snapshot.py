@@ -37,17 +37,19 @@ import weakref
 from collections.abc import Sequence
 from typing import Any
 
+import pyarrow as pa
+
 from ._snapcodec import MAGIC as MAGIC
 from ._snapcodec import STATE_FIELDS as STATE_FIELDS
 from ._snapcodec import TRIAL_FIELDS as TRIAL_FIELDS
 from ._snapcodec import VERSION as VERSION
 from ._snapcodec import decode as decode
 from ._snapcodec import encode as encode
-from ._snapcodec import encode_chunks as encode_chunks
-from ._snapcodec import parse_header
+from ._snapcodec import parse_header, write_to
 from ._snapcodec import read_header as read_header
-from ._snaptables import SnapshotChanged, Tables
+from ._snaptables import ArrowTrials, SnapshotChanged, Tables, cold_lists
 from .fold import StudyState
+from .trial import TrialState, TrialStatus
 
 log = logging.getLogger("hpostore")
 
@@ -84,22 +86,23 @@ def snapshot_dir(store_path: str) -> str | None:
 
 
 # --- encoding -------------------------------------------------------------------------------
-def write(directory: str, state: StudyState, anchor_digest: str) -> str | None:
+def write(
+    directory: str, state: StudyState, anchor_digest: str
+) -> tuple[str, dict[str, Any]] | None:
     """Write ``state``'s snapshot atomically into ``directory`` (temp file + rename); keep the
-    newest :data:`KEEP`. Returns the path, or None when nothing was written (logged at debug
-    level: a snapshot is only a cache, so failing to write one never stops a study)."""
-    chunks = encode_chunks(state, anchor_digest)
-    if chunks is None:
-        return None
+    newest :data:`KEEP`. Returns (path, header), or None when nothing was written (logged at
+    debug level: a snapshot is only a cache, so failing to write one never stops a study)."""
     prefix = file_prefix(state.study)
     path = os.path.join(directory, f"{prefix}.{state.seq:020d}{SUFFIX}")
     try:
         os.makedirs(directory, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=SUFFIX)
         try:
-            with os.fdopen(fd, "wb") as f:
-                for chunk in chunks:
-                    f.write(chunk)
+            with os.fdopen(fd, "w+b") as f:
+                header = write_to(f, state, anchor_digest)
+            if header is None:
+                os.unlink(tmp)
+                return None
             os.replace(tmp, path)
         except BaseException:
             with contextlib.suppress(OSError):
@@ -108,10 +111,75 @@ def write(directory: str, state: StudyState, anchor_digest: str) -> str | None:
         for old in candidates(directory, state.study)[KEEP:]:
             with contextlib.suppress(OSError):
                 os.unlink(old[1])
-    except OSError as exc:
+    except (OSError, SnapshotChanged) as exc:
         log.debug("snapshot of %r not written to %s: %s", state.study, directory, exc)
         return None
-    return path
+    return path, header
+
+
+def _settled(t: TrialState) -> bool:
+    """The fold will not change this trial again unless an event names it (a promotion): it
+    may live in a snapshot's columns rather than as an object."""
+    status = t.status
+    if status is TrialStatus.FAILED:
+        return True
+    return t.updated and (status is TrialStatus.FINISHED or status is TrialStatus.STOPPED)
+
+
+def rebase(state: StudyState, path: str, header: dict[str, Any]) -> bool:
+    """Let the snapshot just written at ``path`` (its ``header``) hold ``state``'s settled trials
+    and its lists, as a resume from it would: the live fold then keeps in memory only what it
+    is still changing, and the study's next snapshot copies these columns. Nothing the state
+    answers changes. False (nothing done) when the file cannot be read back."""
+    opened = _open_tables(path, header)
+    if opened is None:
+        return False
+    tables, close = opened
+    try:
+        cold = ArrowTrials(tables)
+        if not cold.sorted:
+            raise ValueError("trial ids out of order")
+        state.trials.rebase(cold, keep=lambda t: not _settled(t))
+        _, kept = state.trials.parts()
+        cold.known.update((i, t.config_json) for i, t in kept.items())
+    except (OSError, ValueError, SnapshotChanged, pa.ArrowException) as exc:
+        log.debug("snapshot %s not used for the live fold: %s", path, exc)
+        close()
+        return False
+    for name in ("calls", "finished", "evaluations", "trajectory", "finished_elapsed",
+                 "decisions"):  # fmt: skip
+        setattr(state, "_" + name, [])
+    state._cold_lists = cold_lists(tables, cold)
+    return True
+
+
+def _open_tables(path: str, header: dict[str, Any], f: Any = None) -> tuple[Tables, Any] | None:
+    """The tables of the snapshot file at ``path`` (open as ``f``, or opened now) whose
+    verified ``header`` is known, each checked against its SHA-256 when first read; the file
+    stays open while they may be read: a newer snapshot that replaces it and the removal of
+    old ones leave an open file intact."""
+    if f is None:
+        try:
+            f = open(path, "rb")  # noqa: SIM115 (closed by the tables' finalizer)
+        except OSError as exc:
+            log.debug("snapshot %s ignored: %s", path, exc)
+            return None
+    fd = f.fileno()
+
+    def read_at(offset: int, size: int) -> bytes:
+        data = os.pread(fd, size, _BASE + offset)
+        if len(data) != size:
+            raise SnapshotChanged(f"{path}: the snapshot was cut short after it was checked")
+        return data
+
+    try:
+        tables = Tables(header["tables"], read_at, where=path, verify=True)
+    except (TypeError, ValueError) as exc:  # a header this version did not write
+        log.debug("snapshot %s ignored: %s", path, exc)
+        f.close()
+        return None
+    weakref.finalize(tables, f.close)
+    return tables, f.close
 
 
 def candidates(directory: str, study: str) -> list[tuple[int, str]]:
@@ -150,46 +218,37 @@ def read(path: str, study: str) -> dict[str, Any] | None:
     except (OSError, ValueError) as exc:
         log.debug("snapshot %s ignored: %s", path, exc)
         got = None
-    if got is None:
+    if got is not None and got.get("study") != study:
+        log.debug("snapshot %s ignored: it is of study %r", path, got.get("study"))
+        got = None
+    opened = None if got is None else _open_tables(path, got, f)
+    if got is None or opened is None:
         f.close()
         return None
-    header, base = got
-    if header.get("study") != study:
-        log.debug("snapshot %s ignored: it is of study %r", path, header.get("study"))
-        f.close()
-        return None
-    fd = f.fileno()
-
-    def read_at(offset: int, size: int) -> bytes:
-        data = os.pread(fd, size, base + offset)
-        if len(data) != size:
-            raise SnapshotChanged(f"{path}: the snapshot was cut short after it was checked")
-        return data
-
-    try:
-        tables = Tables(header["tables"], read_at, where=path, verify=True)
-    except (TypeError, ValueError) as exc:  # a header this version did not write
-        log.debug("snapshot %s ignored: %s", path, exc)
-        f.close()
-        return None
-    weakref.finalize(tables, f.close)
-    header["_tables"] = tables
-    return header
+    got["_tables"] = opened[0]
+    return got
 
 
-def _verified_header(f: Any, path: str) -> tuple[dict[str, Any], int] | None:
-    """(header, offset of the tables) of the open snapshot ``f`` once its SHA-256 matches."""
-    head = f.read(40)
-    if len(head) < 40 or head[:8] != MAGIC:
+#: where a snapshot's tables start: after the magic and the checksum
+_BASE = 40
+
+
+def _verified_header(f: Any, path: str) -> dict[str, Any] | None:
+    """The header of the open snapshot ``f`` once its SHA-256 matches."""
+    head = f.read(_BASE)
+    if len(head) < _BASE or head[:8] != MAGIC:
         log.debug("snapshot %s ignored: not a snapshot file", path)
         return None
     digest, buffer = hashlib.sha256(), bytearray(1 << 20)
     view = memoryview(buffer)
+    size = _BASE
     while n := f.readinto(buffer):
         digest.update(view[:n])
-    if digest.digest() != head[8:]:
+        size += n
+    if digest.digest() != head[8:] or size < _BASE + 4:
         log.debug("snapshot %s ignored: checksum mismatch", path)
         return None
-    (n,) = struct.unpack("<I", os.pread(f.fileno(), 4, 40))
-    header = parse_header(os.pread(f.fileno(), n, 44))
-    return None if header is None else (header, 44 + n)
+    (n,) = struct.unpack("<I", os.pread(f.fileno(), 4, size - 4))
+    if n > size - 4 - _BASE:
+        return None
+    return parse_header(os.pread(f.fileno(), n, size - 4 - n), size - 4 - n - _BASE)

@@ -145,9 +145,8 @@ class ASHAScheduler(FoldScheduler):
                             if first is not None:
                                 self._rank(bracket, level, first, t.trial)
             return
-        evaluations = state.evaluations
-        for i in range(self._results_seen, len(evaluations)):
-            trial, config, error, _, resource = evaluations[i]
+        evaluations = state.evaluations_since(self._results_seen)
+        for trial, config, error, _, resource in evaluations:
             t = state.trials[trial]
             payload = payload_of(t)
             rung = (
@@ -162,7 +161,7 @@ class ASHAScheduler(FoldScheduler):
                 self._promoted[key] = self._promoted.get(key, 0) + 1
             else:
                 heapq.heappush(self._waiting.setdefault(key, []), (error, trial))
-        self._results_seen = len(evaluations)
+        self._results_seen += len(evaluations)
 
     def _index_snapshot(self) -> Any:
         def keyed(d: dict[tuple[int, float], Any]) -> list[Any]:

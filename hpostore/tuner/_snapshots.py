@@ -27,8 +27,14 @@ from ..study import REPLAY_COLUMNS, StudyState, replay_table
 log = logging.getLogger("hpostore")
 
 #: a snapshot is written when the log has grown by at least this many events since the last
-#: one, and by half the log: O(log n) snapshots over a study, each O(n), so O(1) per event
+#: one, and by half the log (O(log n) snapshots over a study, each O(n), so O(1) per event) ...
 EVERY_EVENTS = 40_000
+#: ... but at least every this many events: after each snapshot the live fold keeps only its
+#: unsettled trials as objects (``snapshot.rebase``), so this bounds a long study's memory
+#: (~1 KB a trial as objects, 4 events a trial for random search). Each snapshot copies the
+#: previous one's columns (~200 bytes a trial): over n trials that is n^2 / (2 x window)
+#: bytes copied, ~0.2 s a snapshot at 1M trials.
+MAX_EVERY_EVENTS = 120_000
 #: errors that a damaged (but checksum-valid, e.g. hand-made) snapshot may raise when decoded
 _DECODE_ERRORS = (ValueError, KeyError, TypeError, IndexError, pa.ArrowException, OSError,
                   snap.SnapshotChanged)  # fmt: skip
@@ -73,9 +79,10 @@ def load_state(store: EventLog, study: str) -> tuple[StudyState, int]:
 
 class SnapshotWriter:
     """Writes a study's snapshots beside its store: whenever the log has grown by
-    :data:`EVERY_EVENTS` and by half since the last snapshot (O(log n) snapshots of O(n) each:
-    O(1) per event), and at the end of a session unless the last snapshot lags by less than
-    1/64 of the log (a session that ran a few trials on a large study does not rewrite it)."""
+    :data:`EVERY_EVENTS` and by half since the last snapshot, or by :data:`MAX_EVERY_EVENTS`,
+    and at the end of a session unless the last snapshot lags by less than 1/64 of the log (a
+    session that ran a few trials on a large study does not rewrite it). Each snapshot then
+    holds the live fold's settled trials (``snapshot.rebase``)."""
 
     def __init__(self, store: EventLog, study: str, covered: int) -> None:
         self.directory = snap.snapshot_dir(store.path)
@@ -87,17 +94,21 @@ class SnapshotWriter:
 
     @staticmethod
     def _due(seq: int) -> int:
-        return seq + max(EVERY_EVENTS, seq // 2)
+        return seq + min(MAX_EVERY_EVENTS, max(EVERY_EVENTS, seq // 2))
 
     def session_end(self, state: StudyState, row: Row) -> None:
         """Called once the session's ``end`` is committed."""
         if state.seq - self.covered >= max(1, state.seq // 64):
-            self.write(state, row)
+            self.write(state, row, rebase=False)  # the session is over: nothing grows
 
-    def write(self, state: StudyState, row: Row) -> None:
-        """Snapshot ``state``, whose last event is ``row`` (the store's appended row)."""
+    def write(self, state: StudyState, row: Row, *, rebase: bool = True) -> None:
+        """Snapshot ``state``, whose last event is ``row`` (the store's appended row); with
+        ``rebase``, the snapshot then holds the state's settled trials (see the class doc)."""
         self.next_due = self._due(state.seq)
         if self.directory is None or row[1] != state.seq:
             return
-        if snap.write(self.directory, state, snap.anchor(self.study, row[1:])) is not None:
+        written = snap.write(self.directory, state, snap.anchor(self.study, row[1:]))
+        if written is not None:
             self.covered = state.seq
+            if rebase:
+                snap.rebase(state, *written)

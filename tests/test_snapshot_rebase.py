@@ -1,0 +1,140 @@
+"""A live study keeps its settled trials in its latest snapshot, not as objects: after each
+snapshot the fold holds only what it is still changing (``snapshot.rebase``), the next snapshot
+copies the columns of the previous one, and nothing the study does or answers changes."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from scipy import stats
+
+from hpostore import (
+    ASHAScheduler,
+    BasicScheduler,
+    HPOTuner,
+    HyperbandScheduler,
+    MedianStoppingScheduler,
+    RandomSearcher,
+    SuccessiveHalvingScheduler,
+    open_store,
+    replay_table,
+)
+from hpostore.log import snapshot as snap
+from hpostore.log._snaptables import ArrowTrials
+from hpostore.tuner import _snapshots
+from hpostore.tuner._snapshots import load_state
+
+SPACE = {"x": stats.uniform(0, 1), "y": stats.loguniform(1e-3, 1)}
+
+
+def curve(x: float, y: float, max_epochs: int, report: Callable[[float, float], bool]) -> float:
+    """Reports every epoch; fails in a region (failed trials are settled too)."""
+    if x > 0.85:
+        raise ValueError("a failing region")
+    error = 1.0
+    for epoch in range(1, int(max_epochs) + 1):
+        error = (x - 0.3) ** 2 + y + 1.0 / epoch
+        if report(epoch, error):
+            break
+    return error
+
+
+def plain(x: float, y: float) -> float:
+    if x > 0.85:
+        raise ValueError("a failing region")
+    return (x - 0.3) ** 2 + y
+
+
+SCHEDULERS: dict[str, Callable[[], Any]] = {
+    "random": lambda: BasicScheduler(RandomSearcher(SPACE, seed=1)),
+    "asha-promotion": lambda: ASHAScheduler(RandomSearcher(SPACE, seed=2), eta=2, r_min=1, r_max=8),
+    "asha-stopping": lambda: ASHAScheduler(RandomSearcher(SPACE, seed=3), eta=2, r_min=1,
+                                           r_max=8, type="stopping"),
+    "hyperband": lambda: HyperbandScheduler(RandomSearcher(SPACE, seed=4), eta=2, r_min=1, r_max=8),
+    "median": lambda: MedianStoppingScheduler(RandomSearcher(SPACE, seed=5), grace_resource=2,
+                                              resource_attr="max_epochs", r_max=8),
+    "sh": lambda: SuccessiveHalvingScheduler(RandomSearcher(SPACE, seed=6), eta=2, r_min=1, r_max=8),
+}  # fmt: skip
+
+
+def _tuner(name: str, store: Any, study: str) -> HPOTuner:
+    objective = plain if name == "random" else curve
+    return HPOTuner(SCHEDULERS[name](), objective, store=store, study=study, verbose=False,
+                    max_failures=None)  # fmt: skip
+
+
+def _stream(store: Any, study: str) -> list[tuple[Any, ...]]:
+    keep = ("suggest", "start", "report", "evaluate", "fail", "stop", "pause", "promote", "update")
+    cols = ("kind", "trial", "config", "resource", "error", "payload")
+    t = store.events(study)
+    return [r for r in zip(*(t.column(c).to_pylist() for c in cols)) if r[0] in keep]
+
+
+def _trials(state: Any) -> list[Any]:
+    """Every trial as the fold holds it, less the parsed-config cache (filled when read)."""
+    return [dataclasses.replace(t, _config=None) for t in state.trials.values()]
+
+
+@pytest.mark.parametrize("name", list(SCHEDULERS))
+def test_a_rebased_live_fold_runs_and_answers_as_one_never_rebased(
+    name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(_snapshots, "EVERY_EVENTS", 30)  # a snapshot every 30-60 events
+    monkeypatch.setattr(_snapshots, "MAX_EVERY_EVENTS", 60)
+    rebases: list[int] = []
+    real = snap.rebase
+
+    def counted(state: Any, path: str, header: dict[str, Any]) -> bool:
+        done = real(state, path, header)
+        rebases.append(done)
+        return done
+
+    monkeypatch.setattr(snap, "rebase", counted)
+    path = str(tmp_path / "log.duckdb")
+    with _tuner(name, path, "s") as tuner:
+        tuner.run(40)
+        state = tuner.state
+        cold, hot = state.trials.parts()
+        # the settled trials live in the last snapshot's columns, not as objects
+        assert sum(rebases) >= 3 and all(rebases)
+        assert isinstance(cold, ArrowTrials) and len(hot) < len(state.trials)
+        full = replay_table("s", tuner.store.events("s"))
+        assert state.evaluations == full.evaluations and state.calls == full.calls
+        assert state.decisions == full.decisions
+        assert state.summary() == full.summary()  # thaws everything: every trial equal
+        assert _trials(state) == _trials(full)
+        stream = _stream(tuner.store, "s")
+    with _tuner(name, None, "ref") as ref:  # the same seeds, in memory: no snapshot at all
+        ref.run(40)
+        assert stream == _stream(ref.store, "ref")
+    with open_store(path) as store:  # the snapshots a rebased fold wrote resume exactly
+        for seq, file in snap.candidates(path + ".snapshots", "s"):
+            resumed, used = load_state(store, "s")
+            assert used == seq and resumed.summary() == full.summary()
+            Path(file).rename(file + ".aside")
+
+
+def test_a_resumed_study_snapshots_without_thawing_and_stays_exact(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A resumed study's next snapshots copy the columns it was resumed from: the trials a
+    random search never reads stay columns while it runs on."""
+    path = str(tmp_path / "log.duckdb")
+    with _tuner("random", path, "s") as tuner:
+        tuner.run(30)
+    monkeypatch.setattr(_snapshots, "EVERY_EVENTS", 20)
+    monkeypatch.setattr(_snapshots, "MAX_EVERY_EVENTS", 40)
+    with _tuner("random", path, "s") as tuner:
+        tuner.run(60)
+        cold, hot = tuner.state.trials.parts()
+        assert isinstance(cold, ArrowTrials) and len(hot) < 10 and len(cold) >= 55
+        full = replay_table("s", tuner.store.events("s"))
+        assert tuner.state.summary() == full.summary()
+        stream = _stream(tuner.store, "s")
+    with _tuner("random", None, "ref") as ref:
+        ref.run(60)
+        assert stream == _stream(ref.store, "ref")
