@@ -196,7 +196,7 @@ def test_a_resume_reads_only_the_tables_it_needs_and_checks_each(tmp_path: Path)
         state, used = load_state(store, "s")
         full = _full(store)
         assert used and _open_fds(file) == 1  # kept open while its tables may be read
-        tables = state.trials._cold._tables  # type: ignore[union-attr]
+        tables = state.trials._cold.layers[0].tables  # type: ignore[union-attr]
         assert set(tables._loaded) == {"keys"}  # the trial ids, statuses and updated flags
         assert state.n_finished == full.n_finished and state.not_updated() == full.not_updated()
         assert set(tables._loaded) == {"keys"}

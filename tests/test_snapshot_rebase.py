@@ -24,7 +24,7 @@ from hpostore import (
     replay_table,
 )
 from hpostore.log import snapshot as snap
-from hpostore.log._snaptables import ArrowTrials
+from hpostore.log._snaplayers import LayeredTrials
 from hpostore.tuner import _snapshots
 from hpostore.tuner._snapshots import load_state
 
@@ -101,7 +101,9 @@ def test_a_rebased_live_fold_runs_and_answers_as_one_never_rebased(
         cold, hot = state.trials.parts()
         # the settled trials live in the last snapshot's columns, not as objects
         assert sum(rebases) >= 3 and all(rebases)
-        assert isinstance(cold, ArrowTrials) and len(hot) < len(state.trials)
+        assert isinstance(cold, LayeredTrials) and len(hot) < len(state.trials)
+        # each snapshot after the first is a layer with what changed, not a copy of it all
+        assert len(cold.links) >= 3 and len(cold.layers[-1]) < len(state.trials) / 2
         full = replay_table("s", tuner.store.events("s"))
         assert state.evaluations == full.evaluations and state.calls == full.calls
         assert state.decisions == full.decisions
@@ -131,7 +133,8 @@ def test_a_resumed_study_snapshots_without_thawing_and_stays_exact(
     with _tuner("random", path, "s") as tuner:
         tuner.run(60)
         cold, hot = tuner.state.trials.parts()
-        assert isinstance(cold, ArrowTrials) and len(hot) < 10 and len(cold) >= 55
+        assert isinstance(cold, LayeredTrials) and len(hot) < 10 and len(cold) >= 55
+        assert len(cold.links) >= 2  # layers on the snapshot the study was resumed from
         full = replay_table("s", tuner.store.events("s"))
         assert tuner.state.summary() == full.summary()
         stream = _stream(tuner.store, "s")

@@ -98,7 +98,7 @@ def test_an_older_snapshot_plus_a_long_tail_is_exact(
     with _tuner(str(path)) as tuner:
         tuner.run(30)
     files = _files(path)
-    assert len(files) == snap.KEEP
+    assert len(files) >= 2  # a chain: a full snapshot and the layers on it
     os.unlink(files[0][1])  # the newest gone: the older one and the events after it
     with open_store(str(path)) as store:
         state, used = load_state(store, STUDY)

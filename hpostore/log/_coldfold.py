@@ -155,14 +155,12 @@ class TrialMap(MutableMapping[int, TrialState]):
 
 
 class Prefix(Generic[T]):
-    """The first ``n`` items of a fold list, still a snapshot's columns: ``make()`` builds them.
-    ``source``: the snapshot's tables and trials they come from (its next snapshot copies the
-    columns rather than building the items)."""
+    """The first ``n`` items of a fold list, still a snapshot's columns: ``make()`` builds them."""
 
-    __slots__ = ("n", "make", "source")
+    __slots__ = ("n", "make")
 
-    def __init__(self, n: int, make: Callable[[], list[T]], source: Any = None) -> None:
-        self.n, self.make, self.source = n, make, source
+    def __init__(self, n: int, make: Callable[[], list[T]]) -> None:
+        self.n, self.make = n, make
 
 
 class ColdList(Generic[T]):

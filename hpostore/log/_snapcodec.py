@@ -22,8 +22,9 @@ from typing import Any, BinaryIO
 
 import pyarrow as pa
 
-from ._coldfold import TrialMap
 from . import _snapstream
+from ._coldfold import TrialMap
+from ._snaplayers import LayeredTrials, layered_lists
 from ._snaptables import TRIAL_COLUMNS, ArrowTrials, Tables, check_schemas, cold_lists
 from .fold import StudyState
 from .queries import StudyQueries
@@ -35,6 +36,7 @@ __all__ = [
     "TRIAL_FIELDS",
     "VERSION",
     "decode",
+    "decode_chain",
     "encode",
     "parse_header",
     "read_header",
@@ -90,16 +92,19 @@ def encode(state: StudyState, anchor_digest: str) -> bytes | None:
     return None if write_to(f, state, anchor_digest) is None else f.getvalue()
 
 
-def write_to(f: BinaryIO, state: StudyState, anchor_digest: str) -> dict[str, Any] | None:
+def write_to(
+    f: BinaryIO, state: StudyState, anchor_digest: str, base: dict[str, Any] | None = None
+) -> dict[str, Any] | None:
     """Write ``state``'s snapshot into the empty, seekable binary file ``f``; its header, or
     None (nothing useful written) when the state holds attributes this version does not carry.
 
-    The tables are streamed (see :mod:`._snapstream`): what the state still holds as an earlier
-    snapshot's columns is copied from it batch by batch, so memory stays in proportion to a
-    batch. A table of that snapshot that changed on disk since it was read raises
-    :class:`SnapshotChanged` before the header and checksum are written."""
+    Without ``base``, a full snapshot: ``state`` must hold every trial and list item as
+    objects (``state.thaw()``). With ``base`` (``{"seq", "sha256", "after"}``: the chain's last
+    layer, and how many items of each list the chain holds), a layer on top of that chain: the
+    trials ``state`` holds as objects and the list items after the chain's. The tables are
+    written a batch at a time (see :mod:`._snapstream`)."""
     with _no_cyclic_gc():
-        return _write(f, state, anchor_digest)
+        return _write(f, state, anchor_digest, base)
 
 
 class _Sink:
@@ -125,7 +130,9 @@ class _Sink:
         pass
 
 
-def _write(f: BinaryIO, state: StudyState, anchor_digest: str) -> dict[str, Any] | None:
+def _write(
+    f: BinaryIO, state: StudyState, anchor_digest: str, base: dict[str, Any] | None
+) -> dict[str, Any] | None:
     if set(vars(state)) != STATE_FIELDS or set(TrialState.__slots__) != TRIAL_FIELDS:
         log.debug("snapshot of %r not written: the fold has fields it does not carry", state.study)
         return None
@@ -138,7 +145,8 @@ def _write(f: BinaryIO, state: StudyState, anchor_digest: str) -> dict[str, Any]
     f.write(MAGIC + bytes(32))
     digest = hashlib.sha256()
     entries = []
-    for name, schema, batches in _snapstream.tables(state):
+    after = None if base is None else base["after"]
+    for name, schema, batches in _snapstream.tables(state, after):
         sink, rows = _Sink(f, digest), 0
         with pa.ipc.new_stream(sink, schema) as writer:
             for batch in batches():
@@ -150,6 +158,8 @@ def _write(f: BinaryIO, state: StudyState, anchor_digest: str) -> dict[str, Any]
         "study": state.study,
         "seq": state.seq,
         "anchor": anchor_digest,
+        # the layer below this one (its seq and file checksum), or null: a full snapshot
+        "base": None if base is None else {"seq": base["seq"], "sha256": base["sha256"]},
         "elapsed": state.elapsed,
         "spec": state.spec,
         "incumbent_trial": state.incumbent_trial,
@@ -172,6 +182,7 @@ def _write(f: BinaryIO, state: StudyState, anchor_digest: str) -> dict[str, Any]
     digest.update(footer)
     f.seek(len(MAGIC))
     f.write(digest.digest())
+    header["_checksum"] = digest.hexdigest()  # the file's, as a layer on it will name it
     return header
 
 
@@ -230,25 +241,36 @@ def _no_cyclic_gc() -> Iterator[None]:
 
 
 def decode(header: dict[str, Any], tables: Tables) -> StudyState:
-    """The ``StudyState`` a verified snapshot holds (see :func:`read_header`): trials and lists
-    stay its tables' columns until read."""
+    """The ``StudyState`` a verified full snapshot holds (see :func:`read_header`)."""
+    return decode_chain([(header, tables)])
+
+
+def decode_chain(chain: list[tuple[dict[str, Any], Tables]]) -> StudyState:
+    """The ``StudyState`` a verified chain of snapshots holds (a full one, then the layers on
+    it, oldest first): trials and lists stay the tables' columns until read. ValueError when
+    the tables are not what this version writes."""
     with _no_cyclic_gc():
-        return _decode(header, tables)
+        return _decode(chain)
 
 
-def _decode(header: dict[str, Any], tables: Tables) -> StudyState:
-    check_schemas(tables)
+def _decode(chain: list[tuple[dict[str, Any], Tables]]) -> StudyState:
+    for _, tables in chain:
+        check_schemas(tables)
+    header = chain[-1][0]
     state = StudyState(header["study"])
     state.seq, state.elapsed, state.spec = header["seq"], header["elapsed"], header["spec"]
     if state.spec is not None:
         state.bind_spec(state.spec)
-    cold = ArrowTrials(tables)
-    if cold.sorted:
-        state.trials = TrialMap(cold)  # thawed trial by trial as the fold and its readers ask
-    else:  # trial ids out of order (not written by hpostore's fold): decode them all now
-        for t in cold.thaw_all():
+    layers = [(tables, ArrowTrials(tables)) for _, tables in chain]
+    if len(layers) == 1 and not layers[0][1].sorted:
+        # trial ids out of order (a scheduler's own ids): decode them all now, in file order
+        for t in layers[0][1].thaw_all():
             state.trials[t.trial] = t
-    state._cold_lists = cold_lists(tables, cold)
+        state._cold_lists = cold_lists(*layers[0])
+    else:
+        cold = LayeredTrials.of([trials for _, trials in layers])
+        state.trials = TrialMap(cold)  # thawed trial by trial as the fold and its readers ask
+        state._cold_lists = layered_lists(layers)
     state.incumbent_trial = header["incumbent_trial"]
     inc = header["incumbent"]
     state._incumbent = None if inc is None else (inc[0], inc[1])

@@ -60,24 +60,6 @@ class Tables:
         offset, size, _, _ = self._entries[name]
         return pa.ipc.open_stream(pa.py_buffer(self._read(offset, min(size, _SCHEMA_BYTES)))).schema
 
-    def stream(self, name: str) -> Iterator[pa.RecordBatch]:
-        """The table's record batches one at a time (a snapshot's next one copies them without
-        holding the table): read from the file as they are decoded, and checked against the
-        table's SHA-256 once the last one is read (:class:`SnapshotChanged` if it differs, so a
-        copy of changed bytes is never published)."""
-        table = self._loaded.get(name)
-        if table is not None:
-            yield from table.to_batches()
-            return
-        offset, size, digest, _ = self._entries[name]
-        source = _Checked(self._read, offset, size)
-        yield from pa.ipc.open_stream(pa.PythonFile(source, mode="r"))
-        if source.rest() != size or (self._verify and source.digest.hexdigest() != digest):
-            raise SnapshotChanged(
-                f"{self._where}: the snapshot's {name!r} table changed on disk after the "
-                "study was opened from it. The log is intact: open the study again"
-            )
-
     def __getitem__(self, name: str) -> pa.Table:
         table = self._loaded.get(name)
         if table is None:
@@ -91,32 +73,6 @@ class Tables:
                 )
             table = self._loaded[name] = pa.ipc.open_stream(pa.py_buffer(data)).read_all()
         return table
-
-
-class _Checked:
-    """A file-like view of ``size`` bytes at ``offset`` that hashes what is read of it."""
-
-    closed = False
-
-    def __init__(self, read: Any, offset: int, size: int) -> None:
-        self._read, self._offset, self._size, self._pos = read, offset, size, 0
-        self.digest = hashlib.sha256()
-
-    def readable(self) -> bool:
-        return True
-
-    def read(self, n: int = -1) -> bytes:
-        n = self._size - self._pos if n < 0 else min(n, self._size - self._pos)
-        data = self._read(self._offset + self._pos, n) if n else b""
-        self._pos += len(data)
-        self.digest.update(data)
-        return data
-
-    def rest(self) -> int:
-        """Read what the decoder left (nothing, for a well-formed stream); bytes read in all."""
-        while self.read(1 << 20):
-            pass
-        return self._pos
 
 
 def _array(column: pa.ChunkedArray) -> pa.Array:
@@ -183,11 +139,9 @@ def cold_lists(tables: Tables, cold: ArrowTrials) -> dict[str, Prefix[Any]]:
             configs = [c if c is not None else current[i] for i, c in enumerate(configs)]
         return list(zip(trials, configs, *(pylist(ev.column(c)) for c in ("error", "runtime", "resource"))))  # fmt: skip
 
-    source = (tables, cold)
-
     def column(name: str) -> Prefix[Any]:
         return Prefix(
-            tables.rows("evaluations"), lambda: pylist(tables["evaluations"].column(name)), source
+            tables.rows("evaluations"), lambda: pylist(tables["evaluations"].column(name))
         )
 
     def calls() -> list[Any]:
@@ -199,12 +153,12 @@ def cold_lists(tables: Tables, cold: ArrowTrials) -> dict[str, Prefix[Any]]:
         return list(zip(*(pylist(t.column(c)) for c in ("seq", "kind", "trial", "payload"))))
 
     return {
-        "calls": Prefix(tables.rows("calls"), calls, source),
-        "evaluations": Prefix(tables.rows("evaluations"), evaluations, source),
+        "calls": Prefix(tables.rows("calls"), calls),
+        "evaluations": Prefix(tables.rows("evaluations"), evaluations),
         "finished": column("finished"),
         "trajectory": column("trajectory"),
         "finished_elapsed": column("finished_elapsed"),
-        "decisions": Prefix(tables.rows("decisions"), decisions, source),
+        "decisions": Prefix(tables.rows("decisions"), decisions),
     }
 
 
@@ -225,9 +179,6 @@ class ArrowTrials:
         #: a lookup is then a binary search
         self.sorted = bool(np.all(self._ids[1:] > self._ids[:-1]))
         self._columns: list[pa.Array] | None = None  # every trial column, once thawing starts
-        #: {trial: config JSON} of rows whose config is known without reading the trials
-        #: table (the trials a live fold kept as objects when it wrote these columns)
-        self.known: dict[int, str] = {}
         self._curve_index: list[Any] | None = None
 
     @property
@@ -297,6 +248,30 @@ class ArrowTrials:
         )
         return _trial(values, curve, results)
 
+    def thaw_rows(self, rows: np.ndarray) -> list[TrialState]:
+        """The trials at ``rows`` (row numbers) as new ``TrialState`` objects, in that order."""
+        if len(rows) == self._n and bool(np.all(rows == np.arange(self._n))):
+            return list(self.thaw_all())
+        taken = pa.array(rows, pa.int64())
+        cols = [pylist(col.take(taken)) for col in self._cols]
+        cols[2] = [_STATUS[s] for s in cols[2]]
+        index = self._point_index
+        out = []
+        for values in zip(*cols):
+            key = values[0]
+            curve, results = (
+                list(p.get(key, [])) if isinstance(p, dict) else _points(p[0], p[1], key)
+                for p in index
+            )
+            out.append(_trial(values, curve, results))
+        return out
+
+    def pending_rows(self) -> np.ndarray:
+        """A mask of the rows whose trial has a result and no ``update`` after it."""
+        status, updated = self._status, self._updated
+        with_result = np.array([s in _WITH_RESULT for s in status.dictionary.to_pylist()], bool)
+        return with_result[status.indices.to_numpy()] & ~updated.to_numpy(zero_copy_only=False)
+
     def thaw_all(self) -> Iterator[TrialState]:
         cols = [pylist(col) for col in self._cols]
         cols[2] = [_STATUS[s] for s in cols[2]]
@@ -306,17 +281,10 @@ class ArrowTrials:
             yield _trial(values, curves.get(trial, []), results.get(trial, []))
 
     def pending_update_ids(self) -> list[int]:
-        status, updated = self._status, self._updated
-        with_result = np.array([s in _WITH_RESULT for s in status.dictionary.to_pylist()], bool)
-        mask = with_result[status.indices.to_numpy()] & ~updated.to_numpy(zero_copy_only=False)
-        return [int(i) for i in self._ids[mask]]
+        return [int(i) for i in self._ids[self.pending_rows()]]
 
     def configs_of(self, trials: list[int]) -> list[str]:
-        """The snapshot's config of each of ``trials`` (the trials table is read only for
-        those whose config :attr:`known` does not give)."""
-        known = self.known
-        if all(t in known for t in trials):
-            return [known[t] for t in trials]
+        """The snapshot's config of each of ``trials``."""
         if self.sorted:
             rows = np.searchsorted(self._ids, np.asarray(trials, dtype=np.int64))
         else:

@@ -44,18 +44,19 @@ from ._snapcodec import STATE_FIELDS as STATE_FIELDS
 from ._snapcodec import TRIAL_FIELDS as TRIAL_FIELDS
 from ._snapcodec import VERSION as VERSION
 from ._snapcodec import decode as decode
+from ._snapcodec import decode_chain, parse_header, write_to
 from ._snapcodec import encode as encode
-from ._snapcodec import parse_header, write_to
 from ._snapcodec import read_header as read_header
-from ._snaptables import ArrowTrials, SnapshotChanged, Tables, cold_lists
+from ._snaplayers import LayeredTrials, layered_lists
+from ._snaptables import ArrowTrials, SnapshotChanged, Tables
 from .fold import StudyState
-from .trial import TrialState, TrialStatus
+from .trial import UNFINISHED, WITH_RESULT, TrialState
 
 log = logging.getLogger("hpostore")
 
 SUFFIX = ".snap"
-#: snapshots kept per study (older ones are removed when a new one is written)
-KEEP = 2
+#: layers written on a full snapshot before the next snapshot is a full one again
+MAX_LAYERS = 64
 
 
 def anchor(study: str, row: Sequence[Any]) -> str:
@@ -85,13 +86,18 @@ def snapshot_dir(store_path: str) -> str | None:
     return os.path.normpath(store_path) + ".snapshots"
 
 
-# --- encoding -------------------------------------------------------------------------------
+# --- writing --------------------------------------------------------------------------------
 def write(
     directory: str, state: StudyState, anchor_digest: str
 ) -> tuple[str, dict[str, Any]] | None:
-    """Write ``state``'s snapshot atomically into ``directory`` (temp file + rename); keep the
-    newest :data:`KEEP`. Returns (path, header), or None when nothing was written (logged at
-    debug level: a snapshot is only a cache, so failing to write one never stops a study)."""
+    """Write ``state``'s snapshot atomically into ``directory`` (temp file + rename): a layer
+    on the chain ``state`` was resumed or rebased from when it can be, else a full snapshot.
+    Removes the study's files that neither the new chain nor the previous one uses. Returns
+    (path, header), or None when nothing was written (logged at debug level: a snapshot is
+    only a cache, so failing to write one never stops a study)."""
+    base = _layer_base(state)
+    if base is None:
+        state.thaw()  # a full snapshot: every trial and list item as objects
     prefix = file_prefix(state.study)
     path = os.path.join(directory, f"{prefix}.{state.seq:020d}{SUFFIX}")
     try:
@@ -99,7 +105,7 @@ def write(
         fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=SUFFIX)
         try:
             with os.fdopen(fd, "w+b") as f:
-                header = write_to(f, state, anchor_digest)
+                header = write_to(f, state, anchor_digest, base)
             if header is None:
                 os.unlink(tmp)
                 return None
@@ -108,49 +114,135 @@ def write(
             with contextlib.suppress(OSError):
                 os.unlink(tmp)
             raise
-        for old in candidates(directory, state.study)[KEEP:]:
-            with contextlib.suppress(OSError):
-                os.unlink(old[1])
-    except (OSError, SnapshotChanged) as exc:
+        _prune(directory, state.study, state.seq)
+    except OSError as exc:
         log.debug("snapshot of %r not written to %s: %s", state.study, directory, exc)
         return None
     return path, header
 
 
-def _settled(t: TrialState) -> bool:
-    """The fold will not change this trial again unless an event names it (a promotion): it
-    may live in a snapshot's columns rather than as an object."""
-    status = t.status
-    if status is TrialStatus.FAILED:
-        return True
-    return t.updated and (status is TrialStatus.FINISHED or status is TrialStatus.STOPPED)
+def _prune(directory: str, study: str, seq: int) -> None:
+    """Remove ``study``'s snapshot files but the chain of the one at ``seq`` and the chain of
+    the newest one before it (should the new one turn out unusable, that one still is)."""
+    files = dict(candidates(directory, study))
+    keep: set[int] = set()
+    for top in (seq, max((s for s in files if s < seq), default=None)):
+        while top is not None and top in files and top not in keep:
+            keep.add(top)
+            top = _base_seq(files[top])
+    for s, old in files.items():
+        if s not in keep:
+            with contextlib.suppress(OSError):
+                os.unlink(old)
+
+
+def _base_seq(path: str) -> int | None:
+    """The seq of the layer below the snapshot at ``path`` as its header says (not verified:
+    only which files to keep depends on it), or None."""
+    try:
+        with open(path, "rb") as f:
+            size = os.fstat(f.fileno()).st_size
+            (n,) = struct.unpack("<I", os.pread(f.fileno(), 4, size - 4))
+            header = json.loads(os.pread(f.fileno(), n, size - 4 - n)) if n < size else None
+        base = header.get("base") if isinstance(header, dict) else None
+        return base.get("seq") if isinstance(base, dict) else None
+    except (OSError, ValueError, struct.error):
+        return None
+
+
+def _layer_base(state: StudyState) -> dict[str, Any] | None:
+    """The base of a layer on the chain ``state`` holds as columns, or None when the next
+    snapshot must be a full one: no chain, a chain of :data:`MAX_LAYERS`, a chain file gone,
+    or a trial id that would not keep ids in suggest order."""
+    cold, hot = state.trials.parts()
+    if not isinstance(cold, LayeredTrials) or not 0 < len(cold.links) < MAX_LAYERS:
+        return None
+    last = cold.last
+    for i in hot:
+        if not cold.has(i):
+            if i <= last:
+                return None
+            last = i
+    link = cold.links[-1]
+    if not all(os.path.exists(x["path"]) for x in cold.links):
+        return None
+    return {"seq": link["seq"], "sha256": link["sha256"], "after": cold.rows}
+
+
+def _in_flight(t: TrialState) -> bool:
+    """The fold is still changing this trial: not yet run to a result, or a result the
+    scheduler has not been told of. Other trials can live in a snapshot's columns (and are
+    thawed should an event name them again, e.g. a promotion)."""
+    return t.status in UNFINISHED or (t.status in WITH_RESULT and not t.updated)
 
 
 def rebase(state: StudyState, path: str, header: dict[str, Any]) -> bool:
-    """Let the snapshot just written at ``path`` (its ``header``) hold ``state``'s settled trials
-    and its lists, as a resume from it would: the live fold then keeps in memory only what it
-    is still changing, and the study's next snapshot copies these columns. Nothing the state
-    answers changes. False (nothing done) when the file cannot be read back."""
+    """Let the snapshot just written at ``path`` (its ``header``), with the chain below it,
+    hold ``state``'s trials and lists, as a resume from it would: the live fold then keeps as
+    objects only the trials in flight, and the next snapshot is a layer with what changed.
+    Nothing the state answers changes. False (nothing done) when the file cannot be read back.
+    """
     opened = _open_tables(path, header)
     if opened is None:
         return False
     tables, close = opened
+    cold, _ = state.trials.parts()
+    below = cold if header.get("base") is not None and isinstance(cold, LayeredTrials) else None
     try:
-        cold = ArrowTrials(tables)
-        if not cold.sorted:
-            raise ValueError("trial ids out of order")
-        state.trials.rebase(cold, keep=lambda t: not _settled(t))
-        _, kept = state.trials.parts()
-        cold.known.update((i, t.config_json) for i, t in kept.items())
+        layer = ArrowTrials(tables)
+        chain = (below or LayeredTrials.of([])).extend(layer)
+        state.trials.rebase(chain, keep=_in_flight)
     except (OSError, ValueError, SnapshotChanged, pa.ArrowException) as exc:
         log.debug("snapshot %s not used for the live fold: %s", path, exc)
         close()
         return False
+    link = {"seq": header["seq"], "sha256": header["_checksum"], "path": path}
+    chain.links = [*(below.links if below is not None else ()), link]
     for name in ("calls", "finished", "evaluations", "trajectory", "finished_elapsed",
                  "decisions"):  # fmt: skip
         setattr(state, "_" + name, [])
-    state._cold_lists = cold_lists(tables, cold)
+    _bind_lists(state, chain)
     return True
+
+
+def _bind_lists(state: StudyState, chain: LayeredTrials) -> None:
+    state._cold_lists = layered_lists([(layer.tables, layer) for layer in chain.layers])
+    chain.rows = {name: prefix.n for name, prefix in state._cold_lists.items()}
+
+
+# --- reading ---------------------------------------------------------------------------------
+def load(
+    directory: str, study: str, seq: int, path: str, cache: dict[str, Any]
+) -> tuple[dict[str, Any], StudyState] | None:
+    """(newest header, state) of the snapshot ``path`` at ``seq`` and the chain below it, each
+    file verified (``cache``: headers already read, by path), or None when a file of the chain
+    is missing, changed or not valid (its debug log line says why)."""
+    chain: list[tuple[str, dict[str, Any]]] = []
+    paths = dict((s, p) for s, p in candidates(directory, study))
+    expect: str | None = None
+    while True:
+        header = cache[path] if path in cache else cache.setdefault(path, read(path, study))
+        if header is None or header["seq"] != seq:
+            return None
+        if expect is not None and header["_checksum"] != expect:
+            log.debug("snapshot %s ignored: not the layer its successor was written on", path)
+            return None
+        chain.append((path, header))
+        base = header.get("base")
+        if base is None:
+            break
+        if not (isinstance(base, dict) and isinstance(base.get("seq"), int)
+                and base["seq"] < seq and base["seq"] in paths):  # fmt: skip
+            log.debug("snapshot %s ignored: the layer below it is gone", path)
+            return None
+        seq, path, expect = base["seq"], paths[base["seq"]], base.get("sha256")
+    chain.reverse()
+    state = decode_chain([(h, h["_tables"]) for _, h in chain])
+    cold, _ = state.trials.parts()
+    if isinstance(cold, LayeredTrials):
+        cold.links = [{"seq": h["seq"], "sha256": h["_checksum"], "path": p} for p, h in chain]
+        _bind_lists(state, cold)
+    return chain[-1][1], state
 
 
 def _open_tables(path: str, header: dict[str, Any], f: Any = None) -> tuple[Tables, Any] | None:
@@ -251,4 +343,7 @@ def _verified_header(f: Any, path: str) -> dict[str, Any] | None:
     (n,) = struct.unpack("<I", os.pread(f.fileno(), 4, size - 4))
     if n > size - 4 - _BASE:
         return None
-    return parse_header(os.pread(f.fileno(), n, size - 4 - n), size - 4 - n - _BASE)
+    header = parse_header(os.pread(f.fileno(), n, size - 4 - n), size - 4 - n - _BASE)
+    if header is not None:
+        header["_checksum"] = head[8:].hex()  # what a layer written on this file names
+    return header

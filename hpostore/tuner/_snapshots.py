@@ -50,10 +50,16 @@ def load_state(store: EventLog, study: str) -> tuple[StudyState, int]:
     """The study's fold: the newest valid snapshot plus the events after it, else a full
     replay. Returns (state, seq of the snapshot used, 0 when none was)."""
     directory = snap.snapshot_dir(store.path)
+    cache: dict[str, object] = {}  # the files read so far (a chain shares its lower layers)
     for seq, path in snap.candidates(directory, study) if directory else []:
-        header = snap.read(path, study)
-        if header is None:
+        try:
+            loaded = snap.load(directory, study, seq, path, cache)  # type: ignore[arg-type]
+        except _DECODE_ERRORS as exc:
+            log.debug("snapshot %s ignored: %s", path, exc)
             continue
+        if loaded is None:
+            continue
+        header, state = loaded
         table = _events_from(store, study, seq)
         if table.num_rows == 0:
             log.debug("snapshot %s ignored: the log of %r ends before seq %d", path, study, seq)
@@ -61,11 +67,6 @@ def load_state(store: EventLog, study: str) -> tuple[StudyState, int]:
         first = [table.column(i)[0].as_py() for i in range(table.num_columns)]
         if first[0] != seq or snap.anchor(study, first) != header["anchor"]:
             log.debug("snapshot %s ignored: the log's event at seq %d differs", path, seq)
-            continue
-        try:
-            state = snap.decode(header, header["_tables"])
-        except _DECODE_ERRORS as exc:
-            log.debug("snapshot %s ignored: %s", path, exc)
             continue
         if state.seq != seq:
             continue

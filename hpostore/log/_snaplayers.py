@@ -1,0 +1,131 @@
+"""A chain of snapshot layers as one fold's columns: each layer holds the trials and list items
+that changed since the layer before it (see :mod:`hpostore.log.snapshot`).
+
+A trial's row is its newest layer's; a list is the layers' items one after the other. Trial ids
+increase with suggest order across the whole chain (the writer makes a full snapshot when they
+would not), so a trial is found by one binary search over the chain's merged ids.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+
+from ._coldfold import Prefix
+from ._snaptables import ArrowTrials, Tables, _as_id, cold_lists
+from .trial import TrialState
+
+
+class LayeredTrials:
+    """``ColdTrials`` over the layers of a snapshot chain (oldest first): the merged trial ids
+    (sorted), and for each the layer and row that hold its newest state."""
+
+    def __init__(self, layers: list[ArrowTrials], ids: np.ndarray, layer: np.ndarray,
+                 row: np.ndarray) -> None:  # fmt: skip
+        self.layers, self._ids, self._layer, self._row = layers, ids, layer, row
+        self._last = int(ids[-1]) if len(ids) else -1
+        #: each layer's file: {"seq", "sha256" (its checksum), "path"}, oldest first (set by
+        #: whoever read or wrote the files; a layer on this chain names the last one)
+        self.links: list[dict[str, Any]] = []
+        #: how many items of each fold list the chain holds
+        self.rows: dict[str, int] = {}
+
+    @classmethod
+    def of(cls, layers: list[ArrowTrials]) -> LayeredTrials:
+        """The chain of ``layers``; ValueError when its ids are not in suggest order (a layer's
+        ids not increasing, or a trial new to a layer numbered below an earlier layer's)."""
+        chain = cls([], np.zeros(0, np.int64), np.zeros(0, np.int32), np.zeros(0, np.int64))
+        for layer in layers:
+            chain = chain.extend(layer)
+        return chain
+
+    def extend(self, layer: ArrowTrials) -> LayeredTrials:
+        """This chain with ``layer`` on top (a new object: this one is not changed)."""
+        ids = layer.ids
+        if not layer.sorted:
+            raise ValueError("a snapshot layer's trial ids do not increase")
+        k = len(self.layers)
+        at = np.searchsorted(self._ids, ids)
+        known = at < len(self._ids)
+        known[known] = self._ids[at[known]] == ids[known]
+        new = ~known
+        if new.any() and ids[new][0] <= self._last:
+            raise ValueError("a snapshot layer adds a trial id below an earlier layer's")
+        rows = np.arange(len(ids), dtype=np.int64)
+        layer_of, row_of = self._layer.copy(), self._row.copy()
+        layer_of[at[known]], row_of[at[known]] = k, rows[known]
+        return LayeredTrials(
+            [*self.layers, layer],
+            np.concatenate([self._ids, ids[new]]),
+            np.concatenate([layer_of, np.full(int(new.sum()), k, np.int32)]),
+            np.concatenate([row_of, rows[new]]),
+        )
+
+    def __len__(self) -> int:
+        return len(self._ids)
+
+    @property
+    def last(self) -> int:
+        """The highest trial id (-1 when there are none)."""
+        return self._last
+
+    def _pos(self, trial: object) -> int | None:
+        if type(trial) is int and trial > self._last:
+            return None  # a new trial (the fold's every suggest asks): no binary search
+        key = _as_id(trial)
+        if key is None:
+            return None
+        pos = int(np.searchsorted(self._ids, key))
+        return pos if pos < len(self._ids) and self._ids[pos] == key else None
+
+    def has(self, trial: object) -> bool:
+        return self._pos(trial) is not None
+
+    def thaw(self, trial: object) -> TrialState | None:
+        pos = self._pos(trial)
+        if pos is None:
+            return None
+        layer = self.layers[self._layer[pos]]
+        return layer.thaw_rows(self._row[pos : pos + 1])[0]
+
+    def thaw_all(self) -> Iterator[TrialState]:
+        out: list[Any] = [None] * len(self._ids)
+        for k, layer in enumerate(self.layers):
+            (positions,) = np.nonzero(self._layer == k)
+            if len(positions):
+                for p, t in zip(positions.tolist(), layer.thaw_rows(self._row[positions])):
+                    out[p] = t
+        return iter(out)
+
+    def pending_update_ids(self) -> list[int]:
+        found = []
+        for k, layer in enumerate(self.layers):
+            (positions,) = np.nonzero(self._layer == k)
+            if len(positions):
+                found.append(positions[layer.pending_rows()[self._row[positions]]])
+        return [int(i) for i in np.sort(self._ids[np.concatenate(found)])] if found else []
+
+    def configs_of(self, trials: list[int]) -> list[str]:
+        out: list[Any] = [None] * len(trials)
+        positions = np.searchsorted(self._ids, np.asarray(trials, dtype=np.int64))
+        for k, layer in enumerate(self.layers):
+            (mine,) = np.nonzero(self._layer[positions] == k)
+            if len(mine):
+                ids = self._ids[positions[mine]].tolist()
+                for i, config in zip(mine.tolist(), layer.configs_of(ids)):
+                    out[i] = config
+        return out
+
+
+def layered_lists(layers: list[tuple[Tables, ArrowTrials]]) -> dict[str, Prefix[Any]]:
+    """The fold's lists of a chain: each layer's items (see ``cold_lists``), oldest first."""
+    per = [cold_lists(tables, trials) for tables, trials in layers]
+    if len(per) == 1:
+        return per[0]
+
+    def joined(parts: list[Prefix[Any]]) -> Prefix[Any]:
+        return Prefix(sum(p.n for p in parts), lambda: [x for p in parts for x in p.make()])
+
+    return {name: joined([p[name] for p in per]) for name in per[0]}
