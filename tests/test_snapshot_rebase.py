@@ -141,3 +141,42 @@ def test_a_resumed_study_snapshots_without_thawing_and_stays_exact(
     with _tuner("random", None, "ref") as ref:
         ref.run(60)
         assert stream == _stream(ref.store, "ref")
+
+
+def _flip(data: bytes, i: int) -> bytes:
+    return data[:i] + bytes([data[i] ^ 0xFF]) + data[i + 1 :]
+
+
+def test_a_damaged_or_missing_layer_is_never_trusted(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A chain is used only whole: a layer with a flipped byte, a layer gone or replaced by
+    another file makes every snapshot above it unusable; resume falls back to the chain below
+    (or the full log) and stays exact."""
+    monkeypatch.setattr(_snapshots, "EVERY_EVENTS", 25)
+    monkeypatch.setattr(_snapshots, "MAX_EVERY_EVENTS", 25)
+    path = str(tmp_path / "log.duckdb")
+    with _tuner("asha-promotion", path, "s") as tuner:
+        tuner.run(30)
+    files = snap.candidates(path + ".snapshots", "s")  # newest first
+    assert len(files) >= 4
+    (mid_seq, mid), below = files[len(files) // 2], files[len(files) // 2 + 1][0]
+    data = Path(mid).read_bytes()
+    with open_store(path) as store:
+        full = replay_table("s", store.events("s")).summary()
+        assert load_state(store, "s")[1] == files[0][0]  # the whole chain, newest layer
+        for i in range(0, len(data), max(1, len(data) // 60)):
+            Path(mid).write_bytes(_flip(data, i))
+            state, used = load_state(store, "s")
+            assert used == below and state.summary() == full, f"byte {i} of a layer"
+        Path(mid).write_bytes(data)
+        Path(mid).rename(mid + ".aside")  # a layer gone: the layers above it are unusable
+        state, used = load_state(store, "s")
+        assert used == below and state.summary() == full
+        # another snapshot file in its place (the right seq, not the file the next layer
+        # was written on): refused by the checksum the next layer names
+        Path(mid + ".aside").rename(mid)
+        other = files[-1][1]  # the full snapshot at the bottom, renamed to the layer's seq
+        Path(mid).write_bytes(Path(other).read_bytes())
+        state, used = load_state(store, "s")
+        assert used != files[0][0] and used <= mid_seq and state.summary() == full
