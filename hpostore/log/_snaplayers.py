@@ -36,7 +36,7 @@ class LayeredTrials:
     def of(cls, layers: list[ArrowTrials]) -> LayeredTrials:
         """The chain of ``layers``; ValueError when its ids are not in suggest order (a layer's
         ids not increasing, or a trial new to a layer numbered below an earlier layer's)."""
-        chain = cls([], np.zeros(0, np.int64), np.zeros(0, np.int32), np.zeros(0, np.int64))
+        chain = cls([], np.zeros(0, np.int64), np.zeros(0, np.int32), np.zeros(0, np.int32))
         for layer in layers:
             chain = chain.extend(layer)
         return chain
@@ -53,7 +53,7 @@ class LayeredTrials:
         new = ~known
         if new.any() and ids[new][0] <= self._last:
             raise ValueError("a snapshot layer adds a trial id below an earlier layer's")
-        rows = np.arange(len(ids), dtype=np.int64)
+        rows = np.arange(len(ids), dtype=np.int32)
         layer_of, row_of = self._layer.copy(), self._row.copy()
         layer_of[at[known]], row_of[at[known]] = k, rows[known]
         return LayeredTrials(
