@@ -237,6 +237,16 @@ class Constant:
 Domain = ScipyDomain | Choice | Constant
 
 
+def sampler(domain: Domain) -> Callable[[float], JSONScalar] | None:
+    """``domain.sample`` as a callable to keep (the scipy inverse CDF itself, without the
+    per-call cache lookup, which hashes the domain); None for a constant (it draws nothing)."""
+    if isinstance(domain, Constant):
+        return None
+    if isinstance(domain, ScipyDomain):
+        return _inverse_cdf(domain)
+    return domain.sample
+
+
 def _check_closed_form(domain: ScipyDomain, where: str) -> None:
     """Refuse a uniform/log-uniform/randint range that is empty, a single value or reversed,
     with the fix in the message (scipy itself would only give NaN samples or a math error)."""

@@ -35,6 +35,7 @@ from ._domains import (
     check_domain,
     check_text,
     native_values,
+    sampler,
     to_native,
 )
 from .errors import ConfigSpaceError
@@ -153,11 +154,15 @@ class ConfigSpace:
     True
     """
 
-    __slots__ = ("domains", "conditions", "_order", "_allowed")
+    __slots__ = ("domains", "conditions", "_order", "_allowed", "_samplers")
     domains: dict[str, Domain]
     conditions: dict[str, Condition]
     _order: tuple[str, ...]  # parents before children
     _allowed: dict[tuple[str, str], frozenset[Any]]  # (child, parent) -> what matches
+    #: per domain (name, its sampler or None for a constant, the constant's value), and how
+    #: many draw: built from ``domains`` (fixed by then) at the first :meth:`sample`, which
+    #: runs once per proposal; never pickled (a sampler may be a lambda)
+    _samplers: tuple[tuple[tuple[str, Any, JSONScalar], ...], int] | None
 
     def __init__(self, space: Mapping[str, Any]) -> None:
         if isinstance(space, ConfigSpace):
@@ -165,6 +170,7 @@ class ConfigSpace:
             self.conditions = dict(space.conditions)
             self._order = space._order
             self._allowed = space._allowed
+            self._samplers = None
             return
         if not isinstance(space, Mapping):
             raise ConfigSpaceError(
@@ -172,6 +178,7 @@ class ConfigSpace:
             )
         if not space:
             raise ConfigSpaceError("config_space is empty; give at least one hyperparameter")
+        self._samplers = None
         self.domains = {}
         self.conditions = {}
         for name, value in space.items():
@@ -218,7 +225,16 @@ class ConfigSpace:
     @property
     def n_random(self) -> int:
         """How many uniforms one sample consumes (one per non-constant domain, in order)."""
-        return sum(not isinstance(d, Constant) for d in self.domains.values())
+        return self._sampling()[1]
+
+    def _sampling(self) -> tuple[tuple[tuple[str, Any, JSONScalar], ...], int]:
+        sampling = self._samplers
+        if sampling is None:
+            entries = tuple(
+                (name, sampler(d), getattr(d, "value", None)) for name, d in self.domains.items()
+            )
+            sampling = self._samplers = (entries, sum(e[1] is not None for e in entries))
+        return sampling
 
     def sample(self, uniforms: Sequence[float]) -> dict[str, JSONScalar]:
         """The config at ``uniforms`` (each in (0, 1)), one per non-constant domain in order.
@@ -228,13 +244,22 @@ class ConfigSpace:
         """
         it = iter(uniforms)
         full = {
-            name: (d.value if isinstance(d, Constant) else d.sample(next(it)))
-            for name, d in self.domains.items()
+            name: value if draw is None else draw(next(it))
+            for name, draw, value in self._sampling()[0]
         }
         if not self.conditions:
             return full
         active = self.active(full)
         return {name: v for name, v in full.items() if name in active}
+
+    def __getstate__(self) -> tuple[None, dict[str, Any]]:
+        slots = ("domains", "conditions", "_order", "_allowed")
+        return None, {name: getattr(self, name) for name in slots}
+
+    def __setstate__(self, state: tuple[None, dict[str, Any]]) -> None:
+        for name, value in state[1].items():
+            setattr(self, name, value)
+        self._samplers = None
 
     def to_json(self) -> dict[str, Any]:
         """The recorded form: name -> domain; a conditional one also has ``"when"``."""

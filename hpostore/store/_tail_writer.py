@@ -34,7 +34,7 @@ class TailWriter:
             raise HPOStoreError(self.failed)
         if self.fd is None:
             raise HPOStoreError(f"{self.path}: the store is closed")
-        data = memoryview(b"".join(encode_line(r) for r in rows))
+        data = memoryview(b"".join(map(encode_line, rows)))
         start, end = self.size, self.size + len(data)
         try:
             while data:

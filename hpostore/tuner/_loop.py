@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import concurrent.futures as cf
+import contextlib
+import gc
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -39,6 +42,27 @@ def _succeeded(future: cf.Future[Any] | None) -> bool:
         and not future.cancelled()
         and future.exception() is None
     )
+
+
+@contextlib.contextmanager
+def _older_objects_frozen() -> Iterator[None]:
+    """The objects that exist when a run starts (modules, the user's data, the study so far)
+    are left out of the cyclic GC until it ends (``gc.freeze``), then handed back (``gc.unfreeze``).
+
+    Each full collection walks every tracked object: at the start of a run that is ~100k of them
+    (numpy, scipy, duckdb, pyarrow) and one walk costs tens of ms, ~6 µs a trial at 10k trials.
+    Objects created during the run are collected as usual; garbage cycles that already existed
+    wait until the run ends. Nothing is changed when the user froze objects or turned the
+    collector off (their settings stand; unfreezing would hand back their objects too).
+    """
+    if gc.get_freeze_count() or not gc.isenabled():
+        yield
+        return
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
 
 
 class TrialLoop:
@@ -92,6 +116,10 @@ class TrialLoop:
     # --- the loop -----------------------------------------------------------------------------
     def run(self, n: int) -> None:
         """Run to ``n`` results; a trial still running when this raises is logged interrupted."""
+        with _older_objects_frozen():
+            self._run(n)
+
+    def _run(self, n: int) -> None:
         state = self.recorder.state
         self.reruns = [t.trial for t in state.unfinished()]
         in_a_row = 0

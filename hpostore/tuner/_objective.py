@@ -192,9 +192,8 @@ def run_trial(
     caught here and sent back as a message, so the worker stays healthy and no traceback has to
     cross processes. Only ``KeyboardInterrupt`` (the user's Ctrl-C) leaves this function.
     """
-    kwargs = dict(kwargs)
-    if reporter is not None:
-        kwargs["report"] = reporter
+    if reporter is not None:  # a copy (the caller's dict stays as it was)
+        kwargs = {**kwargs, "report": reporter}
     t0 = clock()
     message: str | None
     try:
