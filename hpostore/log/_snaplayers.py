@@ -36,32 +36,38 @@ class LayeredTrials:
     def of(cls, layers: list[ArrowTrials]) -> LayeredTrials:
         """The chain of ``layers``; ValueError when its ids are not in suggest order (a layer's
         ids not increasing, or a trial new to a layer numbered below an earlier layer's)."""
-        chain = cls([], np.zeros(0, np.int64), np.zeros(0, np.int32), np.zeros(0, np.int32))
-        for layer in layers:
-            chain = chain.extend(layer)
-        return chain
+        empty = cls([], np.zeros(0, np.int64), np.zeros(0, np.int32), np.zeros(0, np.int32))
+        return empty.extend(*layers)
 
-    def extend(self, layer: ArrowTrials) -> LayeredTrials:
-        """This chain with ``layer`` on top (a new object: this one is not changed)."""
-        ids = layer.ids
-        if not layer.sorted:
-            raise ValueError("a snapshot layer's trial ids do not increase")
-        k = len(self.layers)
-        at = np.searchsorted(self._ids, ids)
-        known = at < len(self._ids)
-        known[known] = self._ids[at[known]] == ids[known]
-        new = ~known
-        if new.any() and ids[new][0] <= self._last:
-            raise ValueError("a snapshot layer adds a trial id below an earlier layer's")
-        rows = np.arange(len(ids), dtype=np.int32)
-        layer_of, row_of = self._layer.copy(), self._row.copy()
-        layer_of[at[known]], row_of[at[known]] = k, rows[known]
-        return LayeredTrials(
-            [*self.layers, layer],
-            np.concatenate([self._ids, ids[new]]),
-            np.concatenate([layer_of, np.full(int(new.sum()), k, np.int32)]),
-            np.concatenate([row_of, rows[new]]),
-        )
+    def extend(self, *layers: ArrowTrials) -> LayeredTrials:
+        """This chain with ``layers`` on top (a new object: this one is not changed). O(trials)
+        once, however many layers: each layer's new ids are appended, its others replaced."""
+        last, k0 = self._last, len(self.layers)
+        ids, layer_of, row_of = [self._ids], [self._layer], [self._row]
+        replaced = []
+        for k, layer in enumerate(layers, k0):
+            if not layer.sorted:
+                raise ValueError("a snapshot layer's trial ids do not increase")
+            lids = layer.ids
+            cut = int(np.searchsorted(lids, last, side="right"))  # ids <= last: replacements
+            rows = np.arange(len(lids), dtype=np.int32)
+            replaced.append((k, lids[:cut], rows[:cut]))
+            ids.append(lids[cut:])
+            layer_of.append(np.full(len(lids) - cut, k, np.int32))
+            row_of.append(rows[cut:])
+            if cut < len(lids):
+                last = int(lids[-1])
+        merged = np.concatenate(ids)
+        layer_all, row_all = np.concatenate(layer_of), np.concatenate(row_of)
+        for k, rids, rows in replaced:  # oldest first: a later layer's row wins
+            if len(rids):
+                at = np.searchsorted(merged, rids)
+                if np.any(at >= len(merged)) or np.any(
+                    merged[np.minimum(at, len(merged) - 1)] != rids
+                ):
+                    raise ValueError("a snapshot layer adds a trial id below an earlier layer's")
+                layer_all[at], row_all[at] = k, rows
+        return LayeredTrials([*self.layers, *layers], merged, layer_all, row_all)
 
     def __len__(self) -> int:
         return len(self._ids)
