@@ -4,14 +4,22 @@ The writer attaches the DuckDB file only to insert a batch and detaches it right
 DuckDB's own file lock is free between folds and other processes can read the file. It attaches
 to one in-memory DuckDB instance kept for the store's life: an ATTACH/DETACH costs ~5x less than
 opening and closing a DuckDB instance on the file.
+
+That instance runs on one thread under a memory limit. Unlimited, DuckDB keeps blocks of the file
+cached in it, more as the table grows (64 MB after a 1M-trial study, 4M events); the limit makes
+it evict them, and spill to a private temporary directory what a checkpoint of a full row group
+needs beyond it (~60 MB). A large fold raises the limit for its own insert, and an instance that
+runs out of memory anyway is rebuilt without one.
 """
 
 from __future__ import annotations
 
 import contextlib
 import ctypes
+import itertools
 import logging
 import os
+import tempfile
 import threading
 import time
 import weakref
@@ -31,6 +39,47 @@ MAX_FOLD_INTERVAL_S = 0.9
 #: Folds are at least this many fold durations apart, so a fold (DuckDB opened, rows inserted,
 #: file checkpointed and closed: 10-50 ms) takes at most ~5% of the time of a fast study.
 FOLD_SPACING = 20
+#: The fold instance's memory limit (DuckDB's buffers, the rows being inserted): beyond it DuckDB
+#: evicts, or spills to :func:`_spill_directory`. A fold of a few thousand rows needs ~10 MB, a
+#: checkpoint that compresses a full row group ~60 MB; at 16 MB folds spilled more, ~30% slower.
+FOLD_MEMORY_LIMIT = 32 * 2**20
+#: A fold whose batch is larger than half :data:`FOLD_MEMORY_LIMIT` (recovery at open, a fold
+#: after a long pause) runs under this many times the batch's (estimated) Arrow size.
+FOLD_MEMORY_PER_BYTE = 2
+#: Worker threads of the fold instance (DuckDB's default is one per core): a fold inserts a few
+#: thousand rows, which more threads do not speed up, and each thread adds buffers.
+FOLD_THREADS = 1
+
+_SPILL_SERIAL = itertools.count()
+
+
+def _spill_directory() -> str:
+    """A directory of the fold instance's own in the system's temporary directory (DuckDB's
+    default is ``.tmp`` in the working directory): DuckDB creates it at its first spill and
+    removes it when the instance closes; instances never share one."""
+    name = f"hpostore-duckdb-{os.getpid()}-{next(_SPILL_SERIAL)}"
+    return os.path.join(tempfile.gettempdir(), name)
+
+
+def _out_of_memory(exc: BaseException | None, spill: str) -> bool:
+    """Whether ``exc`` is DuckDB running out of memory (or of its spill directory)."""
+    if exc is None:
+        return False
+    if isinstance(exc, duckdb.OutOfMemoryException):
+        return True
+    text = str(exc)
+    lower = text.lower()
+    return spill in text or any(
+        s in lower for s in ("out of memory", "could not allocate", "failed to pin")
+    )
+
+
+def _batch_bytes(rows: list[Row]) -> int:
+    """About the size of ``rows`` as an Arrow batch, from up to 64 rows spread over them."""
+    step = max(1, len(rows) // 64)
+    sample = rows[::step]
+    size = sum(8 * len(row) + sum(len(v) for v in row if isinstance(v, str)) for row in sample)
+    return size * len(rows) // max(1, len(sample))
 
 
 def insert_rows(con: duckdb.DuckDBPyConnection, rows: list[Row], where: str) -> None:
@@ -56,6 +105,9 @@ class TableWriter:
         self.tail_path = tail_path
         self._instance: duckdb.DuckDBPyConnection | None = None  # in memory; ``log`` attached
         self._attached = False
+        self._spill = ""  # the instance's spill directory
+        self._limit = 0  # the instance's memory limit in bytes; 0: DuckDB's default
+        self.limited = True  # False once an instance ran out of memory: later ones have no limit
         self.mu = threading.RLock()  # one connection to the file in this store at a time
         self.last = time.monotonic()
         self.cost = 0.0
@@ -66,8 +118,7 @@ class TableWriter:
         """A connection where ``events`` is the file's table (attached read-write as ``log``)."""
         with self.mu:
             if self._instance is None:
-                self._instance = duckdb.connect(":memory:")
-                execute(self._instance, "SET TimeZone = 'UTC'")
+                self._instance = self._new_instance()
             con = self._instance
             if not self._attached:
                 quoted = self.path.replace("'", "''")
@@ -76,9 +127,70 @@ class TableWriter:
                     execute(con, "USE log")
                 except (duckdb.Error, OSError) as exc:
                     self.close()
+                    if self.limited and _out_of_memory(exc, self._spill):
+                        self._lift_limit(exc)  # (replaying a large WAL)
+                        return self.connect(wait_s)
                     raise open_error(self.path, exc) from exc
                 self._attached = True
             return con
+
+    def _new_instance(self) -> duckdb.DuckDBPyConnection:
+        instance = duckdb.connect(":memory:")
+        self._spill = _spill_directory()
+        self._limit = 0
+        spill = self._spill.replace("'", "''")
+        execute(instance, "SET TimeZone = 'UTC'")
+        execute(instance, f"SET threads = {FOLD_THREADS}")
+        execute(instance, f"SET temp_directory = '{spill}'")
+        if self.limited:
+            self._set_limit(instance, FOLD_MEMORY_LIMIT)
+        return instance
+
+    def _set_limit(self, con: duckdb.DuckDBPyConnection, limit: int) -> None:
+        if self.limited and limit != self._limit:
+            try:
+                execute(con, f"SET memory_limit = '{limit // 1024}KiB'")
+            except duckdb.Error as exc:  # (lowering it while DuckDB cannot evict enough)
+                log.debug("%s: setting DuckDB's memory limit failed (%s)", self.path, exc)
+                return
+            self._limit = limit
+
+    def _lift_limit(self, exc: BaseException) -> None:
+        """After DuckDB ran out of memory under the limit: no limit for this store from now on."""
+        log.info(
+            "%s: DuckDB ran out of memory under the fold's %d MiB limit (%s); folding without "
+            "a limit from now on",
+            self.path,
+            self._limit >> 20,
+            (str(exc).splitlines() or [type(exc).__name__])[0],
+        )
+        self.limited = False
+        self.close()
+
+    def _insert(self, rows: list[Row], wait_s: float, *, filter_folded: bool = False) -> None:
+        """Insert ``rows`` (those not in the table yet when ``filter_folded``) under a limit
+        that fits their batch; one DuckDB runs out of memory for is retried without a limit."""
+        con = self.connect(wait_s)
+        if filter_folded:
+            rows = new_rows(con, "events", rows, self.tail_path)
+            if not rows:
+                return
+        self._set_limit(con, max(FOLD_MEMORY_LIMIT, FOLD_MEMORY_PER_BYTE * _batch_bytes(rows)))
+        try:
+            insert_rows(con, rows, self.path)
+        except HPOStoreError as exc:
+            if not (self.limited and _out_of_memory(exc.__cause__, self._spill)):
+                raise
+            self._lift_limit(exc.__cause__ or exc)
+        else:
+            return
+        con = self.connect(wait_s)
+        try:  # a failed commit wrote nothing, but skip what the table holds all the same
+            fresh = new_rows(con, "events", rows, self.tail_path)
+        except duckdb.Error as exc:
+            raise HPOStoreError(f"{self.path}: reading the events table failed ({exc})") from exc
+        if fresh:
+            insert_rows(con, fresh, self.path)
 
     def disconnect(self) -> None:
         """Detach the file (DuckDB checkpoints it; if that fails the WAL keeps the rows)."""
@@ -88,8 +200,14 @@ class TableWriter:
                 try:
                     execute(self._instance, "USE memory")
                     execute(self._instance, "DETACH log")
+                    if self._limit > FOLD_MEMORY_LIMIT:  # back from a large fold's limit
+                        self._set_limit(self._instance, FOLD_MEMORY_LIMIT)
                 except duckdb.Error as exc:
-                    log.warning("%s: detaching DuckDB failed (%s)", self.path, exc)
+                    # the rows are committed (in the WAL, which the next ATTACH replays)
+                    if self.limited and _out_of_memory(exc, self._spill):
+                        self._lift_limit(exc)
+                    else:
+                        log.warning("%s: detaching DuckDB failed (%s)", self.path, exc)
                     self.close()
 
     def close(self) -> None:
@@ -107,9 +225,8 @@ class TableWriter:
             try:
                 con = self.connect(5.0)
                 create_events_table(self.path, con)
-                fresh = new_rows(con, "events", tail, self.tail_path)
-                if fresh:
-                    insert_rows(con, fresh, self.path)
+                if tail:
+                    self._insert(tail, 5.0, filter_folded=True)
             finally:
                 self.disconnect()
 
@@ -119,7 +236,7 @@ class TableWriter:
         with self.mu:
             start = time.monotonic()
             try:
-                insert_rows(self.connect(wait_s), rows, self.path)
+                self._insert(rows, wait_s)
             except StoreLocked:
                 return False
             except HPOStoreError as exc:
