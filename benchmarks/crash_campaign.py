@@ -249,7 +249,7 @@ def _preload() -> None:
     if every:  # --snapshot-every: snapshots while the study runs, so kills meet them
         from hpostore.tuner import _snapshots
 
-        _snapshots.EVERY_EVENTS = _snapshots.MAX_EVERY_EVENTS = int(every)  # layers
+        _snapshots.EVERY_EVENTS = int(every)
 
 
 def _forked(req: dict[str, Any], ready_fd: int) -> None:
@@ -512,7 +512,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument(
         "--snapshot-every", type=int, default=0, metavar="N",
-        help="write a snapshot of the fold every N events instead of every 40k-120k (a full "
+        help="write a snapshot of the fold every N events instead of every 40k (a full "
         "one, then layers on it), so that kills land beside snapshot writes and resumes "
         "start from chains of layers",
     )  # fmt: skip

@@ -4,7 +4,6 @@ not the ones this version writes is ignored (the log wins)."""
 
 from __future__ import annotations
 
-import gc
 import hashlib
 import json
 import os
@@ -195,14 +194,14 @@ def test_a_resume_reads_only_the_tables_it_needs_and_checks_each(tmp_path: Path)
     with open_store(str(path)) as store:
         state, used = load_state(store, "s")
         full = _full(store)
-        assert used and _open_fds(file) == 1  # kept open while its tables may be read
+        assert used and _open_fds(file) == 0  # reopened when a table is first read
         tables = state.trials._cold.layers[0].tables  # type: ignore[union-attr]
-        assert set(tables._loaded) == {"keys"}  # the trial ids, statuses and updated flags
+        assert set(tables._loaded) == set()  # the keys table was read, kept as compact arrays
         assert state.n_finished == full.n_finished and state.not_updated() == full.not_updated()
-        assert set(tables._loaded) == {"keys"}
+        assert set(tables._loaded) == set()
         first = next(iter(full.trials))
         assert state.trials[first] == full.trials[first]
-        assert set(tables._loaded) == {"keys", "trials", "curves", "results"}
+        assert set(tables._loaded) == {"trials", "curves", "results"}
         # the file changes in place after it was checked: a table read later is refused
         data = bytearray(Path(file).read_bytes())
         entries = snap.read(file, "s")["tables"]  # type: ignore[index]
@@ -213,6 +212,7 @@ def test_a_resume_reads_only_the_tables_it_needs_and_checks_each(tmp_path: Path)
         Path(file).write_bytes(bytes(data[: len(data) // 2]))  # cut short
         with pytest.raises(SnapshotChanged, match="cut short"):
             len(state.evaluations)
-        del state, tables
-        gc.collect()
-        assert _open_fds(file) == 0  # closed with the state that read from it
+        os.unlink(file)  # removed
+        with pytest.raises(SnapshotChanged, match="can no longer be read"):
+            len(state.calls)
+        assert _open_fds(file) == 0

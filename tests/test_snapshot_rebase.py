@@ -83,8 +83,7 @@ def _trials(state: Any) -> list[Any]:
 def test_a_rebased_live_fold_runs_and_answers_as_one_never_rebased(
     name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(_snapshots, "EVERY_EVENTS", 30)  # a snapshot every 30-60 events
-    monkeypatch.setattr(_snapshots, "MAX_EVERY_EVENTS", 60)
+    monkeypatch.setattr(_snapshots, "EVERY_EVENTS", 40)  # a snapshot every 40 events
     rebases: list[int] = []
     real = snap.rebase
 
@@ -128,8 +127,7 @@ def test_a_resumed_study_snapshots_without_thawing_and_stays_exact(
     path = str(tmp_path / "log.duckdb")
     with _tuner("random", path, "s") as tuner:
         tuner.run(30)
-    monkeypatch.setattr(_snapshots, "EVERY_EVENTS", 20)
-    monkeypatch.setattr(_snapshots, "MAX_EVERY_EVENTS", 40)
+    monkeypatch.setattr(_snapshots, "EVERY_EVENTS", 30)
     with _tuner("random", path, "s") as tuner:
         tuner.run(60)
         cold, hot = tuner.state.trials.parts()
@@ -154,7 +152,6 @@ def test_a_damaged_or_missing_layer_is_never_trusted(
     another file makes every snapshot above it unusable; resume falls back to the chain below
     (or the full log) and stays exact."""
     monkeypatch.setattr(_snapshots, "EVERY_EVENTS", 25)
-    monkeypatch.setattr(_snapshots, "MAX_EVERY_EVENTS", 25)
     path = str(tmp_path / "log.duckdb")
     with _tuner("asha-promotion", path, "s") as tuner:
         tuner.run(30)

@@ -63,6 +63,13 @@ class Tables:
     def __getitem__(self, name: str) -> pa.Table:
         table = self._loaded.get(name)
         if table is None:
+            table = self._loaded[name] = self.read(name)
+        return table
+
+    def read(self, name: str) -> pa.Table:
+        """The table read from the source now (kept by the caller, not by these tables)."""
+        table = self._loaded.get(name)
+        if table is None:
             offset, size, digest, _ = self._entries[name]
             data = self._read(offset, size)
             if self._verify and hashlib.sha256(data).hexdigest() != digest:
@@ -71,7 +78,7 @@ class Tables:
                     "study was opened from it. The log is intact: open the study again (the "
                     "snapshot is then ignored, or remove the .snapshots directory)"
                 )
-            table = self._loaded[name] = pa.ipc.open_stream(pa.py_buffer(data)).read_all()
+            table = pa.ipc.open_stream(pa.py_buffer(data)).read_all()
         return table
 
 
@@ -99,9 +106,6 @@ def check_schemas(tables: Tables) -> None:
             got = [(f.name, _value_type(f.type)) for f in tables.schema(name)]
         if got != expected:
             raise ValueError(f"snapshot table {name!r} has columns {got}, not {expected}")
-    statuses = _array(tables["keys"].column("status"))
-    if not set(statuses.dictionary.to_pylist()) <= set(_STATUS):
-        raise ValueError("snapshot trials have an unknown status")
 
 
 def _value_type(typ: pa.DataType) -> pa.DataType:
@@ -168,13 +172,19 @@ class ArrowTrials:
 
     def __init__(self, tables: Tables) -> None:
         self._tables = tables
-        keys = tables["keys"]
+        keys = tables.read("keys")  # kept as the compact arrays below, not as the table
         # copies: an Arrow buffer inside the snapshot's bytes may be unaligned, and numpy's
         # binary search over an unaligned array copies it on every call
         self._ids = np.array(keys.column("trial").to_numpy())
         self._n = len(self._ids)
         self._last = int(self._ids[-1]) if self._n else -1
-        self._status, self._updated = _array(keys.column("status")), _array(keys.column("updated"))
+        status = _array(keys.column("status"))
+        #: the statuses in use, and each row's as a code into them (one byte a trial)
+        self._statuses = status.dictionary.to_pylist()
+        if not set(self._statuses) <= set(_STATUS) or len(self._statuses) > 127:
+            raise ValueError("snapshot trials have an unknown status")
+        self._codes = status.indices.to_numpy(zero_copy_only=False).astype(np.int8)
+        self._updated = np.array(_array(keys.column("updated")).to_numpy(zero_copy_only=False))
         #: trial ids strictly increasing, as the fold writes them (suggest order is id order):
         #: a lookup is then a binary search
         self.sorted = bool(np.all(self._ids[1:] > self._ids[:-1]))
@@ -186,7 +196,12 @@ class ArrowTrials:
         """Every trial column in ``TRIAL_COLUMNS`` order (reads the ``trials`` table)."""
         if self._columns is None:
             rest = self._tables["trials"]
-            keys = {"trial": pa.array(self._ids), "status": self._status, "updated": self._updated}
+            status = pa.DictionaryArray.from_arrays(pa.array(self._codes), self._statuses)
+            keys = {
+                "trial": pa.array(self._ids),
+                "status": status,
+                "updated": pa.array(self._updated),
+            }
             self._columns = [keys[n] if n in keys else _array(rest.column(n)) for n, _ in TRIAL_COLUMNS]  # fmt: skip
         return self._columns
 
@@ -268,9 +283,8 @@ class ArrowTrials:
 
     def pending_rows(self) -> np.ndarray:
         """A mask of the rows whose trial has a result and no ``update`` after it."""
-        status, updated = self._status, self._updated
-        with_result = np.array([s in _WITH_RESULT for s in status.dictionary.to_pylist()], bool)
-        return with_result[status.indices.to_numpy()] & ~updated.to_numpy(zero_copy_only=False)
+        with_result = np.array([s in _WITH_RESULT for s in self._statuses], bool)
+        return with_result[self._codes] & ~self._updated
 
     def thaw_all(self) -> Iterator[TrialState]:
         cols = [pylist(col) for col in self._cols]

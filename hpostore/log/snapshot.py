@@ -33,7 +33,6 @@ import logging
 import os
 import struct
 import tempfile
-import weakref
 from collections.abc import Sequence
 from typing import Any
 
@@ -56,9 +55,9 @@ log = logging.getLogger("hpostore")
 
 SUFFIX = ".snap"
 #: layers written on a full snapshot before the next snapshot is a full one again (which holds
-#: every trial as an object while it is written: ~7M random-search trials at 120k events a
-#: layer). A resumed or rebased study keeps each layer's file open while it may read it.
-MAX_LAYERS = 256
+#: every trial as an object while it is written); the tuner's pace of snapshots (every 40k
+#: events or 1/128 of the log) reaches it only past a billion events
+MAX_LAYERS = 1024
 
 
 def anchor(study: str, row: Sequence[Any]) -> str:
@@ -184,10 +183,9 @@ def rebase(state: StudyState, path: str, header: dict[str, Any]) -> bool:
     objects only the trials in flight, and the next snapshot is a layer with what changed.
     Nothing the state answers changes. False (nothing done) when the file cannot be read back.
     """
-    opened = _open_tables(path, header)
-    if opened is None:
+    tables = _tables(path, header)
+    if tables is None:
         return False
-    tables, close = opened
     cold, _ = state.trials.parts()
     below = cold if header.get("base") is not None and isinstance(cold, LayeredTrials) else None
     try:
@@ -196,7 +194,6 @@ def rebase(state: StudyState, path: str, header: dict[str, Any]) -> bool:
         state.trials.rebase(chain, keep=_in_flight)
     except (OSError, ValueError, SnapshotChanged, pa.ArrowException) as exc:
         log.debug("snapshot %s not used for the live fold: %s", path, exc)
-        close()
         return False
     link = {"seq": header["seq"], "sha256": header["_checksum"], "path": path}
     chain.links = [*(below.links if below is not None else ()), link]
@@ -247,33 +244,31 @@ def load(
     return chain[-1][1], state
 
 
-def _open_tables(path: str, header: dict[str, Any], f: Any = None) -> tuple[Tables, Any] | None:
-    """The tables of the snapshot file at ``path`` (open as ``f``, or opened now) whose
-    verified ``header`` is known, each checked against its SHA-256 when first read; the file
-    stays open while they may be read: a newer snapshot that replaces it and the removal of
-    old ones leave an open file intact."""
-    if f is None:
-        try:
-            f = open(path, "rb")  # noqa: SIM115 (closed by the tables' finalizer)
-        except OSError as exc:
-            log.debug("snapshot %s ignored: %s", path, exc)
-            return None
-    fd = f.fileno()
+def _tables(path: str, header: dict[str, Any]) -> Tables | None:
+    """The tables of the snapshot file at ``path`` whose verified ``header`` is known: each is
+    read from the file when first needed (the file is opened for that read, no descriptor is
+    held between reads: a study on a chain of many layers keeps none open) and checked against
+    its SHA-256 from the header, so a file changed, cut short or removed since is refused
+    (``SnapshotChanged``), never trusted."""
 
     def read_at(offset: int, size: int) -> bytes:
-        data = os.pread(fd, size, _BASE + offset)
+        try:
+            with open(path, "rb") as f:
+                data = os.pread(f.fileno(), size, _BASE + offset)
+        except OSError as exc:
+            raise SnapshotChanged(
+                f"{path}: the snapshot can no longer be read ({exc}) since the study was "
+                "opened from it. The log is intact: open the study again"
+            ) from exc
         if len(data) != size:
             raise SnapshotChanged(f"{path}: the snapshot was cut short after it was checked")
         return data
 
     try:
-        tables = Tables(header["tables"], read_at, where=path, verify=True)
+        return Tables(header["tables"], read_at, where=path, verify=True)
     except (TypeError, ValueError) as exc:  # a header this version did not write
         log.debug("snapshot %s ignored: %s", path, exc)
-        f.close()
         return None
-    weakref.finalize(tables, f.close)
-    return tables, f.close
 
 
 def candidates(directory: str, study: str) -> list[tuple[int, str]]:
@@ -299,27 +294,20 @@ def read(path: str, study: str) -> dict[str, Any] | None:
     The whole file is checked in chunks (its SHA-256) but not kept: its tables are read again
     when first needed (a resume needs only the trial keys; a 1M-trial study's 250 MB snapshot
     is not held in memory), each checked against its own SHA-256 from the verified header, so a
-    file changed in place after the check is refused, never trusted. The file stays open
-    (read-only) while its tables may still be read: a newer snapshot that replaces it and the
-    removal of old ones leave an open file intact."""
+    file changed in place, cut short or removed after the check is refused, never trusted."""
     try:
-        f = open(path, "rb")  # noqa: SIM115 (kept open by the tables; closed by their finalizer)
-    except OSError as exc:
-        log.debug("snapshot %s ignored: %s", path, exc)
-        return None
-    try:
-        got = _verified_header(f, path)
+        with open(path, "rb") as f:
+            got = _verified_header(f, path)
     except (OSError, ValueError) as exc:
         log.debug("snapshot %s ignored: %s", path, exc)
-        got = None
+        return None
     if got is not None and got.get("study") != study:
         log.debug("snapshot %s ignored: it is of study %r", path, got.get("study"))
         got = None
-    opened = None if got is None else _open_tables(path, got, f)
-    if got is None or opened is None:
-        f.close()
+    tables = None if got is None else _tables(path, got)
+    if got is None or tables is None:
         return None
-    got["_tables"] = opened[0]
+    got["_tables"] = tables
     return got
 
 

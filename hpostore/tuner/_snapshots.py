@@ -26,15 +26,12 @@ from ..study import REPLAY_COLUMNS, StudyState, replay_table
 
 log = logging.getLogger("hpostore")
 
-#: a snapshot is written when the log has grown by at least this many events since the last
-#: one, and by half the log (O(log n) snapshots over a study, each O(n), so O(1) per event) ...
+#: a snapshot is written whenever the log has grown by this many events since the last one (or
+#: by 1/128 of the log, if more). The first is a full snapshot, the next ones layers on it with
+#: what changed (O(events since) each), and after each one the live fold keeps only its trials
+#: in flight as objects: this bounds a long study's memory (~1 KB a trial as objects, 4 events
+#: a trial for random search: ~10k trials, ~12 MB) and the number of layers (~100 at 4M events).
 EVERY_EVENTS = 40_000
-#: ... but at least every this many events: after each snapshot the live fold keeps only its
-#: unsettled trials as objects (``snapshot.rebase``), so this bounds a long study's memory
-#: (~1 KB a trial as objects, 4 events a trial for random search). Each snapshot copies the
-#: previous one's columns (~200 bytes a trial): over n trials that is n^2 / (2 x window)
-#: bytes copied, ~0.2 s a snapshot at 1M trials.
-MAX_EVERY_EVENTS = 120_000
 #: errors that a damaged (but checksum-valid, e.g. hand-made) snapshot may raise when decoded
 _DECODE_ERRORS = (ValueError, KeyError, TypeError, IndexError, pa.ArrowException, OSError,
                   snap.SnapshotChanged)  # fmt: skip
@@ -80,10 +77,10 @@ def load_state(store: EventLog, study: str) -> tuple[StudyState, int]:
 
 class SnapshotWriter:
     """Writes a study's snapshots beside its store: whenever the log has grown by
-    :data:`EVERY_EVENTS` and by half since the last snapshot, or by :data:`MAX_EVERY_EVENTS`,
-    and at the end of a session unless the last snapshot lags by less than 1/64 of the log (a
-    session that ran a few trials on a large study does not rewrite it). Each snapshot then
-    holds the live fold's settled trials (``snapshot.rebase``)."""
+    :data:`EVERY_EVENTS` since the last snapshot, and at the end of a session unless the last
+    snapshot lags by less than 1/64 of the log (a session that ran a few trials on a large study
+    does not write one). After each one written while the study runs, the snapshot holds the
+    live fold's trials that are no longer in flight (``snapshot.rebase``)."""
 
     def __init__(self, store: EventLog, study: str, covered: int) -> None:
         self.directory = snap.snapshot_dir(store.path)
@@ -95,7 +92,7 @@ class SnapshotWriter:
 
     @staticmethod
     def _due(seq: int) -> int:
-        return seq + min(MAX_EVERY_EVENTS, max(EVERY_EVENTS, seq // 2))
+        return seq + max(EVERY_EVENTS, seq // 128)
 
     def session_end(self, state: StudyState, row: Row) -> None:
         """Called once the session's ``end`` is committed."""
