@@ -514,6 +514,7 @@ def test_a_stop_that_lands_while_the_fold_thread_is_about_to_fold_ends_the_threa
 
     class Store:
         _table = Table()
+        _unfolded: list[tuple[object, ...]] = []
 
         def _fold(self, wait_s: float, *, background: bool = False) -> bool:
             folds.append(wait_s)

@@ -36,6 +36,8 @@ log = logging.getLogger("hpostore")
 
 #: The longest time between folds (when folds are slow): readers see events within about 1 s.
 MAX_FOLD_INTERVAL_S = 0.9
+#: A fold starts, whatever the interval, once this many committed events wait for it.
+FOLD_ROWS = 16384
 #: Folds are at least this many fold durations apart, so a fold (DuckDB opened, rows inserted,
 #: file checkpointed and closed: 10-50 ms) takes at most ~5% of the time of a fast study.
 FOLD_SPACING = 20
@@ -277,8 +279,17 @@ if hasattr(os, "register_at_fork"):
 
 class Foldable(Protocol):
     _table: TableWriter
+    _unfolded: list[Row]
 
     def _fold(self, wait_s: float, *, background: bool = False) -> bool: ...
+
+
+def _fold_delay(store: Foldable) -> float:
+    """Seconds until the next fold: none once :data:`FOLD_ROWS` events wait (their rows, the
+    batch's Arrow table and DuckDB's buffers are held until then)."""
+    if len(store._unfolded) >= FOLD_ROWS:
+        return 0.0
+    return store._table.next_at() - time.monotonic()
 
 
 def _loop(ref: weakref.ref[Foldable], wake: threading.Event, stop: threading.Event) -> None:
@@ -288,10 +299,15 @@ def _loop(ref: weakref.ref[Foldable], wake: threading.Event, stop: threading.Eve
         store = ref()
         if store is None or stop.is_set():
             return
-        delay = store._table.next_at() - time.monotonic()
+        # wait out the fold's interval, in steps, unless the backlog grows past FOLD_ROWS
+        while (delay := _fold_delay(store)) > 0:
+            del store
+            if stop.wait(min(delay, FOLD_INTERVAL_S)):
+                return
+            store = ref()
+            if store is None:
+                return
         del store
-        if delay > 0 and stop.wait(delay):
-            return
         wake.clear()
         # stop() sets ``stop`` before ``wake``: a stop that came before the clear is seen here,
         # one after it leaves ``wake`` set, so the wait above never outlives a stop().
