@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import os
+import signal
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -12,6 +13,11 @@ from hpostore import EventLog, open_store
 # 2 shared cores: wall-clock deadlines would make property tests flaky, not stricter.
 settings.register_profile("hpostore", deadline=None)
 settings.load_profile("hpostore")
+
+# The Ctrl-C tests send SIGINT to child processes, which inherit an ignored SIGINT from a suite
+# run as a background job (``make test &``, nohup: the shell ignores SIGINT there); a handler
+# here is reset to the default in each child, as a terminal's would be.
+signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.fixture
