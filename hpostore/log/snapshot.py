@@ -20,8 +20,16 @@ all, so its anchor differs. What it does not catch is an in-place edit of an eve
 ``seq`` that keeps the event at ``seq`` (an ``UPDATE`` run by hand on the table): the log is
 not edited in place by hpostore, and such an edit is a damaged log, not a replaced prefix.
 
+**Layers.** The first snapshot of a study is a full one. Each later one is a layer: the trials
+that changed since the snapshot below it (its ``base``: that file's seq and SHA-256), the list
+items logged since, and the study's scalars; a trial's newest layer holds it. A layer is used
+only with its whole chain, down to a full snapshot: every file passes the checks above, and each
+one below is the very file (its SHA-256) the one above was written on. After writing one, a
+running tuner rebases its fold on the chain (:func:`rebase`): only its trials in flight stay
+Python objects, so its memory and each snapshot's cost stay bounded however long it runs.
+
 The bytes of a snapshot (file layout, encoding, decoding) are :mod:`hpostore.log._snapcodec`;
-this module names, anchors, writes and chooses the files.
+this module names, anchors, writes, chains and chooses the files.
 """
 
 from __future__ import annotations
