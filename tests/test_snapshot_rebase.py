@@ -177,3 +177,41 @@ def test_a_damaged_or_missing_layer_is_never_trusted(
         Path(mid).write_bytes(Path(other).read_bytes())
         state, used = load_state(store, "s")
         assert used != files[0][0] and used <= mid_seq and state.summary() == full
+
+
+def _layer(trials: list[tuple[int, str]]) -> Any:
+    """A snapshot layer of ``trials`` ((id, status) each), as the reader sees it."""
+    from hpostore.log import _snapcodec
+    from hpostore.log._snaptables import ArrowTrials
+    from hpostore.log.trial import TrialState, TrialStatus
+    from hpostore.study import StudyState
+
+    state = StudyState("s")
+    for i, status in trials:
+        state.trials[i] = TrialState(i, f'{{"x":{i}}}', TrialStatus(status))
+    data = _snapcodec.encode(state, "anchor")
+    assert data is not None
+    _, tables = _snapcodec.read_header(data) or ({}, None)
+    return ArrowTrials(tables)
+
+
+def test_a_chain_finds_each_trial_in_its_newest_layer_and_refuses_ids_out_of_order() -> None:
+    base = _layer([(0, "finished"), (1, "failed"), (2, "finished")])
+    top = _layer([(1, "running"), (3, "suggested"), (4, "suggested")])  # 1 again, 3-4 new
+    chain = LayeredTrials.of([base, top])
+    assert len(chain) == 5 and chain.last == 4
+    assert [t.trial for t in chain.thaw_all()] == [0, 1, 2, 3, 4]  # suggest order = id order
+    assert [t.status.value for t in chain.thaw_all()] == [
+        "finished", "running", "finished", "suggested", "suggested"
+    ]  # fmt: skip
+    assert chain.thaw(1).status.value == "running" and chain.thaw(7) is None  # type: ignore[union-attr]
+    assert chain.has(2) and not chain.has(5) and not chain.has("2")
+    assert chain.configs_of([4, 0, 1]) == ['{"x":4}', '{"x":0}', '{"x":1}']
+    assert LayeredTrials.of([base]).extend(top).thaw(1).status.value == "running"  # type: ignore[union-attr]
+    # a layer that brings a new trial whose id is below the chain's: suggest order would break
+    with pytest.raises(ValueError, match="below an earlier layer"):
+        LayeredTrials.of(
+            [base, _layer([(1, "running"), (5, "suggested")]), _layer([(4, "suggested")])]
+        )
+    with pytest.raises(ValueError, match="do not increase"):
+        LayeredTrials.of([base, _layer([(9, "suggested"), (8, "suggested")])])
