@@ -130,14 +130,20 @@ function yTitle() {  // a multi-objective study's error column is its first obje
   return p ? p.objectives[0].metric : (i.metric || "error");
 }
 
+// the latest anytime request: an answer to an earlier one (two checkboxes ticked in quick
+// succession, a poll meanwhile) arrives late and must not replace the newer chart
+let anytimeRequest = 0;
+
 async function drawAnytime() {
   if (!state.page) return;
   const names = [...state.overlay].slice(0, 12);
   if (!names.includes(state.study)) names.unshift(state.study);
   const xKey = document.getElementById("anytime-x").value;
   const query = names.map((n) => "study=" + encodeURIComponent(n)).join("&") + "&x=" + xKey;
+  const request = ++anytimeRequest;
   let data;
   try { data = await api("/api/anytime?" + query); } catch (e) { return; }
+  if (request !== anytimeRequest) return;
   // studies that repeat one setup (seeds) are drawn as their median and 25-75% band
   const banded = new Set(data.bands.flatMap((b) => b.studies));
   const traces = [];
