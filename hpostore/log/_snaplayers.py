@@ -8,13 +8,14 @@ would not), so a trial is found by one binary search over the chain's merged ids
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
 
 from ._coldfold import Prefix
-from ._snaptables import ArrowTrials, Tables, _as_id, cold_lists
+from ._snaptables import ArrowTrials, Tables, cold_lists
 from .trial import TrialState
 
 
@@ -123,6 +124,17 @@ class LayeredTrials:
                 for i, config in zip(mine.tolist(), layer.configs_of(ids)):
                     out[i] = config
         return out
+
+
+def _as_id(trial: object) -> int | None:
+    """``trial`` as the int key a dict would match it to (a numpy int, True, 3.0 find trial 1
+    or 3 in a dict too), or None when no trial id equals it."""
+    try:
+        return operator.index(trial)  # type: ignore[arg-type]
+    except TypeError:
+        if isinstance(trial, float) and trial.is_integer():
+            return int(trial)
+        return None
 
 
 def layered_lists(layers: list[tuple[Tables, ArrowTrials]]) -> dict[str, Prefix[Any]]:

@@ -7,7 +7,6 @@ The bytes around the tables (layout, checksum, header): :mod:`hpostore.log._snap
 from __future__ import annotations
 
 import hashlib
-import operator
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -167,8 +166,9 @@ def cold_lists(tables: Tables, cold: ArrowTrials) -> dict[str, Prefix[Any]]:
 
 
 class ArrowTrials:
-    """A snapshot's trials as Arrow columns (``ColdTrials``): a row becomes a ``TrialState``
-    when the fold or a reader first asks for it, all rows at once when one iterates."""
+    """One snapshot file's trials as Arrow columns: rows become ``TrialState`` objects when
+    asked for (the fold's ``ColdTrials`` is :class:`~._snaplayers.LayeredTrials`, over the
+    files of a chain)."""
 
     def __init__(self, tables: Tables) -> None:
         self._tables = tables
@@ -177,7 +177,6 @@ class ArrowTrials:
         # binary search over an unaligned array copies it on every call
         self._ids = np.array(keys.column("trial").to_numpy())
         self._n = len(self._ids)
-        self._last = int(self._ids[-1]) if self._n else -1
         status = _array(keys.column("status"))
         #: the statuses in use, and each row's as a code into them (one byte a trial)
         self._statuses = status.dictionary.to_pylist()
@@ -233,36 +232,6 @@ class ArrowTrials:
         """The trial ids, in row order."""
         return self._ids
 
-    @property
-    def last(self) -> int:
-        """The last row's trial id (-1 when there are none)."""
-        return self._last
-
-    def _row(self, trial: object) -> int | None:
-        if type(trial) is int and trial > self._last and self.sorted:
-            return None  # a new trial (the fold's every suggest asks): no binary search
-        key = _as_id(trial)
-        if key is None:
-            return None
-        row = int(np.searchsorted(self._ids, key))
-        return row if row < self._n and self._ids[row] == key else None
-
-    def has(self, trial: object) -> bool:
-        return self._row(trial) is not None
-
-    def thaw(self, trial: object) -> TrialState | None:
-        row = self._row(trial)
-        if row is None:
-            return None
-        values = [col[row].as_py() for col in self._cols]
-        values[2] = _STATUS[values[2]]
-        key = int(self._ids[row])
-        curve, results = (
-            list(p.get(key, [])) if isinstance(p, dict) else _points(p[0], p[1], key)
-            for p in self._point_index
-        )
-        return _trial(values, curve, results)
-
     def thaw_rows(self, rows: np.ndarray) -> list[TrialState]:
         """The trials at ``rows`` (row numbers) as new ``TrialState`` objects, in that order."""
         if len(rows) == self._n and bool(np.all(rows == np.arange(self._n))):
@@ -294,9 +263,6 @@ class ArrowTrials:
             trial = values[0]
             yield _trial(values, curves.get(trial, []), results.get(trial, []))
 
-    def pending_update_ids(self) -> list[int]:
-        return [int(i) for i in self._ids[self.pending_rows()]]
-
     def configs_of(self, trials: list[int]) -> list[str]:
         """The snapshot's config of each of ``trials``."""
         if self.sorted:
@@ -305,17 +271,6 @@ class ArrowTrials:
             row_of = {trial: row for row, trial in enumerate(self._ids.tolist())}
             rows = np.array([row_of[t] for t in trials], dtype=np.int64)
         return pylist(self._cols[1].take(pa.array(rows)))
-
-
-def _as_id(trial: object) -> int | None:
-    """``trial`` as the int key a dict would match it to (a numpy int, True, 3.0 find trial 1
-    or 3 in a dict too), or None when no trial id equals it."""
-    try:
-        return operator.index(trial)  # type: ignore[arg-type]
-    except TypeError:
-        if isinstance(trial, float) and trial.is_integer():
-            return int(trial)
-        return None
 
 
 def _grouped(table: pa.Table) -> dict[int, list[tuple[float | None, float]]]:

@@ -150,12 +150,11 @@ def _base_seq(path: str) -> int | None:
     only which files to keep depends on it), or None."""
     try:
         with open(path, "rb") as f:
-            size = os.fstat(f.fileno()).st_size
-            (n,) = struct.unpack("<I", os.pread(f.fileno(), 4, size - 4))
-            header = json.loads(os.pread(f.fileno(), n, size - 4 - n)) if n < size else None
+            text = _footer(f.fileno(), os.fstat(f.fileno()).st_size)
+        header = None if text is None else json.loads(text)
         base = header.get("base") if isinstance(header, dict) else None
         return base.get("seq") if isinstance(base, dict) else None
-    except (OSError, ValueError, struct.error):
+    except (OSError, ValueError):
         return None
 
 
@@ -225,7 +224,7 @@ def load(
     file verified (``cache``: headers already read, by path), or None when a file of the chain
     is missing, changed or not valid (its debug log line says why)."""
     chain: list[tuple[str, dict[str, Any]]] = []
-    paths = dict((s, p) for s, p in candidates(directory, study))
+    paths = dict(candidates(directory, study))
     expect: str | None = None
     while True:
         header = cache[path] if path in cache else cache.setdefault(path, read(path, study))
@@ -335,13 +334,23 @@ def _verified_header(f: Any, path: str) -> dict[str, Any] | None:
     while n := f.readinto(buffer):
         digest.update(view[:n])
         size += n
-    if digest.digest() != head[8:] or size < _BASE + 4:
+    if digest.digest() != head[8:]:
         log.debug("snapshot %s ignored: checksum mismatch", path)
         return None
-    (n,) = struct.unpack("<I", os.pread(f.fileno(), 4, size - 4))
-    if n > size - 4 - _BASE:
-        return None
-    header = parse_header(os.pread(f.fileno(), n, size - 4 - n), size - 4 - n - _BASE)
+    text = _footer(f.fileno(), size)
+    header = None if text is None else parse_header(text, size - 4 - len(text) - _BASE)
     if header is not None:
         header["_checksum"] = head[8:].hex()  # what a layer written on this file names
     return header
+
+
+def _footer(fd: int, size: int) -> bytes | None:
+    """The header text at the end of the ``size``-byte snapshot file open as ``fd`` (before
+    its 4-byte length), or None when the length does not fit after the magic and checksum."""
+    if size < _BASE + 4:
+        return None
+    (n,) = struct.unpack("<I", os.pread(fd, 4, size - 4))
+    if n > size - 4 - _BASE:
+        return None
+    text = os.pread(fd, n, size - 4 - n)
+    return text if len(text) == n else None
