@@ -253,8 +253,8 @@ class ConfigSpace:
         return {name: v for name, v in full.items() if name in active}
 
     def __getstate__(self) -> tuple[None, dict[str, Any]]:
-        slots = ("domains", "conditions", "_order", "_allowed")
-        return None, {name: getattr(self, name) for name in slots}
+        kept = [name for name in ConfigSpace.__slots__ if name != "_samplers"]  # not pickled
+        return None, {name: getattr(self, name) for name in kept}
 
     def __setstate__(self, state: tuple[None, dict[str, Any]]) -> None:
         for name, value in state[1].items():
