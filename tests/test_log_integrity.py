@@ -23,6 +23,7 @@ from hpostore.log.segments import (
     write_segment,
 )
 from hpostore.log.tail import Tail, parse_tail, read_tail
+from hpostore.store._tail_writer import TailWriter
 from hpostore.store.parquet import ParquetStore
 
 MASKS = (0x01, 0x20, 0x80)
@@ -92,6 +93,46 @@ def test_a_torn_last_line_is_dropped_but_a_lost_newline_is_corruption(tmp_path: 
         parse_tail(whole[:-1] + b"X", "x.tail")
     with pytest.raises(CorruptLogError, match="at byte 0"):
         parse_tail(lines[0].upper(), "x.tail")  # the same checksum in capitals: not as written
+
+
+def test_space_reserved_ahead_of_the_writer_is_not_data(tmp_path: Path) -> None:
+    path = tmp_path / "runs.duckdb.tail"
+    rows = _rows("s", 9)
+    writer = TailWriter(str(path))
+    for i in range(0, 9, 3):
+        writer.append(rows[i : i + 3])
+    assert path.stat().st_size > writer.size  # NUL bytes reserved after the lines
+    tail = read_tail(path)
+    assert tail.rows == rows and tail.end == writer.size
+    written = path.read_bytes()[: writer.size]
+    writer.close()
+    assert path.read_bytes() == written  # the reserve is given back at close
+    reserved = written + bytes(2048)
+    changed = []
+    for i in range(len(reserved)):  # a flip in the written lines is corruption, as without it
+        for mask in MASKS:
+            try:
+                got = parse_tail(_flipped(reserved, i, mask), "x.tail")
+            except CorruptLogError:
+                if i >= len(written):
+                    changed.append((i, mask, "raised"))
+                continue
+            if i < len(written) or got.rows != rows:  # in the reserve: never data, never lost
+                changed.append((i, mask, got.rows))
+    assert changed == []
+
+
+def test_a_crash_in_reserved_space_leaves_a_hole_whose_write_is_dropped() -> None:
+    rows = _rows("s", 16)
+    acknowledged = b"".join(encode_line(r) for r in rows[:3])
+    torn = b"".join(encode_line(r) for r in rows[3:])
+    assert len(torn) > 1024
+    # the first sector of the last write never reached the disk, a later one did
+    data = acknowledged + bytes(512) + torn[512:] + bytes(4096)
+    tail = parse_tail(data, "x.tail")
+    assert tail.rows == rows[:3] and tail.end == len(acknowledged)
+    with pytest.raises(CorruptLogError, match="at byte"):  # fewer NULs than a sector: a flip
+        parse_tail(acknowledged[:40] + bytes(3) + acknowledged[43:], "x.tail")
 
 
 def test_a_v1_tail_without_checksums_is_still_read_but_never_mixed(tmp_path: Path) -> None:

@@ -45,21 +45,21 @@ def _one_committed_one_pending(store_path: str) -> DuckDBStore:
 
 @contextlib.contextmanager
 def _failing_writes(store: DuckDBStore, *, partial: bool = False) -> Iterator[None]:
-    """os.write on the store's tail raises ENOSPC (after writing half of it when ``partial``)."""
-    real = os.write
+    """os.pwrite on the store's tail raises ENOSPC (after writing half of it when ``partial``)."""
+    real = os.pwrite
 
-    def write(fd: int, data: bytes | memoryview) -> int:
+    def pwrite(fd: int, data: bytes | memoryview, offset: int) -> int:
         if store._tail is None or fd != store._tail.fd:
-            return real(fd, data)
+            return real(fd, data, offset)
         if partial and len(data) > 1:
-            real(fd, bytes(data[: len(data) // 2]))
+            real(fd, bytes(data[: len(data) // 2]), offset)
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
-    _tail_writer.os.write = write  # type: ignore[assignment]
+    _tail_writer.os.pwrite = pwrite  # type: ignore[assignment]
     try:
         yield
     finally:
-        _tail_writer.os.write = real
+        _tail_writer.os.pwrite = real
 
 
 # --- a failed write leaves the log gapless ------------------------------------------------

@@ -2,6 +2,11 @@
 
 Rules (the same for every reader):
 
+- the writer reserves space ahead of its lines (NUL bytes, which no line holds): the file ends
+  where they start. A crash in the middle of a write into that space can leave a hole of
+  unwritten space (at least a 512-byte sector of NULs, which no flipped byte makes) before bytes
+  that were written: that write was never acknowledged, so the file ends at the line the
+  hole is in;
 - a last line without its newline is a write a crash interrupted, never acknowledged: it is
   left out — unless it is a whole valid line followed by one stray byte (its newline flipped),
   which is corruption;
@@ -46,8 +51,23 @@ def read_tail(path: str | os.PathLike[str]) -> Tail:
     return parse_tail(data, path)
 
 
+#: the smallest hole a crash leaves in space reserved ahead of the writer: a disk sector
+_HOLE = b"\0" * 512
+
+
+def _written(data: bytes) -> bytes:
+    """``data`` without the space reserved ahead of the writer (and a crash's hole in it)."""
+    if data.endswith(b"\0"):
+        data = data.rstrip(b"\0")
+    hole = data.find(_HOLE)
+    if hole >= 0:
+        data = data[: data.rfind(b"\n", 0, hole) + 1]
+    return data
+
+
 def parse_tail(data: bytes, path: object) -> Tail:
     """:func:`read_tail` on bytes already read; ``path`` names the file in errors."""
+    data = _written(data)
     rows: list[Row] = []
     offset = 0
     version = 0
