@@ -3,6 +3,7 @@ CorruptLogError naming the file, in the store and in analysis alike; never accep
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -13,7 +14,16 @@ import pytest
 import analysis
 from hpostore import open_store
 from hpostore.errors import CorruptLogError, HPOStoreError
-from hpostore.log.events import COLUMNS, DUCKDB_DDL, Row, decode_line, encode_line, rows_to_table
+from hpostore.log.events import (
+    COLUMNS,
+    DUCKDB_DDL,
+    Row,
+    decode_line,
+    decode_rows,
+    encode_batch,
+    encode_line,
+    rows_to_table,
+)
 from hpostore.log.segments import (
     cover,
     list_segments,
@@ -135,9 +145,21 @@ def test_a_crash_in_reserved_space_leaves_a_hole_whose_write_is_dropped() -> Non
         parse_tail(acknowledged[:40] + bytes(3) + acknowledged[43:], "x.tail")
 
 
-def test_a_v1_tail_without_checksums_is_still_read_but_never_mixed(tmp_path: Path) -> None:
-    import json
+def test_a_commit_is_one_line_and_every_flip_in_it_is_corruption(tmp_path: Path) -> None:
+    rows = _rows("s", 5)
+    line = encode_batch(rows)
+    assert line.count(b"\n") == 1 and decode_rows(line) == rows
+    assert parse_tail(encode_line(rows[0]) + encode_batch(rows[1:]), "x").rows == rows
+    for i in range(len(line)):
+        for mask in MASKS:
+            with pytest.raises(CorruptLogError, match="at byte 0"):
+                parse_tail(_flipped(line, i, mask) + encode_batch(_rows("s", 1, first=6)), "x")
+    v1 = (json.dumps([list(r) for r in rows], separators=(",", ":")) + "\n").encode()
+    with pytest.raises(CorruptLogError):  # hpostore 0.1 wrote no batches
+        parse_tail(v1, "old.tail")
 
+
+def test_a_v1_tail_without_checksums_is_still_read_but_never_mixed(tmp_path: Path) -> None:
     rows = _rows("old", 3)
     v1 = b"".join((json.dumps(r, separators=(",", ":")) + "\n").encode() for r in rows)
     assert parse_tail(v1, "old.tail").rows == rows and parse_tail(v1, "x").version == 1

@@ -10,8 +10,9 @@ Rules (the same for every reader):
 - a last line without its newline is a write a crash interrupted, never acknowledged: it is
   left out — unless it is a whole valid line followed by one stray byte (its newline flipped),
   which is corruption;
-- every complete line must pass its CRC32 (format v2) and decode to an event; any that does
-  not is a :class:`~hpostore.errors.CorruptLogError` naming the file and byte offset;
+- every complete line must pass its CRC32 (format v2) and decode to an event, or to a
+  commit's batch of events (a writer writes one line a commit); any that does not is a
+  :class:`~hpostore.errors.CorruptLogError` naming the file and byte offset;
 - a tail written by hpostore 0.1 (format v1, lines without a checksum) is still read, so an
   upgrade can recover a crashed old writer's tail. The first complete line decides the file's
   version and every line must then be of it: a checksummed file can never be read as a v1 one
@@ -26,7 +27,7 @@ import os
 from dataclasses import dataclass
 
 from ..errors import CorruptLogError, HPOStoreError
-from .events import Row, corrupt_line, decode_line, line_version
+from .events import Row, corrupt_line, decode_rows, line_version
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,7 +83,7 @@ def parse_tail(data: bytes, path: object) -> Tail:
         elif v != version:
             raise corrupt_line(path, offset, "a line without a checksum among checksummed ones")
         try:
-            rows.append(decode_line(line))
+            rows.extend(decode_rows(line))
         except ValueError as exc:
             raise corrupt_line(path, offset, str(exc)) from None
         offset = end + 1
@@ -96,7 +97,7 @@ def _is_valid(line: bytes, version: int) -> bool:
     if version and line_version(line) != version:
         return False
     try:
-        decode_line(line)
+        decode_rows(line)
     except ValueError:
         return False
     return True

@@ -6,7 +6,7 @@ import logging
 import os
 
 from ..errors import HPOStoreError
-from ..log.events import Row, encode_line
+from ..log.events import Row, encode_batch
 
 log = logging.getLogger("hpostore")
 
@@ -17,10 +17,12 @@ TAIL_REWRITE_BYTES = 4 << 20
 #: 280 µs, a write into reserved space + fdatasync 160 µs. Readers drop the reserved NUL bytes
 #: (:mod:`hpostore.log.tail`).
 RESERVE_BYTES = 1 << 20
+#: Rows per line when the tail is rewritten (a commit is one line, however many rows it has).
+REWRITE_BATCH = 10_000
 
 
 class TailWriter:
-    """Appends checksummed event lines to ``path`` with one write + fdatasync per batch.
+    """Appends a checksummed line of events to ``path`` with one write + fdatasync per commit.
 
     The lines go into space reserved ahead of them (:data:`RESERVE_BYTES` of NUL bytes at a
     time), so the file is longer than what was written: :attr:`size` is where the next batch
@@ -44,7 +46,7 @@ class TailWriter:
             raise HPOStoreError(self.failed)
         if self.fd is None:
             raise HPOStoreError(f"{self.path}: the store is closed")
-        data = memoryview(b"".join(map(encode_line, rows)))
+        data = memoryview(encode_batch(rows))
         start, end = self.size, self.size + len(data)
         try:
             if end > self.reserved:
@@ -109,7 +111,12 @@ class TailWriter:
         assert self.fd is not None
         tmp = self.path + ".new"
         with open(tmp, "wb") as f:
-            f.write(b"".join(encode_line(r) for r in rows))
+            f.write(
+                b"".join(
+                    encode_batch(rows[i : i + REWRITE_BATCH])
+                    for i in range(0, len(rows), REWRITE_BATCH)
+                )
+            )
             os.fdatasync(f.fileno())
         os.replace(tmp, self.path)
         folder = os.open(os.path.dirname(os.path.abspath(self.path)), os.O_RDONLY)
