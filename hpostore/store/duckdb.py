@@ -47,7 +47,6 @@ from ..log.events import (
     SCHEMA,
     Row,
     check_study_name,
-    rows_to_table,
 )
 from ..log.sql import arrow
 from ..log.tail import read_tail as _read_tail
@@ -126,9 +125,6 @@ class DuckDBStore(EventLog):
         self._taken_over = False
         self._folder: FoldThread | None = None
         self._pid = current_pid()  # a forked child's copy must neither write nor flush at exit
-        # pyarrow imports pandas (if installed) on its first pa.array() call, ~1 s: pay it at
-        # open, not inside the first trial's study time.
-        rows_to_table([])
         self._last_commit = time.monotonic()
         try:
             if self._memory:
