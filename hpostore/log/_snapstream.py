@@ -15,6 +15,7 @@ from typing import Any
 
 import pyarrow as pa
 
+from ._arrowcols import column, float64s, int64s, strings
 from ._snaptables import _SCHEMAS
 from .fold import StudyState
 from .trial import TrialState
@@ -62,11 +63,11 @@ def tables(state: StudyState, after: dict[str, int] | None) -> list[tuple[str, p
     def evaluations(rows: list[Any]) -> list[pa.Array]:
         # null: the trial's config in this snapshot (shared, as in the live fold)
         return [
-            pa.array([e[0] for e in rows], pa.int64()),
-            pa.array([None if configs.get(e[0]) == e[1] else e[1] for e in rows], pa.string()),
-            pa.array([e[2] for e in rows], pa.float64()),
-            pa.array([e[3] for e in rows], pa.float64()),
-            pa.array([e[4] for e in rows], pa.float64()),
+            int64s([e[0] for e in rows]),
+            strings([None if configs.get(e[0]) == e[1] else e[1] for e in rows]),
+            float64s([e[2] for e in rows]),
+            float64s([e[3] for e in rows]),
+            float64s([e[4] for e in rows]),
         ]
 
     convert: dict[str, Callable[[list[Any]], list[pa.Array]]] = {
@@ -96,9 +97,7 @@ def _trials(trials: list[TrialState], schema: pa.Schema) -> Iterator[pa.RecordBa
     for lo in range(0, max(1, len(trials)), BATCH):
         rows = [getter(t) for t in trials[lo : lo + BATCH]]
         columns = list(zip(*rows)) if rows else [()] * len(schema)
-        yield pa.record_batch(
-            [_array(list(v), f.type) for v, f in zip(columns, schema)], schema=schema
-        )
+        yield pa.record_batch([column(v, f.type) for v, f in zip(columns, schema)], schema=schema)
 
 
 def _points(trials: list[TrialState], attr: str, schema: pa.Schema) -> Iterator[pa.RecordBatch]:
@@ -107,34 +106,27 @@ def _points(trials: list[TrialState], attr: str, schema: pa.Schema) -> Iterator[
     for lo in range(0, max(1, len(rows)), BATCH):
         part = rows[lo : lo + BATCH]
         yield pa.record_batch(
-            [pa.array([r[0] for r in part], pa.int64()),
-             pa.array([r[1] for r in part], pa.float64()),
-             pa.array([r[2] for r in part], pa.float64())], schema=schema,
+            [int64s([r[0] for r in part]), float64s([r[1] for r in part]),
+             float64s([r[2] for r in part])], schema=schema,
         )  # fmt: skip
 
 
 def _calls(items: list[Any]) -> list[pa.Array]:
-    return [pa.array([c for c, _ in items], pa.int8()), pa.array([i for _, i in items], pa.int64())]
+    return [int64s([c for c, _ in items], pa.int8()), int64s([i for _, i in items])]
 
 
 def _decisions(items: list[Any]) -> list[pa.Array]:
     return [
-        pa.array([d[0] for d in items], pa.int64()),
-        pa.array([d[1] for d in items], pa.string()),
-        pa.array([d[2] for d in items], pa.int64()),
-        pa.array([d[3] for d in items], pa.string()),
+        int64s([d[0] for d in items]),
+        strings([d[1] for d in items]),
+        int64s([d[2] for d in items]),
+        strings([d[3] for d in items]),
     ]
 
 
 def _ints(items: list[Any]) -> list[pa.Array]:
-    return [pa.array(items, pa.int64())]
+    return [int64s(items)]
 
 
 def _floats(items: list[Any]) -> list[pa.Array]:
-    return [pa.array(items, pa.float64())]
-
-
-def _array(values: list[Any], typ: pa.DataType) -> pa.Array:
-    if pa.types.is_dictionary(typ):
-        return pa.array(values, typ.value_type).dictionary_encode()
-    return pa.array(values, typ)
+    return [float64s(items)]

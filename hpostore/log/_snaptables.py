@@ -14,6 +14,7 @@ import numpy as np
 import pyarrow as pa
 
 from ..errors import SnapshotChanged
+from ._arrowcols import from_numpy, strings, to_numpy
 from ._coldfold import Prefix
 from .trial import WITH_RESULT, Call, TrialState, TrialStatus
 
@@ -175,15 +176,15 @@ class ArrowTrials:
         keys = tables.read("keys")  # kept as the compact arrays below, not as the table
         # copies: an Arrow buffer inside the snapshot's bytes may be unaligned, and numpy's
         # binary search over an unaligned array copies it on every call
-        self._ids = np.array(keys.column("trial").to_numpy())
+        self._ids = to_numpy(keys.column("trial"))
         self._n = len(self._ids)
         status = _array(keys.column("status"))
         #: the statuses in use, and each row's as a code into them (one byte a trial)
         self._statuses = status.dictionary.to_pylist()
         if not set(self._statuses) <= set(_STATUS) or len(self._statuses) > 127:
             raise ValueError("snapshot trials have an unknown status")
-        self._codes = status.indices.to_numpy(zero_copy_only=False).astype(np.int8)
-        self._updated = np.array(_array(keys.column("updated")).to_numpy(zero_copy_only=False))
+        self._codes = to_numpy(status.indices).astype(np.int8)
+        self._updated = to_numpy(keys.column("updated"))
         #: trial ids strictly increasing, as the fold writes them (suggest order is id order):
         #: a lookup is then a binary search
         self.sorted = bool(np.all(self._ids[1:] > self._ids[:-1]))
@@ -195,11 +196,12 @@ class ArrowTrials:
         """Every trial column in ``TRIAL_COLUMNS`` order (reads the ``trials`` table)."""
         if self._columns is None:
             rest = self._tables["trials"]
-            status = pa.DictionaryArray.from_arrays(pa.array(self._codes), self._statuses)
+            statuses = strings(self._statuses)
+            status = pa.DictionaryArray.from_arrays(from_numpy(self._codes), statuses)
             keys = {
-                "trial": pa.array(self._ids),
+                "trial": from_numpy(self._ids),
                 "status": status,
-                "updated": pa.array(self._updated),
+                "updated": from_numpy(self._updated),
             }
             self._columns = [keys[n] if n in keys else _array(rest.column(n)) for n, _ in TRIAL_COLUMNS]  # fmt: skip
         return self._columns
@@ -212,7 +214,7 @@ class ArrowTrials:
             index: list[Any] = []
             for name in ("curves", "results"):
                 t = self._tables[name]
-                ids = np.array(t.column("trial").to_numpy())
+                ids = to_numpy(t.column("trial"))
                 if bool(np.all(ids[1:] >= ids[:-1])):
                     index.append((t, ids))
                 else:
@@ -236,7 +238,7 @@ class ArrowTrials:
         """The trials at ``rows`` (row numbers) as new ``TrialState`` objects, in that order."""
         if len(rows) == self._n and bool(np.all(rows == np.arange(self._n))):
             return list(self.thaw_all())
-        taken = pa.array(rows, pa.int64())
+        taken = from_numpy(np.asarray(rows, dtype=np.int64))
         cols = [pylist(col.take(taken)) for col in self._cols]
         cols[2] = [_STATUS[s] for s in cols[2]]
         index = self._point_index
@@ -270,7 +272,7 @@ class ArrowTrials:
         else:
             row_of = {trial: row for row, trial in enumerate(self._ids.tolist())}
             rows = np.array([row_of[t] for t in trials], dtype=np.int64)
-        return pylist(self._cols[1].take(pa.array(rows)))
+        return pylist(self._cols[1].take(from_numpy(np.asarray(rows, dtype=np.int64))))
 
 
 def _grouped(table: pa.Table) -> dict[int, list[tuple[float | None, float]]]:
