@@ -11,6 +11,7 @@ from typing import Any
 
 import pyarrow as pa
 
+from ._arrowcols import float64s, int64s, strings
 from ._coldfold import ColdList, Prefix, TrialMap
 from .trial import UNFINISHED, TrialState, TrialStatus
 
@@ -133,22 +134,20 @@ class StudyQueries:
         ts = list(self.trials.values())
         return pa.table(
             {
-                "trial": pa.array([t.trial for t in ts], pa.int64()),
-                "status": pa.array([t.status.value for t in ts], pa.string()),
-                "config": pa.array([t.config_json for t in ts], pa.string()),
-                "error": pa.array(
-                    [None if t.error is None else t.error * self.sign for t in ts], pa.float64()
-                ),
-                "runtime": pa.array([t.runtime for t in ts], pa.float64()),
-                "resource": pa.array([t.resource for t in ts], pa.float64()),
-                "attempts": pa.array([t.attempts for t in ts], pa.int64()),
-                "suggested_at": pa.array([t.suggested_at for t in ts], pa.float64()),
-                "started_at": pa.array([t.started_at for t in ts], pa.float64()),
-                "finished_at": pa.array([t.finished_at for t in ts], pa.float64()),
-                "worker": pa.array([t.worker for t in ts], pa.string()),
-                "session": pa.array([t.session for t in ts], pa.string()),
-                "message": pa.array([t.message for t in ts], pa.string()),
-                "metrics": pa.array([t.metrics_json for t in ts], pa.string()),
+                "trial": int64s([t.trial for t in ts]),
+                "status": strings([t.status.value for t in ts]),
+                "config": strings([t.config_json for t in ts]),
+                "error": float64s([None if t.error is None else t.error * self.sign for t in ts]),
+                "runtime": float64s([t.runtime for t in ts]),
+                "resource": float64s([t.resource for t in ts]),
+                "attempts": int64s([t.attempts for t in ts]),
+                "suggested_at": float64s([t.suggested_at for t in ts]),
+                "started_at": float64s([t.started_at for t in ts]),
+                "finished_at": float64s([t.finished_at for t in ts]),
+                "worker": strings([t.worker for t in ts]),
+                "session": strings([t.session for t in ts]),
+                "message": strings([t.message for t in ts]),
+                "metrics": strings([t.metrics_json for t in ts]),
             }
         )
 
