@@ -15,8 +15,9 @@ TAIL_REWRITE_BYTES = 4 << 20
 #: Space reserved ahead of the writer (``posix_fallocate``), so that a commit's fdatasync does not
 #: also have to journal a new file size. Measured on this project's ext4 VM: append + fdatasync
 #: 280 µs, a write into reserved space + fdatasync 160 µs. Readers drop the reserved NUL bytes
-#: (:mod:`hpostore.log.tail`).
-RESERVE_BYTES = 1 << 20
+#: (:mod:`hpostore.log.tail`). A durable trial writes ~1 KB, so each reserve serves a few
+#: hundred trials; kept small because a full disk fills that much sooner.
+RESERVE_BYTES = 256 << 10
 #: Rows per line when the tail is rewritten (a commit is one line, however many rows it has).
 REWRITE_BATCH = 10_000
 
