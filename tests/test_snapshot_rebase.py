@@ -215,3 +215,22 @@ def test_a_chain_finds_each_trial_in_its_newest_layer_and_refuses_ids_out_of_ord
         )
     with pytest.raises(ValueError, match="do not increase"):
         LayeredTrials.of([base, _layer([(9, "suggested"), (8, "suggested")])])
+
+
+def test_a_chain_of_ids_with_gaps_is_found_by_search_and_one_without_by_position() -> None:
+    sparse = LayeredTrials.of(
+        [_layer([(10, "finished"), (20, "finished")]), _layer([(20, "running"), (40, "suggested")])]
+    )
+    assert len(sparse) == 3 and sparse.last == 40
+    assert [t.trial for t in sparse.thaw_all()] == [10, 20, 40]
+    assert sparse.thaw(20).status.value == "running"  # type: ignore[union-attr]
+    assert not any(sparse.has(i) for i in (0, 1, 2, 11, 30, 41, -1))
+    assert sparse.configs_of([40, 10]) == ['{"x":40}', '{"x":10}']
+    dense = LayeredTrials.of([_layer([(0, "finished"), (1, "finished")])]).extend(
+        _layer([(1, "running"), (2, "suggested")])
+    )
+    assert dense._ids is None  # 6 bytes a trial: the position is the id
+    assert [t.status.value for t in dense.thaw_all()] == ["finished", "running", "suggested"]
+    assert not dense.has(-1) and not dense.has(3) and dense.has(2.0) and dense.has(True)
+    gap = dense.extend(_layer([(5, "suggested")]))  # a gap: the ids are kept from then on
+    assert gap._ids is not None and gap.has(5) and not gap.has(3) and gap.has(0)

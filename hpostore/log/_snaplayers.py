@@ -18,15 +18,26 @@ from ._coldfold import Prefix
 from ._snaptables import ArrowTrials, Tables, cold_lists
 from .trial import TrialState
 
+_I32 = np.iinfo(np.int32)
+#: a chain's layers are numbered in an int16 (snapshot.MAX_LAYERS is far below it)
+_LAYERS_MAX = int(np.iinfo(np.int16).max)
+
 
 class LayeredTrials:
     """``ColdTrials`` over the layers of a snapshot chain (oldest first): the merged trial ids
-    (sorted), and for each the layer and row that hold its newest state."""
+    (sorted), and for each the layer and row that hold its newest state.
 
-    def __init__(self, layers: list[ArrowTrials], ids: np.ndarray, layer: np.ndarray,
-                 row: np.ndarray) -> None:  # fmt: skip
-        self.layers, self._ids, self._layer, self._row = layers, ids, layer, row
-        self._last = int(ids[-1]) if len(ids) else -1
+    The index costs 6 bytes a trial when the ids are 0, 1, 2, ... (as a tuner numbers them: the
+    position is the id), 10 when they fit 32 bits, 14 otherwise.
+    """
+
+    def __init__(self, layers: list[ArrowTrials], ids: np.ndarray | None, layer: np.ndarray,
+                 row: np.ndarray, last: int) -> None:  # fmt: skip
+        self.layers, self._layer, self._row, self._last = layers, layer, row, last
+        #: the merged ids (None: they are ``0 .. n-1``, so a position is its id)
+        self._ids = ids
+        if ids is not None and len(ids) and ids[0] >= _I32.min and last <= _I32.max:
+            self._ids = ids.astype(np.int32)
         #: each layer's file: {"seq", "sha256" (its checksum), "path"}, oldest first (set by
         #: whoever read or wrote the files; a layer on this chain names the last one)
         self.links: list[dict[str, Any]] = []
@@ -37,14 +48,17 @@ class LayeredTrials:
     def of(cls, layers: list[ArrowTrials]) -> LayeredTrials:
         """The chain of ``layers``; ValueError when its ids are not in suggest order (a layer's
         ids not increasing, or a trial new to a layer numbered below an earlier layer's)."""
-        empty = cls([], np.zeros(0, np.int64), np.zeros(0, np.int32), np.zeros(0, np.int32))
+        empty = cls([], None, np.zeros(0, np.int16), np.zeros(0, np.int32), -1)
         return empty.extend(*layers)
 
     def extend(self, *layers: ArrowTrials) -> LayeredTrials:
         """This chain with ``layers`` on top (a new object: this one is not changed). O(trials)
         once, however many layers: each layer's new ids are appended, its others replaced."""
         last, k0 = self._last, len(self.layers)
-        ids, layer_of, row_of = [self._ids], [self._layer], [self._row]
+        if k0 + len(layers) > _LAYERS_MAX:
+            raise ValueError(f"a chain of more than {_LAYERS_MAX} layers")
+        dense = self._ids is None  # ids 0 .. last so far: no merged ids to build
+        new_ids, layer_of, row_of = [], [self._layer], [self._row]
         replaced = []
         for k, layer in enumerate(layers, k0):
             if not layer.sorted:
@@ -53,25 +67,38 @@ class LayeredTrials:
             cut = int(np.searchsorted(lids, last, side="right"))  # ids <= last: replacements
             rows = np.arange(len(lids), dtype=np.int32)
             replaced.append((k, lids[:cut], rows[:cut]))
-            ids.append(lids[cut:])
-            layer_of.append(np.full(len(lids) - cut, k, np.int32))
-            row_of.append(rows[cut:])
             if cut < len(lids):
+                dense = (
+                    dense and int(lids[cut]) == last + 1 and int(lids[-1]) == last + len(lids) - cut
+                )
                 last = int(lids[-1])
-        merged = np.concatenate(ids)
+            new_ids.append(lids[cut:])
+            layer_of.append(np.full(len(lids) - cut, k, np.int16))
+            row_of.append(rows[cut:])
+        merged = None
+        if not dense:
+            old = np.arange(len(self._layer)) if self._ids is None else self._ids
+            merged = np.concatenate([old.astype(np.int64, copy=False), *new_ids])
         layer_all, row_all = np.concatenate(layer_of), np.concatenate(row_of)
+        del layer_of, row_of
         for k, rids, rows in replaced:  # oldest first: a later layer's row wins
-            if len(rids):
+            if not len(rids):
+                continue
+            if merged is None:
+                if int(rids[0]) < 0:
+                    raise ValueError("a snapshot layer adds a trial id below an earlier layer's")
+                at = rids
+            else:
                 at = np.searchsorted(merged, rids)
                 if np.any(at >= len(merged)) or np.any(
                     merged[np.minimum(at, len(merged) - 1)] != rids
                 ):
                     raise ValueError("a snapshot layer adds a trial id below an earlier layer's")
-                layer_all[at], row_all[at] = k, rows
-        return LayeredTrials([*self.layers, *layers], merged, layer_all, row_all)
+            layer_all[at], row_all[at] = k, rows
+        return LayeredTrials([*self.layers, *layers], merged, layer_all, row_all, last)
 
     def __len__(self) -> int:
-        return len(self._ids)
+        return len(self._layer)
 
     @property
     def last(self) -> int:
@@ -84,8 +111,19 @@ class LayeredTrials:
         key = _as_id(trial)
         if key is None:
             return None
-        pos = int(np.searchsorted(self._ids, key))
-        return pos if pos < len(self._ids) and self._ids[pos] == key else None
+        ids = self._ids
+        if ids is None:
+            return key if 0 <= key <= self._last else None
+        pos = int(np.searchsorted(ids, key))
+        return pos if pos < len(ids) and ids[pos] == key else None
+
+    def _positions(self, trials: list[int]) -> np.ndarray:
+        """Positions of ``trials``, all in the chain."""
+        keys = np.asarray(trials, dtype=np.int64)
+        return keys if self._ids is None else np.searchsorted(self._ids, keys)
+
+    def _ids_at(self, positions: np.ndarray) -> np.ndarray:
+        return positions if self._ids is None else self._ids[positions]
 
     def has(self, trial: object) -> bool:
         return self._pos(trial) is not None
@@ -98,7 +136,7 @@ class LayeredTrials:
         return layer.thaw_rows(self._row[pos : pos + 1])[0]
 
     def thaw_all(self) -> Iterator[TrialState]:
-        out: list[Any] = [None] * len(self._ids)
+        out: list[Any] = [None] * len(self._layer)
         for k, layer in enumerate(self.layers):
             (positions,) = np.nonzero(self._layer == k)
             if len(positions):
@@ -112,15 +150,15 @@ class LayeredTrials:
             (positions,) = np.nonzero(self._layer == k)
             if len(positions):
                 found.append(positions[layer.pending_rows()[self._row[positions]]])
-        return [int(i) for i in np.sort(self._ids[np.concatenate(found)])] if found else []
+        return [int(i) for i in np.sort(self._ids_at(np.concatenate(found)))] if found else []
 
     def configs_of(self, trials: list[int]) -> list[str]:
         out: list[Any] = [None] * len(trials)
-        positions = np.searchsorted(self._ids, np.asarray(trials, dtype=np.int64))
+        positions = self._positions(trials)
         for k, layer in enumerate(self.layers):
             (mine,) = np.nonzero(self._layer[positions] == k)
             if len(mine):
-                ids = self._ids[positions[mine]].tolist()
+                ids = self._ids_at(positions[mine]).tolist()
                 for i, config in zip(mine.tolist(), layer.configs_of(ids)):
                     out[i] = config
         return out
