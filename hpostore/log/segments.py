@@ -149,7 +149,12 @@ def read_segment(seg: Segment, study: str, cache: dict[str, pa.Table] | None = N
     key = str(seg.path)
     if cache is not None and seg.digest is not None and key in cache:
         return cache[key]
-    data = seg.path.read_bytes()
+    # Read into Arrow memory, not a Python bytes: pq.read_table can return before its worker
+    # threads drop their last reference to the source, and dropping a Python object needs the
+    # GIL; at interpreter exit that aborts the process ("terminate called without an active
+    # exception"). An Arrow buffer is freed without the GIL.
+    with pa.OSFile(os.fspath(seg.path)) as f:
+        data = f.read_buffer()
 
     def bad(problem: str) -> CorruptLogError:
         return CorruptLogError(
