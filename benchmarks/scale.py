@@ -56,8 +56,6 @@ def _peak_mb() -> float:
 def child(case: str, n: int, path: str) -> dict[str, Any]:
     sys.path.insert(0, str(ROOT))
     sys.path.insert(0, str(ROOT / "benchmarks"))
-    import pandas  # noqa: F401  (pyarrow imports it on first use: an import, not timed)
-
     if case == "optuna":
         return _optuna_child(n, path)
     from scipy import stats
