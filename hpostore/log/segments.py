@@ -32,6 +32,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from ..errors import CorruptLogError, HPOStoreError
+from ._arrowcols import to_numpy
 from .events import COLUMNS, SCHEMA, check_study_name
 
 SEGMENT_NAME = re.compile(r"^(\d{12})-(\d{12})\.([A-Za-z0-9_-]+)\.([0-9a-f]{32})\.parquet$")
@@ -149,7 +150,7 @@ def read_segment(seg: Segment, study: str, cache: dict[str, pa.Table] | None = N
     key = str(seg.path)
     if cache is not None and seg.digest is not None and key in cache:
         return cache[key]
-    # Read into Arrow memory, not a Python bytes: pq.read_table can return before its worker
+    # Read into Arrow memory, not a Python bytes: a Parquet read can return before its worker
     # threads drop their last reference to the source, and dropping a Python object needs the
     # GIL; at interpreter exit that aborts the process ("terminate called without an active
     # exception"). An Arrow buffer is freed without the GIL.
@@ -165,7 +166,7 @@ def read_segment(seg: Segment, study: str, cache: dict[str, pa.Table] | None = N
     if seg.digest is not None and content_digest(data) != seg.digest:
         raise bad("its content does not match the hash in its name")
     try:
-        table = pq.read_table(pa.BufferReader(data))
+        table = pq.ParquetFile(pa.BufferReader(data)).read()  # (read_table imports pandas)
         if seg.digest is None and _MARK in (table.schema.metadata or {}):
             raise bad("written with a content hash, renamed without it")
         if tuple(table.column_names) != COLUMNS:
@@ -175,10 +176,11 @@ def read_segment(seg: Segment, study: str, cache: dict[str, pa.Table] | None = N
         raise bad(f"not a readable Parquet events file: {exc}") from exc
     if table.num_rows != seg.last - seg.first + 1:
         raise bad(f"holds {table.num_rows} events, its name says {seg.first}..{seg.last}")
-    seqs = table.column("seq").to_numpy()
+    seqs = to_numpy(table.column("seq"))
     if not np.array_equal(seqs, np.arange(seg.first, seg.last + 1, dtype=np.int64)):
         raise bad(f"its seqs are not {seg.first}..{seg.last}")
-    if not pc.all(pc.equal(table.column("study"), study)).as_py():
+    # (pc.unique, not pc.equal with a str: converting the str imports pandas, when installed)
+    if pc.unique(table.column("study")).to_pylist() != [study]:
         raise bad(f"it holds events of another study than {study!r}")
     if cache is not None and seg.digest is not None:
         cache[key] = table
@@ -226,13 +228,13 @@ def read_cover(
         for key in [k for k in cache if k.startswith(prefix) and k not in live]:
             del cache[key]
     tables = [parts[seg.path] for seg in found.chosen]
-    return pa.concat_tables(tables) if tables else SCHEMA.empty_table()
+    return pa.concat_tables(tables) if tables else pa.Table.from_batches([], schema=SCHEMA)
 
 
 def read_directory(root: Path, cache: dict[str, pa.Table] | None = None) -> pa.Table:
     """Every study's events in a Parquet log directory (each checked as by :func:`read_folder`)."""
     tables = [read_folder(folder, study, cache) for study, folder in study_folders(root)]
-    return pa.concat_tables(tables) if tables else SCHEMA.empty_table()
+    return pa.concat_tables(tables) if tables else pa.Table.from_batches([], schema=SCHEMA)
 
 
 def write_segment(
