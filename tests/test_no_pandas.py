@@ -55,11 +55,12 @@ def run(path, n):
     store.close()
 
 path = {path!r}
+snapshots = os.path.normpath(path) + ".snapshots"
 run(path, 120)  # a new study: the fold, snapshots written
 run(path, 240)  # reopened: resumed from the snapshots, thawing cold trials for ASHA
-shutil.move(path + ".snapshots", path + ".aside")
+shutil.move(snapshots, snapshots + ".aside")
 run(path, 260)  # resumed by replaying the whole log
-assert os.listdir(path + ".snapshots"), "no snapshot was written"
+assert os.listdir(snapshots), "no snapshot was written"
 heavy = sorted(m for m in sys.modules if m.split(".")[0] == "pandas")
 assert not heavy, f"pandas was imported: {{heavy[:3]}}"
 import pyarrow as pa
@@ -71,8 +72,9 @@ assert pa.table(pd.DataFrame({{"a": [1]}})).to_pandas()["a"].tolist() == [1]
 @pytest.mark.skipif(
     importlib.util.find_spec("pandas") is None, reason="pandas is not installed: nothing to prove"
 )
-def test_a_study_its_snapshots_and_resume_never_import_pandas(tmp_path: Path) -> None:
-    code = _STUDY.format(path=os.fspath(tmp_path / "runs.duckdb"))
+@pytest.mark.parametrize("store", ["runs.duckdb", "runs/"], ids=["duckdb", "parquet"])
+def test_a_study_its_snapshots_and_resume_never_import_pandas(tmp_path: Path, store: str) -> None:
+    code = _STUDY.format(path=os.fspath(tmp_path) + os.sep + store)
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
 
