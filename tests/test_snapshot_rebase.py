@@ -234,3 +234,54 @@ def test_a_chain_of_ids_with_gaps_is_found_by_search_and_one_without_by_position
     assert not dense.has(-1) and not dense.has(3) and dense.has(2.0) and dense.has(True)
     gap = dense.extend(_layer([(5, "suggested")]))  # a gap: the ids are kept from then on
     assert gap._ids is not None and gap.has(5) and not gap.has(3) and gap.has(0)
+
+
+@pytest.mark.parametrize(("name", "thaws_old"), [("asha-promotion", True), ("hyperband", False)])
+def test_thawed_layers_beyond_the_cache_are_released_and_nothing_changes(
+    name: str, thaws_old: bool, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Promotions thaw trials from old layers; only the layers used last keep their columns."""
+    from hpostore.log import _snaplayers
+    from hpostore.log._snaptables import ArrowTrials
+
+    monkeypatch.setattr(_snapshots, "EVERY_EVENTS", 40)
+    monkeypatch.setattr(_snaplayers, "COLD_CACHE_BYTES", 1)  # the layer used last, no other
+    released: list[int] = []
+    real = ArrowTrials.release
+
+    def counted(self: ArrowTrials) -> None:
+        released.append(len(self))
+        real(self)
+
+    monkeypatch.setattr(ArrowTrials, "release", counted)
+    path = str(tmp_path / "log.duckdb")
+    with _tuner(name, path, "s") as tuner:
+        tuner.run(60)
+        cold, _ = tuner.state.trials.parts()
+        assert isinstance(cold, LayeredTrials) and len(cold.layers) >= 4
+        assert len([layer for layer in cold.layers if layer.loaded_bytes()]) <= 1
+        assert bool(released) == thaws_old  # promotions reached into layers, released again
+        stream = _stream(tuner.store, "s")
+        full = replay_table("s", tuner.store.events("s"))
+        assert tuner.state.summary() == full.summary()
+    with _tuner(name, None, "ref") as ref:
+        ref.run(60)
+        assert stream == _stream(ref.store, "ref")
+
+
+def test_a_reader_behind_a_snapshot_gets_the_prefix_without_thawing_the_list(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(_snapshots, "EVERY_EVENTS", 40)
+    path = str(tmp_path / "log.duckdb")
+    with _tuner("asha-promotion", path, "s") as tuner:
+        tuner.run(50)
+    with open_store(path) as store:
+        state, used = load_state(store, "s")
+        assert used > 0
+        full = replay_table("s", store.events("s")).evaluations
+        assert len(full) > 20
+        for start in (0, 1, len(full) // 2, len(full) - 1, len(full), len(full) + 3):
+            assert state.evaluations_since(start) == full[start:]
+        assert "evaluations" in (state._cold_lists or {})  # still the snapshot's columns
+        assert state.evaluations == full  # and thawed on a full read

@@ -155,12 +155,20 @@ class TrialMap(MutableMapping[int, TrialState]):
 
 
 class Prefix(Generic[T]):
-    """The first ``n`` items of a fold list, still a snapshot's columns: ``make()`` builds them."""
+    """The first ``n`` items of a fold list, still a snapshot's columns: ``make()`` builds them,
+    ``since(start)`` those from ``start`` on (by default ``make()[start:]``; a chain of layers
+    builds only the layers that hold them)."""
 
-    __slots__ = ("n", "make")
+    __slots__ = ("n", "make", "since")
 
-    def __init__(self, n: int, make: Callable[[], list[T]]) -> None:
+    def __init__(
+        self,
+        n: int,
+        make: Callable[[], list[T]],
+        since: Callable[[int], list[T]] | None = None,
+    ) -> None:
         self.n, self.make = n, make
+        self.since: Callable[[int], list[T]] = since or (lambda start: make()[start:])
 
 
 class ColdList(Generic[T]):
@@ -189,14 +197,18 @@ class ColdList(Generic[T]):
         return items
 
     def since(self, obj: object, start: int) -> list[T]:
-        """The items from index ``start`` on; the snapshot's prefix stays columns when
-        ``start`` is past it (a reader that follows the list as it grows thaws nothing)."""
+        """The items from index ``start`` on; the snapshot's prefix stays columns (a reader that
+        follows the list as it grows thaws nothing)."""
         cold: dict[str, Prefix[T]] | None = getattr(obj, "_cold_lists")  # noqa: B009
         pending = cold.get(self.name) if cold else None
-        if pending is not None and start >= pending.n:
-            items: list[T] = getattr(obj, self.attr)
+        if pending is None:
+            return self.__get__(obj)[start:]
+        items: list[T] = getattr(obj, self.attr)
+        if start >= pending.n:
             return items[start - pending.n :]
-        return self.__get__(obj)[start:]
+        # the prefix's items from ``start`` on, built for this call and not kept: a reader a
+        # few items behind a snapshot (a scheduler catching up) must not thaw the whole list
+        return pending.since(start) + items
 
     def count(self, obj: object) -> int:
         """``len`` of the list on ``obj`` without thawing its snapshot prefix."""

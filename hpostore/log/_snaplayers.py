@@ -21,6 +21,11 @@ from .trial import TrialState
 _I32 = np.iinfo(np.int32)
 #: a chain's layers are numbered in an int16 (snapshot.MAX_LAYERS is far below it)
 _LAYERS_MAX = int(np.iinfo(np.int16).max)
+#: Thawing a trial reads its layer's trial columns (~115 bytes a trial); the chain keeps those
+#: of the layers used last, up to this many bytes (at least one layer's), and releases the
+#: others. Without a bound an ASHA study, whose promotions reach into old layers, would end up
+#: holding every layer's columns (~115 MB at 1M trials).
+COLD_CACHE_BYTES = 32 << 20
 
 
 class LayeredTrials:
@@ -34,6 +39,8 @@ class LayeredTrials:
     def __init__(self, layers: list[ArrowTrials], ids: np.ndarray | None, layer: np.ndarray,
                  row: np.ndarray, last: int) -> None:  # fmt: skip
         self.layers, self._layer, self._row, self._last = layers, layer, row, last
+        #: the layers whose columns a thaw loaded, least recently used first
+        self._warm: dict[int, None] = {}
         #: the merged ids (None: they are ``0 .. n-1``, so a position is its id)
         self._ids = ids
         if ids is not None and len(ids) and ids[0] >= _I32.min and last <= _I32.max:
@@ -95,7 +102,9 @@ class LayeredTrials:
                 ):
                     raise ValueError("a snapshot layer adds a trial id below an earlier layer's")
             layer_all[at], row_all[at] = k, rows
-        return LayeredTrials([*self.layers, *layers], merged, layer_all, row_all, last)
+        chain = LayeredTrials([*self.layers, *layers], merged, layer_all, row_all, last)
+        chain._warm = dict(self._warm)  # the same layer objects, numbered as before
+        return chain
 
     def __len__(self) -> int:
         return len(self._layer)
@@ -132,8 +141,26 @@ class LayeredTrials:
         pos = self._pos(trial)
         if pos is None:
             return None
-        layer = self.layers[self._layer[pos]]
-        return layer.thaw_rows(self._row[pos : pos + 1])[0]
+        k = int(self._layer[pos])
+        trial = self.layers[k].thaw_rows(self._row[pos : pos + 1])[0]
+        self._used(k)
+        return trial
+
+    def _used(self, k: int) -> None:
+        """Layer ``k``'s columns were just read: keep them, and release the least recently
+        used layers' while the kept ones hold more than :data:`COLD_CACHE_BYTES`."""
+        warm = self._warm
+        warm.pop(k, None)
+        warm[k] = None
+        if len(warm) > 1:
+            sizes = {j: self.layers[j].loaded_bytes() for j in warm}
+            total = sum(sizes.values())
+            for j in list(warm):
+                if total <= COLD_CACHE_BYTES or j == k:
+                    break
+                self.layers[j].release()
+                del warm[j]
+                total -= sizes[j]
 
     def thaw_all(self) -> Iterator[TrialState]:
         out: list[Any] = [None] * len(self._layer)
@@ -142,6 +169,8 @@ class LayeredTrials:
             if len(positions):
                 for p, t in zip(positions.tolist(), layer.thaw_rows(self._row[positions])):
                     out[p] = t
+                if k not in self._warm:
+                    layer.release()  # one layer's columns at a time, not the whole chain's
         return iter(out)
 
     def pending_update_ids(self) -> list[int]:
@@ -182,6 +211,15 @@ def layered_lists(layers: list[tuple[Tables, ArrowTrials]]) -> dict[str, Prefix[
         return per[0]
 
     def joined(parts: list[Prefix[Any]]) -> Prefix[Any]:
-        return Prefix(sum(p.n for p in parts), lambda: [x for p in parts for x in p.make()])
+        def since(start: int) -> list[Any]:
+            out: list[Any] = []
+            offset = 0
+            for p in parts:  # only the layers that hold items from ``start`` on
+                if offset + p.n > start:
+                    out += p.since(max(0, start - offset))
+                offset += p.n
+            return out
+
+        return Prefix(sum(p.n for p in parts), lambda: [x for p in parts for x in p.make()], since)
 
     return {name: joined([p[name] for p in per]) for name in per[0]}

@@ -66,6 +66,11 @@ class Tables:
             table = self._loaded[name] = self.read(name)
         return table
 
+    def forget(self, *names: str) -> None:
+        """Drop these tables if loaded (the next ``[name]`` reads them from the source again)."""
+        for name in names:
+            self._loaded.pop(name, None)
+
     def read(self, name: str) -> pa.Table:
         """The table read from the source now (kept by the caller, not by these tables)."""
         table = self._loaded.get(name)
@@ -225,6 +230,22 @@ class ArrowTrials:
     def __len__(self) -> int:
         return self._n
 
+    def loaded_bytes(self) -> int:
+        """Bytes of the columns a thaw read and keeps (0 before the first thaw or a release)."""
+        total = sum(c.nbytes for c in self._columns) if self._columns is not None else 0
+        for entry in self._curve_index or ():
+            if isinstance(entry, tuple):  # (table, its trial ids)
+                total += entry[0].nbytes + entry[1].nbytes
+            else:  # a dict of each trial's points: ~100 bytes a point as Python objects
+                total += 100 * sum(map(len, entry.values()))
+        return total
+
+    def release(self) -> None:
+        """Drop the columns a thaw read (the trials, curves and results tables); the next thaw
+        reads them from the file again."""
+        self._columns = self._curve_index = None
+        self._tables.forget("trials", "curves", "results")
+
     @property
     def tables(self) -> Tables:
         return self._tables
@@ -272,7 +293,13 @@ class ArrowTrials:
         else:
             row_of = {trial: row for row, trial in enumerate(self._ids.tolist())}
             rows = np.array([row_of[t] for t in trials], dtype=np.int64)
-        return pylist(self._cols[1].take(from_numpy(np.asarray(rows, dtype=np.int64))))
+        # the config column of the loaded columns, else read for this call only (a list built
+        # from a layer must not keep its trial columns: only thawed layers' are bounded)
+        if self._columns is not None:
+            configs = self._columns[1]
+        else:
+            configs = _array(self._tables.read("trials").column("config_json"))
+        return pylist(configs.take(from_numpy(np.asarray(rows, dtype=np.int64))))
 
 
 def _grouped(table: pa.Table) -> dict[int, list[tuple[float | None, float]]]:
