@@ -39,8 +39,9 @@ class LayeredTrials:
     def __init__(self, layers: list[ArrowTrials], ids: np.ndarray | None, layer: np.ndarray,
                  row: np.ndarray, last: int) -> None:  # fmt: skip
         self.layers, self._layer, self._row, self._last = layers, layer, row, last
-        #: the layers whose columns a thaw loaded, least recently used first
-        self._warm: dict[int, None] = {}
+        #: the layers whose columns a thaw loaded (with their bytes), least recently used first
+        self._warm: dict[int, int] = {}
+        self._warm_bytes = 0
         #: the merged ids (None: they are ``0 .. n-1``, so a position is its id)
         self._ids = ids
         if ids is not None and len(ids) and ids[0] >= _I32.min and last <= _I32.max:
@@ -104,6 +105,7 @@ class LayeredTrials:
             layer_all[at], row_all[at] = k, rows
         chain = LayeredTrials([*self.layers, *layers], merged, layer_all, row_all, last)
         chain._warm = dict(self._warm)  # the same layer objects, numbered as before
+        chain._warm_bytes = self._warm_bytes
         return chain
 
     def __len__(self) -> int:
@@ -142,25 +144,23 @@ class LayeredTrials:
         if pos is None:
             return None
         k = int(self._layer[pos])
-        trial = self.layers[k].thaw_rows(self._row[pos : pos + 1])[0]
+        state = self.layers[k].thaw_rows(self._row[pos : pos + 1])[0]
         self._used(k)
-        return trial
+        return state
 
     def _used(self, k: int) -> None:
         """Layer ``k``'s columns were just read: keep them, and release the least recently
         used layers' while the kept ones hold more than :data:`COLD_CACHE_BYTES`."""
         warm = self._warm
-        warm.pop(k, None)
-        warm[k] = None
-        if len(warm) > 1:
-            sizes = {j: self.layers[j].loaded_bytes() for j in warm}
-            total = sum(sizes.values())
-            for j in list(warm):
-                if total <= COLD_CACHE_BYTES or j == k:
-                    break
-                self.layers[j].release()
-                del warm[j]
-                total -= sizes[j]
+        size = warm.pop(k, None)
+        if size is None:
+            size = self.layers[k].loaded_bytes()
+            self._warm_bytes += size
+        warm[k] = size
+        while self._warm_bytes > COLD_CACHE_BYTES and len(warm) > 1:
+            oldest = next(iter(warm))
+            self.layers[oldest].release()
+            self._warm_bytes -= warm.pop(oldest)
 
     def thaw_all(self) -> Iterator[TrialState]:
         out: list[Any] = [None] * len(self._layer)
