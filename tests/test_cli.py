@@ -84,6 +84,28 @@ def test_studies_trials_and_sql(study_file: str, capsys: pytest.CaptureFixture[s
     assert capsys.readouterr().out.splitlines()[2].strip() == "4"
 
 
+def test_trials_flattens_hyperparameters_of_any_json_type() -> None:
+    """A categorical of mixed types (or a list value) is a column of JSON texts; pa.array
+    refused it (``hpostore trials`` failed with ArrowInvalid)."""
+    import pyarrow as pa
+
+    from hpostore.cli import flatten_configs
+
+    configs = ['{"c":1,"b":true,"f":1,"s":"relu","m":1,"l":[1,2],"n":null,"big":1}',
+               '{"c":2,"b":false,"f":0.5,"s":"tanh","m":"a","l":[3],"big":18446744073709551616}',
+               None]  # fmt: skip
+    table = pa.table({"trial": [0, 1, 2], "config": configs})
+    out = flatten_configs(table)
+    assert out.column_names == ["trial", "c", "b", "f", "s", "m", "l", "n", "big"]
+    types = {name: str(out.schema.field(name).type) for name in out.column_names[1:]}
+    assert types == {"c": "int64", "b": "bool", "f": "double", "s": "string", "m": "string",
+                     "l": "string", "n": "bool", "big": "string"}  # fmt: skip
+    assert out.column("m").to_pylist() == ["1", '"a"', None]
+    assert out.column("f").to_pylist() == [1.0, 0.5, None]
+    assert out.column("l").to_pylist() == ["[1, 2]", "[3]", None]
+    assert out.column("big").to_pylist() == ["1", "18446744073709551616", None]
+
+
 def test_csv_and_json_formats(study_file: str, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["trials", study_file, "demo", "--format", "csv"]) == 0
     rows = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))

@@ -11,6 +11,7 @@ from typing import Any
 import pyarrow as pa
 
 from ..errors import HPOStoreError, InvalidArgument
+from ..log._arrowcols import bools, float64s, int64s, strings
 from ..log.events import Kind
 from ..store.base import open_store
 
@@ -73,8 +74,27 @@ def flatten_configs(table: pa.Table) -> pa.Table:
     out = table.drop_columns(["config"])
     for i, name in enumerate(names):
         column = name if name not in out.column_names else f"{name}_1"  # as the trials view
-        out = out.add_column(1 + i, column, pa.array([c.get(name) for c in configs]))
+        out = out.add_column(1 + i, column, _config_column([c.get(name) for c in configs]))
     return out
+
+
+def _config_column(values: list[Any]) -> pa.Array:
+    """One hyperparameter's values as a column: bools, ints, numbers or texts as they all are,
+    else (a categorical of mixed types, a list) each value's JSON text. Not ``pa.array``: it
+    refuses mixed types and imports pandas (~0.5 s) when it is installed."""
+    kinds = {type(v) for v in values if v is not None}
+    try:
+        if kinds <= {bool}:
+            return bools(values)
+        if kinds <= {int}:
+            return int64s(values)
+        if kinds <= {int, float}:
+            return float64s(values)
+    except OverflowError:  # an int beyond int64
+        pass
+    if kinds <= {str}:
+        return strings(values)
+    return strings([None if v is None else json.dumps(v) for v in values])
 
 
 def sql(args: argparse.Namespace) -> pa.Table:
