@@ -3,11 +3,14 @@ CorruptLogError naming the file, in the store and in analysis alike; never accep
 
 from __future__ import annotations
 
+import base64
 import json
 import os
+import zlib
 from pathlib import Path
 
 import duckdb
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
@@ -15,14 +18,17 @@ import analysis
 from hpostore import open_store
 from hpostore.errors import CorruptLogError, HPOStoreError
 from hpostore.log.events import (
+    ARROW_LINE_ROWS,
     COLUMNS,
     DUCKDB_DDL,
     Row,
     decode_line,
     decode_rows,
     encode_batch,
+    encode_commit,
     encode_line,
     rows_to_table,
+    table_rows,
 )
 from hpostore.log.segments import (
     cover,
@@ -33,6 +39,7 @@ from hpostore.log.segments import (
     write_segment,
 )
 from hpostore.log.tail import Tail, parse_tail, read_tail
+from hpostore.store._folding import commits_table
 from hpostore.store._tail_writer import TailWriter
 from hpostore.store.parquet import ParquetStore
 
@@ -157,6 +164,93 @@ def test_a_commit_is_one_line_and_every_flip_in_it_is_corruption(tmp_path: Path)
     v1 = (json.dumps([list(r) for r in rows], separators=(",", ":")) + "\n").encode()
     with pytest.raises(CorruptLogError):  # hpostore 0.1 wrote no batches
         parse_tail(v1, "old.tail")
+
+
+def _awkward_rows(n: int) -> list[Row]:
+    """Rows with every kind of value a column holds: nulls, NaN, infinities, non-ASCII, NUL."""
+    rows = _rows("s ü", n)
+    odd = [None, float("nan"), float("inf"), -0.0]
+    return [
+        r[:6]
+        + (None if i % 5 == 0 else r[6], r[7] if i % 3 else None, odd[i % 4])
+        + (r[9] if i % 7 else None, r[10], "wörker\x00" if i % 2 else None, r[12])
+        for i, r in enumerate(rows)
+    ]
+
+
+def _same(a: list[Row], b: list[Row]) -> bool:
+    """Equal rows, a NaN equal to a NaN."""
+    return json.dumps(a) == json.dumps(b)
+
+
+def test_a_large_commit_is_one_arrow_line_read_back_exactly() -> None:
+    rows = _awkward_rows(ARROW_LINE_ROWS + 7)
+    line, table = encode_commit(rows)
+    assert line.count(b"\n") == 1 and line[9:10] == b"@" and b"\0" not in line
+    assert table is not None and _same(table_rows(table), rows)
+    assert _same(decode_rows(line), rows)
+    small, none = encode_commit(rows[:5])  # a durable commit's few rows stay a JSON line
+    assert none is None and small == encode_batch(rows[:5])
+    more = _rows("s ü", 3, first=len(rows) + 1)
+    tail = parse_tail(small + encode_commit(rows[5:])[0] + encode_line(more[0]), "x")
+    assert _same(tail.rows, rows + more[:1])
+
+
+def test_every_flip_in_an_arrow_line_is_corruption() -> None:
+    line = encode_commit(_rows("s", ARROW_LINE_ROWS))[0]
+    after = encode_batch(_rows("s", 1, first=ARROW_LINE_ROWS + 1))
+    # every byte of the checksum and the start of the body, then a dense sample of the rest
+    # (each flip costs a copy of a ~60 KB line)
+    positions = [*range(64), *range(64, len(line), 37), len(line) - 2, len(line) - 1]
+    for i in positions:
+        for mask in MASKS:
+            with pytest.raises(CorruptLogError, match="at byte 0"):
+                parse_tail(_flipped(line, i, mask) + after, "x")
+
+
+#: the base64 text of a valid Arrow line's body
+_ARROW_BODY = encode_commit(_rows("s", ARROW_LINE_ROWS))[0][10:-1]
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"@not base64!",
+        b"@" + base64.b64encode(b"\xff" * 40),
+        b"@" + base64.b64encode(base64.b64decode(_ARROW_BODY)[: len(_ARROW_BODY) // 3]),
+        "wrong columns",
+        "a null seq",
+    ],
+    ids=["base64", "not-arrow", "truncated", "columns", "null-seq"],
+)
+def test_a_checksum_valid_but_made_up_arrow_line_is_corruption(body: bytes | str) -> None:
+    if isinstance(body, str):
+        table = rows_to_table(_rows("s", 3))
+        if body == "wrong columns":
+            table = table.drop_columns(["payload"])
+        else:
+            seq = pa.array([1, None, 3], pa.int64())
+            table = table.set_column(1, pa.field("seq", pa.int64()), seq)
+        sink = pa.BufferOutputStream()
+        with pa.ipc.new_stream(sink, table.schema) as writer:
+            writer.write_table(table)
+        body = b"@" + base64.b64encode(sink.getvalue().to_pybytes())
+    line = b"%08x " % zlib.crc32(body) + body + b"\n"
+    with pytest.raises(CorruptLogError, match="at byte 0"):
+        parse_tail(line, "x")
+
+
+def test_the_fold_inserts_each_commits_own_table_and_converts_the_rest_at_once() -> None:
+    rows = _awkward_rows(3 * ARROW_LINE_ROWS)
+    cuts = [0, 2, 4, 4 + ARROW_LINE_ROWS, 4 + ARROW_LINE_ROWS + 1, 2 * ARROW_LINE_ROWS + 9,
+            len(rows)]  # fmt: skip
+    commits = []
+    for a, b in zip(cuts, cuts[1:]):
+        commits.append((b - a, encode_commit(rows[a:b])[1]))
+    assert [t is not None for _, t in commits] == [False, False, True, False, True, False]
+    assert _same(table_rows(commits_table(rows, commits)), rows)
+    with pytest.raises(AssertionError):
+        commits_table(rows[1:], commits)
 
 
 def test_a_v1_tail_without_checksums_is_still_read_but_never_mixed(tmp_path: Path) -> None:

@@ -61,6 +61,11 @@ run(path, 240)  # reopened: resumed from the snapshots, thawing cold trials for 
 shutil.move(snapshots, snapshots + ".aside")
 run(path, 260)  # resumed by replaying the whole log
 assert os.listdir(snapshots), "no snapshot was written"
+from hpostore.log.events import ARROW_LINE_ROWS, encode_commit
+from hpostore.log.tail import parse_tail
+rows = [("s", i, 0, 0.0, "t", "suggest", i, "{{}}", None, None, None, None, None)
+        for i in range(1, ARROW_LINE_ROWS + 1)]
+assert parse_tail(encode_commit(rows)[0], "x").rows == rows  # a large commit's Arrow line
 heavy = sorted(m for m in sys.modules if m.split(".")[0] == "pandas")
 assert not heavy, f"pandas was imported: {{heavy[:3]}}"
 import pyarrow as pa

@@ -101,7 +101,7 @@ def test_a_failing_fold_keeps_the_events_in_the_tail_and_close_does_not_raise(
 ) -> None:
     from hpostore.store import _folding
 
-    def no_space(con: object, rows: object, where: str) -> None:
+    def no_space(con: object, rows: object, where: str, table: object = None) -> None:
         raise HPOStoreError(f"{where}: IO Error: Could not write .wal: No space left on device")
 
     store = open_store(store_path)
@@ -120,6 +120,75 @@ def test_a_failing_fold_keeps_the_events_in_the_tail_and_close_does_not_raise(
     with open_store(store_path) as again:  # and the next writer folds it
         assert _append(again, trial=4) == 5
     assert Path(store_path + ".tail").read_bytes() == b""
+
+
+def test_a_large_commits_arrow_line_is_recovered_and_folded_as_written(
+    store_path: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from hpostore.log.events import ARROW_LINE_ROWS
+    from hpostore.store import _folding
+
+    def no_space(con: object, rows: object, where: str, table: object = None) -> None:
+        raise HPOStoreError(f"{where}: IO Error: Could not write .wal: No space left on device")
+
+    store = open_store(store_path, durability="batched")
+    appended = []
+    monkeypatch.setattr(_folding, "insert_rows", no_space)
+    for n in (3, ARROW_LINE_ROWS + 5, 2):  # a small commit, a large one, a small one
+        for _ in range(n):
+            trial = len(appended)
+            appended.append(
+                store.append(
+                    "s",
+                    "suggest",
+                    elapsed=trial / 7,
+                    session="t",
+                    trial=trial,
+                    config=f'{{"x":{trial / 3!r},"w":"ü"}}',
+                )
+            )
+        store.commit(force=True)
+    store.close()  # the fold failed: everything is in the tail, the large commit as Arrow
+    tail = Path(store_path + ".tail").read_bytes()
+    assert tail.count(b"\n") == 3 and tail.count(b" @") == 1
+    monkeypatch.undo()
+    with open_store(store_path, read_only=True) as ro:  # read from the tail
+        assert ro.events("s").to_pylist() == _as_dicts(appended)
+    with open_store(store_path) as again:  # folded into the table at open
+        assert again.events("s").to_pylist() == _as_dicts(appended)
+    assert Path(store_path + ".tail").read_bytes() == b""
+    with open_store(store_path, read_only=True) as ro:
+        assert ro.events("s").to_pylist() == _as_dicts(appended)
+
+
+def test_the_fold_inserts_a_large_commits_own_table(store_path: str) -> None:
+    from hpostore.log.events import ARROW_LINE_ROWS
+
+    appended = []
+    with open_store(store_path, durability="batched") as store:
+        for n in (2, ARROW_LINE_ROWS, 1):
+            for _ in range(n):
+                trial = len(appended)
+                appended.append(
+                    store.append(
+                        "s",
+                        "evaluate",
+                        elapsed=trial / 7,
+                        session="t",
+                        trial=trial,
+                        error=None if trial % 9 == 0 else trial / 3,
+                    )
+                )
+            store.commit(force=True)
+        store.flush()
+        assert Path(store_path + ".tail").read_bytes() == b""  # folded
+        assert store.events("s").to_pylist() == _as_dicts(appended)
+
+
+def _as_dicts(rows: list[tuple[object, ...]]) -> list[dict[str, object]]:
+    from hpostore.log.events import rows_to_table
+
+    return rows_to_table(rows).to_pylist()  # type: ignore[arg-type]
 
 
 @pytest.fixture

@@ -6,6 +6,8 @@ This module is the one contract between the write path (``hpostore``) and the re
 
 from __future__ import annotations
 
+import base64
+import binascii
 import enum
 import json
 import math
@@ -167,6 +169,33 @@ def encode_batch(rows: list[Row]) -> bytes:
     return _checksummed(_ROW_ENCODER(rows).encode())
 
 
+#: A commit of at least this many rows is written as an Arrow line (:func:`encode_commit`).
+#: Building a table costs ~180 µs whatever its size (13 columns through numpy) plus ~1.2 µs a
+#: row; JSON ~1.9 µs a row (measured: 64 rows JSON 0.11 ms, Arrow 0.46 ms; 16k rows JSON 53 ms,
+#: Arrow 31 ms). Durable commits (a few rows) stay JSON; batched ones (thousands) go Arrow.
+ARROW_LINE_ROWS = 1024
+#: the first byte of an Arrow line's body (a JSON body starts with ``[``)
+_ARROW_MARK = b"@"
+
+
+def encode_commit(rows: list[Row]) -> tuple[bytes, pa.Table | None]:
+    """The tail line of a commit's ``rows``, and their Arrow table when the line carries one.
+
+    Below :data:`ARROW_LINE_ROWS` rows: a JSON batch (:func:`encode_batch`), and None. From it
+    on: ``<crc32 of the body> @<base64 of an Arrow IPC stream of the rows>\\n``. The table is
+    what the fold inserts into DuckDB, so a large commit is converted once for both (JSON cost
+    ~13 µs a trial in batched mode, and the fold's conversion ~5 more). Base64 keeps the line
+    free of newlines and NUL bytes, which the tail's framing and crash-hole rule rely on.
+    """
+    if len(rows) < ARROW_LINE_ROWS:
+        return encode_batch(rows), None
+    table = rows_to_table(rows)
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, SCHEMA) as writer:
+        writer.write_table(table)
+    return _checksummed(_ARROW_MARK + base64.b64encode(sink.getvalue())), table
+
+
 def _checksummed(body: bytes) -> bytes:
     return b"%08x " % zlib.crc32(body) + body + b"\n"
 
@@ -182,31 +211,57 @@ def decode_line(line: bytes) -> Row:
     Raises ``ValueError`` on anything malformed, a checksum that does not match included; the
     hex must be exactly the lowercase form written, so no flipped bit passes.
     """
-    return _as_row(_checked_json(line))
+    return _as_row(_json(_checked_body(line)))
 
 
 def decode_rows(line: bytes) -> list[Row]:
     """The rows of a tail line, one event's (:func:`encode_line`) or a commit's
     (:func:`encode_batch`); raises ``ValueError`` as :func:`decode_line` does."""
-    value = _checked_json(line)
+    body = _checked_body(line)
+    if body[:1] == _ARROW_MARK and line_version(line) == 2:
+        return _arrow_rows(body[1:])
+    value = _json(body)
     # a batch (a row starts with its study's name); hpostore 0.1 wrote no batches
     if value and isinstance(value[0], list) and line_version(line) == 2:
         return [_as_row(v) for v in value]
     return [_as_row(value)]
 
 
-def _checked_json(line: bytes) -> Any:
+def _checked_body(line: bytes) -> bytes:
+    """The line's body, its checksum checked (a v1 line is all body)."""
     if line.endswith(b"\n"):
         line = line[:-1]
     if line_version(line) == 2:
         body = line[9:]
         if line[8:9] != b" " or line[:8] != b"%08x" % zlib.crc32(body):
             raise ValueError("its CRC32 checksum does not match its content")
-        line = body
+        return body
+    return line
+
+
+def _json(body: bytes) -> Any:
     try:
-        return json.loads(line)
+        return json.loads(body)
     except ValueError as exc:  # UnicodeDecodeError included
         raise ValueError(f"not a JSON array: {exc}") from None
+
+
+def _arrow_rows(encoded: bytes) -> list[Row]:
+    """The rows of an Arrow line's body (after the mark): checked to be a valid Arrow stream of
+    the events schema with a study and a seq in every row (a checksum-valid but hand-made line
+    may hold anything)."""
+    try:
+        with pa.ipc.open_stream(base64.b64decode(encoded, validate=True)) as reader:
+            table = reader.read_all()
+        table.validate(full=True)
+    # (pyarrow raises a plain OSError for some malformed IPC messages)
+    except (binascii.Error, ValueError, OSError, pa.ArrowException) as exc:
+        raise ValueError(f"not an Arrow batch of events: {exc}") from None
+    if not table.schema.equals(SCHEMA):
+        raise ValueError("an Arrow batch whose columns are not the events schema")
+    if table.column(0).null_count or table.column(1).null_count:
+        raise ValueError("an Arrow batch with an event without a study or seq")
+    return table_rows(table)
 
 
 def _as_row(value: Any) -> Row:
@@ -332,12 +387,18 @@ def rows_to_table(rows: list[Row]) -> pa.Table:
     return pa.Table.from_arrays(arrays, schema=SCHEMA)
 
 
-def table_to_events(table: pa.Table) -> list[Event]:
-    """Events of an Arrow table with the events schema (``ts`` becomes µs since the epoch)."""
+def table_rows(table: pa.Table) -> list[Row]:
+    """Rows of an Arrow table with the events columns (``ts`` as µs since the epoch, as
+    :meth:`EventLog.append` gives it); the inverse of :func:`rows_to_table`."""
     table = table.select(list(COLUMNS))
     cols = [table.column(i) for i in range(len(COLUMNS))]
-    cols[2] = cols[2].cast(pa.int64())
-    return [Event(*r) for r in zip(*(c.to_pylist() for c in cols))]
+    cols[2] = cols[2].cast(pa.int64())  # a tz-aware timestamp's to_pylist would import pandas
+    return list(zip(*(c.to_pylist() for c in cols)))
+
+
+def table_to_events(table: pa.Table) -> list[Event]:
+    """Events of an Arrow table with the events schema (``ts`` becomes µs since the epoch)."""
+    return [Event(*r) for r in table_rows(table)]
 
 
 def _not_json(value: object) -> Any:

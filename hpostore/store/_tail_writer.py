@@ -5,8 +5,10 @@ from __future__ import annotations
 import logging
 import os
 
+import pyarrow as pa
+
 from ..errors import HPOStoreError
-from ..log.events import Row, encode_batch
+from ..log.events import Row, encode_commit
 
 log = logging.getLogger("hpostore")
 
@@ -41,13 +43,15 @@ class TailWriter:
         self.reserved = self.size
         self.failed: str | None = None
 
-    def append(self, rows: list[Row]) -> None:
-        """Write ``rows`` and fdatasync; raises :class:`HPOStoreError` with nothing of them kept."""
+    def append(self, rows: list[Row]) -> pa.Table | None:
+        """Write ``rows`` and fdatasync; raises :class:`HPOStoreError` with nothing of them kept.
+        Returns the rows' Arrow table when the line was one (a large commit), for the fold."""
         if self.failed is not None:
             raise HPOStoreError(self.failed)
         if self.fd is None:
             raise HPOStoreError(f"{self.path}: the store is closed")
-        data = memoryview(encode_batch(rows))
+        line, table = encode_commit(rows)
+        data = memoryview(line)
         start, end = self.size, self.size + len(data)
         try:
             if end > self.reserved:
@@ -65,6 +69,7 @@ class TailWriter:
                 "the store and resume the study later."
             ) from exc
         self.size = end
+        return table
 
     def _reserve(self, end: int) -> None:
         """Reserve space past ``end``; without it (a full disk, a file system that cannot) the
@@ -114,7 +119,7 @@ class TailWriter:
         with open(tmp, "wb") as f:
             f.write(
                 b"".join(
-                    encode_batch(rows[i : i + REWRITE_BATCH])
+                    encode_commit(rows[i : i + REWRITE_BATCH])[0]
                     for i in range(0, len(rows), REWRITE_BATCH)
                 )
             )

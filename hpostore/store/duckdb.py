@@ -116,7 +116,10 @@ class DuckDBStore(EventLog):
         self._memory = self.path == ":memory:"
         self._pending: list[Row] = []  # appended, not yet committed
         self._unfolded: list[Row] = []  # durable in the tail, not yet in the table
-        self._mu = threading.RLock()  # guards _pending, _unfolded and the tail
+        #: one (rows, their Arrow table or None) per commit in ``_unfolded``: the table a large
+        #: commit's tail line was built from is the one the fold inserts
+        self._commits: list[tuple[int, pa.Table | None]] = []
+        self._mu = threading.RLock()  # guards _pending, _unfolded, _commits and the tail
         self._con: duckdb.DuckDBPyConnection | None = None  # the in-memory store's
         self._table = TableWriter(self.path, self.tail_path)
         self._tail: TailWriter | None = None
@@ -224,8 +227,9 @@ class DuckDBStore(EventLog):
                 return
             if self._tail is None:
                 raise HPOStoreError(f"{self.path}: the store is closed")
-            self._tail.append(self._pending)  # raises with the rows still pending
+            table = self._tail.append(self._pending)  # raises with the rows still pending
             self._unfolded.extend(self._pending)
+            self._commits.append((len(self._pending), table))
             self._pending = []
 
     def commit(self, *, force: bool = False) -> None:
@@ -254,12 +258,14 @@ class DuckDBStore(EventLog):
                 return True
             with self._mu:
                 rows = list(self._unfolded)
+                commits = list(self._commits)
             if not rows:
                 return True
-            if not self._table.fold(rows, wait_s, background=background):
+            if not self._table.fold(rows, wait_s, background=background, commits=commits):
                 return False
             with self._mu:
                 del self._unfolded[: len(rows)]
+                del self._commits[: len(commits)]
                 if self._tail is not None:
                     self._tail.trim(self._unfolded)
             if self._lock is not None:
