@@ -11,7 +11,8 @@ Rules (the same for every reader):
   left out — unless it is a whole valid line followed by one stray byte (its newline flipped),
   which is corruption;
 - every complete line must pass its CRC32 (format v2) and decode to an event, or to a
-  commit's batch of events (a writer writes one line a commit); any that does not is a
+  commit's batch of events (a writer writes one line a commit: JSON, or for a large commit an
+  Arrow batch of the events schema); any that does not is a
   :class:`~hpostore.errors.CorruptLogError` naming the file and byte offset;
 - a tail written by hpostore 0.1 (format v1, lines without a checksum) is still read, so an
   upgrade can recover a crashed old writer's tail. The first complete line decides the file's
