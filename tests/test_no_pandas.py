@@ -220,3 +220,41 @@ def test_rows_to_table_is_the_struct_conversion() -> None:
     assert rows_to_table([]).equals(want.slice(0, 0))
     with pytest.raises(ValueError, match="columns"):
         rows_to_table([rows[0][:-1]])
+
+
+_CLI = """
+import sys
+from hpostore.cli import main
+for argv in {commands!r}:
+    sys.argv = ["hpostore", *argv]
+    try:
+        main()
+    except SystemExit as exc:
+        assert not exc.code, (argv, exc.code)
+heavy = sorted(m for m in sys.modules if m.split(".")[0] == "pandas")
+assert not heavy, f"pandas was imported: {{heavy[:3]}}"
+"""
+
+
+@pytest.mark.skipif(
+    importlib.util.find_spec("pandas") is None, reason="pandas is not installed: nothing to prove"
+)
+def test_the_cli_export_and_compact_never_import_pandas(tmp_path: Path) -> None:
+    from hpostore import open_store
+
+    source = os.fspath(tmp_path / "a.duckdb")
+    with open_store(source) as store:
+        for seq, kind in enumerate(["study", "session", "end"], start=1):
+            payload = '{"format_version":2}' if kind == "study" else None
+            store.append("s ü", kind, elapsed=float(seq), session="t", payload=payload)
+    parquet, copy = os.fspath(tmp_path / "p") + os.sep, os.fspath(tmp_path / "b.duckdb")
+    commands = [
+        ["export", source, "--parquet", parquet],
+        ["compact", parquet],
+        ["export", parquet, "--duckdb", copy],
+        ["studies", copy],
+    ]
+    code = _CLI.format(commands=commands)
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "s ü" in proc.stdout

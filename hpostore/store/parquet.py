@@ -257,11 +257,14 @@ class ParquetStore(EventLog):
             raise HPOStoreError(f"{self.path} was opened read-only")
         table = table.select(list(COLUMNS)).cast(SCHEMA)
         out = {}
-        for study in table.column("study").unique().to_pylist():
-            part = table.filter(pc.equal(table.column("study"), study)).sort_by("seq")
-            seqs = part.column("seq").to_numpy()
+        for name in table.column("study").unique():
+            # an Arrow scalar, and Arrow values, throughout: a Python str given to pc.equal or
+            # Array.to_numpy would import pandas (when installed) into the CLI's process
+            study = name.as_py()
+            part = table.filter(pc.equal(table.column("study"), name)).sort_by("seq")
+            seqs = part.column("seq")
             n = part.num_rows
-            if seqs[0] != 1 or seqs[-1] != n:
+            if seqs[0].as_py() != 1 or seqs[-1].as_py() != n:
                 raise CorruptLogError(
                     f"study {study!r}: its events do not run gaplessly from seq 1 to {n}"
                 )
