@@ -91,6 +91,8 @@ class TrialLoop:
         self.max_failures, self.verbose, self.budget_s = max_failures, verbose, budget_s
         executor = supervisor.executor
         self.inline = executor.inline
+        #: ``run_trial``'s clock argument: an inline trial's runtime is on the study clock
+        self._clock = (recorder.clock,) if self.inline else ()
         self.slots = executor.max_workers
         self.channel: ReportChannel | None = None
         if call.wants_report or executor.reports_curves:
@@ -181,7 +183,7 @@ class TrialLoop:
             len(self.running) < self.slots
             and state.n_finished + len(self.running) < n
             and self._within_budget()
-            and not any(t in self.suspects for t in self.running)
+            and self.suspects.isdisjoint(self.running)
         ):
             if self.reruns:
                 if self.reruns[0] in self.suspects and self.running:
@@ -203,13 +205,13 @@ class TrialLoop:
         reporter = None
         if self.channel is not None:
             reporter = self.channel.reporter(trial, job.attempt)
-        directory = self.checkpoints.dir(trial) if self.call.wants_checkpoint else None
-        kwargs = {**config, **self.call.extra(None, directory)}
+        kwargs = dict(config)
+        if self.call.wants_checkpoint:
+            kwargs["checkpoint_dir"] = self.checkpoints.dir(trial)
         kwargs.pop("report", None)  # run_trial passes the reporter
-        clock = {"clock": self.recorder.clock} if self.inline else {}  # runtime on the study clock
         generation = self.sup.generation
         job.generation = generation
-        job.future = self.sup.submit(run_trial, self.call.objective, kwargs, reporter, **clock)
+        job.future = self.sup.submit(run_trial, self.call.objective, kwargs, reporter, *self._clock)
         self._by_future = None
         if self.sup.generation != generation:  # the pool broke while submitting
             job.generation = self.sup.generation
