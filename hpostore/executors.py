@@ -151,6 +151,9 @@ def local_pool(n_workers: int) -> LocalPool:
     return LocalPool(n_workers)
 
 
+_FINISHED = cf._base.FINISHED
+
+
 class SharedConditionFuture(cf.Future[Any]):
     """A future created in ``state`` (``RUNNING`` or ``FINISHED``) whose condition variable is
     one lock shared by all of them. ``Future()`` builds a condition (a lock and its lists) per
@@ -169,11 +172,8 @@ class SharedConditionFuture(cf.Future[Any]):
 
 
 class _Finished(SharedConditionFuture):
-    """A future born finished with ``result`` (the inline executor's, one per trial): nothing to
-    build and notify, as ``Future()`` + ``set_result`` do."""
-
-    def __init__(self, result: Any) -> None:
-        super().__init__(cf._base.FINISHED, result)
+    """A future born finished (``_Finished(FINISHED, result)``: the inline executor's, one per
+    trial): nothing to build and notify, as ``Future()`` + ``set_result`` do."""
 
     # what the loop asks of every future, answered without taking the lock
     def done(self) -> bool:
@@ -201,7 +201,7 @@ class InlineExecutor(cf.Executor):
     reports_curves = False
 
     def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> cf.Future[Any]:
-        return _Finished(fn(*args, **kwargs))
+        return _Finished(_FINISHED, fn(*args, **kwargs))
 
     def report_channel(self) -> ReportChannel:
         return InlineChannel()
@@ -209,7 +209,7 @@ class InlineExecutor(cf.Executor):
     def wait(
         self, futures: Iterable[cf.Future[Any]], channel: ReportChannel | None
     ) -> set[cf.Future[Any]]:
-        return {f for f in futures if f.done()}
+        return set(futures)  # each one was born finished, in submit
 
 
 class _Adapted:
