@@ -7,8 +7,7 @@ import inspect
 import math
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from .._processes import worker_name
 from ..errors import ConfigSpaceError, InvalidArgument, ObjectiveSignatureError
@@ -40,7 +39,7 @@ def check_objectives(metric: Any, mode: Any) -> tuple[tuple[str, ...], tuple[str
 
 def native_config(config: Any, *, trial: int) -> dict[str, Any]:
     """A config as a dict of plain JSON scalars (numpy scalars unwrapped)."""
-    if not isinstance(config, Mapping):
+    if not isinstance(config, dict) and not isinstance(config, Mapping):  # dict: no ABC check
         raise ConfigSpaceError(
             f"trial {trial}: the scheduler suggested a {type(config).__name__}, not a dict"
         )
@@ -141,9 +140,12 @@ def _exception_message(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text}"
 
 
-@dataclass(frozen=True, slots=True)
-class TrialOutcome:
-    """What a trial call returns: the error (None if unusable, with ``message``), timings."""
+class TrialOutcome(NamedTuple):
+    """What a trial call returns: the error (None if unusable, with ``message``), timings.
+
+    An immutable record built once per trial: a named tuple, as it costs a third of what a
+    frozen dataclass's ``__init__`` does (~0.6 µs a trial).
+    """
 
     error: float | None
     message: str | None
