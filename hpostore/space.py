@@ -243,10 +243,9 @@ class ConfigSpace:
         uniforms to configs keeps one dimension per hyperparameter; inactive ones are dropped.
         """
         it = iter(uniforms)
-        full = {
-            name: value if draw is None else draw(next(it))
-            for name, draw, value in self._sampling()[0]
-        }
+        full: dict[str, JSONScalar] = {}
+        for name, draw, value in self._sampling()[0]:  # a loop, not a comprehension's frame
+            full[name] = value if draw is None else draw(next(it))
         if not self.conditions:
             return full
         active = self.active(full)

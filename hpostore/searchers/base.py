@@ -44,9 +44,9 @@ def trial_uniforms(seed: int, index: int, n: int) -> list[float]:
     out: list[float] = []
     block = 0
     while len(out) < n:
-        digest = hashlib.blake2b(f"{seed}:{index}:{block}".encode(), digest_size=64).digest()
-        words = _EIGHT_WORDS.unpack(digest)[: n - len(out)]
-        out.extend([((w >> 11) + 0.5) / 9007199254740992.0 for w in words])
+        digest = hashlib.blake2b(b"%d:%d:%d" % (seed, index, block), digest_size=64).digest()
+        for w in _EIGHT_WORDS.unpack(digest)[: n - len(out)]:  # a loop: no comprehension frame
+            out.append(((w >> 11) + 0.5) / 9007199254740992.0)
         block += 1
     return out
 
