@@ -216,7 +216,7 @@ def decode_line(line: bytes) -> Row:
 
 def decode_rows(line: bytes) -> list[Row]:
     """The rows of a tail line, one event's (:func:`encode_line`) or a commit's
-    (:func:`encode_batch`); raises ``ValueError`` as :func:`decode_line` does."""
+    (:func:`encode_commit`: JSON or Arrow); raises ``ValueError`` as :func:`decode_line` does."""
     body = _checked_body(line)
     if body[:1] == _ARROW_MARK and line_version(line) == 2:
         return _arrow_rows(body[1:])
