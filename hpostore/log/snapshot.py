@@ -166,11 +166,11 @@ def _layer_base(state: StudyState) -> dict[str, Any] | None:
     if not isinstance(cold, LayeredTrials) or not 0 < len(cold.links) < MAX_LAYERS:
         return None
     last = cold.last
-    for i in hot:
-        if not cold.has(i):
-            if i <= last:
-                return None
+    for i in hot:  # new trials (ids past the chain's) must come in id order
+        if i > last:
             last = i
+        elif not cold.has(i):
+            return None
     link = cold.links[-1]
     if not all(os.path.exists(x["path"]) for x in cold.links):
         return None
