@@ -18,6 +18,7 @@ from hpostore import (
     EventLog,
     FormatVersionError,
     HPOStoreError,
+    InvalidArgument,
     ReadOnlyStoreError,
     open_store,
 )
@@ -100,6 +101,30 @@ def test_sql_is_read_only_and_parameterised(fresh_store: EventLog) -> None:
 def test_unknown_kind_is_refused(fresh_store: EventLog) -> None:
     with pytest.raises(HPOStoreError, match="unknown event kind"):
         _append(fresh_store, "s", "explode")
+
+
+@pytest.mark.parametrize("durability", ["durable", "batched"])
+@pytest.mark.parametrize("backend", ["duckdb", "parquet"])
+def test_text_that_is_not_utf8_is_refused_at_append_and_the_log_stays_usable(
+    tmp_path: Path, backend: str, durability: str
+) -> None:
+    path = os.fspath(tmp_path / "runs") + ("/" if backend == "parquet" else ".duckdb")
+    with open_store(path, durability=durability) as store:
+        _append(store, "s", "suggest", 0, config='{"name":"\u00fc"}', worker="wörker")
+        for field in ("config", "worker", "payload"):  # a lone surrogate, as from a bad decode
+            with pytest.raises(InvalidArgument, match=f"{field} is not valid UTF-8.*nothing"):
+                _append(store, "s", "suggest", 1, **{field: "caf\udce9"})
+        with pytest.raises(InvalidArgument, match="session is not valid UTF-8"):
+            store.append("s", "start", elapsed=0.0, session="\ud800")
+        with pytest.raises(InvalidArgument, match="config must be a str, got dict"):
+            _append(store, "s", "suggest", 1, config={"x": 1})
+        _append(store, "s", "suggest", 1, config='{"x":1}')  # the seq the refused ones did not take
+        store.commit(force=True)
+    with open_store(path, read_only=True) as ro:  # the log opens, gapless, text as written
+        events = ro.events("s")
+        assert events.column("seq").to_pylist() == [1, 2]
+        assert events.column("worker").to_pylist() == ["wörker", None]
+        assert events.column("config").to_pylist()[0] == '{"name":"\u00fc"}'
 
 
 def test_reopen_and_read_only_see_everything(store_path: str) -> None:

@@ -9,13 +9,31 @@ from typing import Any
 
 import pyarrow as pa
 
-from ..errors import HPOStoreError, ReadOnlyStoreError
+from ..errors import HPOStoreError, InvalidArgument, ReadOnlyStoreError
 from ..log.events import KINDS, Row, check_study_name
 
 #: Durability modes: ``durable`` (fdatasync before every objective call) or ``batched``.
 DURABILITY = ("durable", "batched")
 #: The longest that committed events wait before they are folded into the queryable table.
 FOLD_INTERVAL_S = 0.25
+
+
+def _check_texts(**texts: object) -> None:
+    """Raise :class:`InvalidArgument` for a text column's value that is not a str of valid
+    UTF-8 (None is a null)."""
+    for name, text in texts.items():
+        if text is None and name != "session":
+            continue
+        if not isinstance(text, str):
+            raise InvalidArgument(f"an event's {name} must be a str, got {type(text).__name__}")
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise InvalidArgument(
+                f"an event's {name} is not valid UTF-8 text ({exc.reason} at position "
+                f"{exc.start}: {text[exc.start : exc.end]!r}); nothing was logged. Encode it "
+                "as JSON text with ASCII escapes, or remove the character"
+            ) from None
 
 
 class EventLog(ABC):
@@ -60,6 +78,20 @@ class EventLog(ABC):
         if seq is None:
             check_study_name(study)  # once per study: names are data, of plain text
             seq = self.last_seq(study) + 1
+        # the texts must be UTF-8 (DuckDB, Parquet and Arrow hold nothing else): a lone surrogate
+        # that got into the tail would stop every later fold and open. ASCII is the tuner's own
+        # case (its JSON is ASCII-escaped), tested first in C; anything else is looked at closely
+        try:
+            plain = (
+                session.isascii()
+                and (config is None or config.isascii())
+                and (worker is None or worker.isascii())
+                and (payload is None or payload.isascii())
+            )
+        except AttributeError:  # not a str
+            plain = False
+        if not plain:
+            _check_texts(session=session, config=config, worker=worker, payload=payload)
         self._next_seq[study] = seq + 1
         row: Row = (
             study, seq, time.time_ns() // 1000, elapsed, session, kind, trial, config,
