@@ -132,22 +132,9 @@ def test_a_large_commits_arrow_line_is_recovered_and_folded_as_written(
         raise HPOStoreError(f"{where}: IO Error: Could not write .wal: No space left on device")
 
     store = open_store(store_path, durability="batched")
-    appended = []
     monkeypatch.setattr(_folding, "insert_rows", no_space)
-    for n in (3, ARROW_LINE_ROWS + 5, 2):  # a small commit, a large one, a small one
-        for _ in range(n):
-            trial = len(appended)
-            appended.append(
-                store.append(
-                    "s",
-                    "suggest",
-                    elapsed=trial / 7,
-                    session="t",
-                    trial=trial,
-                    config=f'{{"x":{trial / 3!r},"w":"ü"}}',
-                )
-            )
-        store.commit(force=True)
+    # a small commit, a large one, a small one
+    appended = _commits(store, (3, ARROW_LINE_ROWS + 5, 2), "suggest")
     store.close()  # the fold failed: everything is in the tail, the large commit as Arrow
     tail = Path(store_path + ".tail").read_bytes()
     assert tail.count(b"\n") == 3 and tail.count(b" @") == 1
@@ -164,25 +151,32 @@ def test_a_large_commits_arrow_line_is_recovered_and_folded_as_written(
 def test_the_fold_inserts_a_large_commits_own_table(store_path: str) -> None:
     from hpostore.log.events import ARROW_LINE_ROWS
 
-    appended = []
     with open_store(store_path, durability="batched") as store:
-        for n in (2, ARROW_LINE_ROWS, 1):
-            for _ in range(n):
-                trial = len(appended)
-                appended.append(
-                    store.append(
-                        "s",
-                        "evaluate",
-                        elapsed=trial / 7,
-                        session="t",
-                        trial=trial,
-                        error=None if trial % 9 == 0 else trial / 3,
-                    )
-                )
-            store.commit(force=True)
+        appended = _commits(store, (2, ARROW_LINE_ROWS, 1), "evaluate")
         store.flush()
         assert Path(store_path + ".tail").read_bytes() == b""  # folded
         assert store.events("s").to_pylist() == _as_dicts(appended)
+
+
+def _commits(store: EventLog, sizes: tuple[int, ...], kind: str) -> list[tuple[object, ...]]:
+    """Commits of ``sizes`` events each (with non-ASCII text and nulls); their rows."""
+    appended = []
+    for n in sizes:
+        for _ in range(n):
+            trial = len(appended)
+            appended.append(
+                store.append(
+                    "s",
+                    kind,
+                    elapsed=trial / 7,
+                    session="t",
+                    trial=trial,
+                    config=f'{{"x":{trial / 3!r},"w":"ü"}}' if kind == "suggest" else None,
+                    error=None if trial % 9 == 0 or kind == "suggest" else trial / 3,
+                )
+            )
+        store.commit(force=True)
+    return appended
 
 
 def _as_dicts(rows: list[tuple[object, ...]]) -> list[dict[str, object]]:
