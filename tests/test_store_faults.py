@@ -18,6 +18,7 @@ import duckdb
 import pytest
 
 from hpostore import EventLog, HPOStoreError, ReadOnlyStoreError, open_store
+from hpostore.log.events import Row
 from hpostore.store import _tail_writer
 from hpostore.store.duckdb import DuckDBStore, live_writer
 
@@ -158,9 +159,9 @@ def test_the_fold_inserts_a_large_commits_own_table(store_path: str) -> None:
         assert store.events("s").to_pylist() == _as_dicts(appended)
 
 
-def _commits(store: EventLog, sizes: tuple[int, ...], kind: str) -> list[tuple[object, ...]]:
+def _commits(store: EventLog, sizes: tuple[int, ...], kind: str) -> list[Row]:
     """Commits of ``sizes`` events each (with non-ASCII text and nulls); their rows."""
-    appended = []
+    appended: list[Row] = []
     for n in sizes:
         for _ in range(n):
             trial = len(appended)
@@ -179,10 +180,10 @@ def _commits(store: EventLog, sizes: tuple[int, ...], kind: str) -> list[tuple[o
     return appended
 
 
-def _as_dicts(rows: list[tuple[object, ...]]) -> list[dict[str, object]]:
+def _as_dicts(rows: list[Row]) -> list[dict[str, object]]:
     from hpostore.log.events import rows_to_table
 
-    return rows_to_table(rows).to_pylist()  # type: ignore[arg-type]
+    return rows_to_table(rows).to_pylist()
 
 
 @pytest.fixture
