@@ -205,9 +205,8 @@ class TrialLoop:
         reporter = None
         if self.channel is not None:
             reporter = self.channel.reporter(trial, job.attempt)
-        kwargs = dict(config)
-        if self.call.wants_checkpoint:
-            kwargs["checkpoint_dir"] = self.checkpoints.dir(trial)
+        directory = self.checkpoints.dir(trial) if self.call.wants_checkpoint else None
+        kwargs = {**config, **self.call.extra(None, directory)}
         kwargs.pop("report", None)  # run_trial passes the reporter
         generation = self.sup.generation
         job.generation = generation
