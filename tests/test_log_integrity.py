@@ -4,6 +4,7 @@ CorruptLogError naming the file, in the store and in analysis alike; never accep
 from __future__ import annotations
 
 import base64
+import errno
 import json
 import os
 import zlib
@@ -39,6 +40,7 @@ from hpostore.log.segments import (
     write_segment,
 )
 from hpostore.log.tail import Tail, parse_tail, read_tail
+from hpostore.store import _tail_writer
 from hpostore.store._folding import commits_table
 from hpostore.store._tail_writer import TailWriter
 from hpostore.store.parquet import ParquetStore
@@ -137,6 +139,107 @@ def test_space_reserved_ahead_of_the_writer_is_not_data(tmp_path: Path) -> None:
             if i < len(written) or got.rows != rows:  # in the reserve: never data, never lost
                 changed.append((i, mask, got.rows))
     assert changed == []
+
+
+def test_trimming_a_large_tail_keeps_the_unfolded_lines_byte_for_byte(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A fold that leaves commits behind (they came while it ran) rewrites a large tail with
+    those commits' lines as they were written, JSON and Arrow alike, and appends go on after
+    them; a fold of everything empties it."""
+    monkeypatch.setattr(_tail_writer, "TAIL_REWRITE_BYTES", 100)
+    path = tmp_path / "runs.duckdb.tail"
+    rows = _rows("s", 3 + ARROW_LINE_ROWS + 6)
+    commits = [rows[:3], rows[3 : 3 + ARROW_LINE_ROWS], rows[-6:-3], rows[-3:]]
+    writer = TailWriter(str(path))
+    lines = []
+    for commit in commits[:3]:
+        start = writer.size
+        writer.append(commit)
+        lines.append(path.read_bytes()[start : writer.size])
+    assert lines[1][9:10] == b"@"  # the large commit is an Arrow line
+    writer.trim(1)  # the first commit was folded; the other two were not
+    assert path.read_bytes() == lines[1] + lines[2]
+    assert read_tail(path).rows == rows[3:-3]
+    start = writer.size
+    writer.append(commits[3])
+    last = path.read_bytes()[start : writer.size]
+    writer.trim(2)
+    assert path.read_bytes() == last and read_tail(path).rows == commits[3]
+    writer.trim(1)  # nothing left unfolded: emptied
+    assert path.stat().st_size == 0 and writer.size == 0
+    writer.append(commits[0])
+    writer.close()
+    assert read_tail(path).rows == commits[0]
+    assert not (tmp_path / "runs.duckdb.tail.new").exists()
+
+
+def test_a_rewrite_that_fails_leaves_the_tail_as_it_was(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A full disk while the tail is rewritten: the partial copy is removed, the tail keeps
+    every line (the folded ones are skipped by seq), and appends and trims go on."""
+    monkeypatch.setattr(_tail_writer, "TAIL_REWRITE_BYTES", 100)
+    path = tmp_path / "runs.duckdb.tail"
+    rows = _rows("s", 12)
+    writer = TailWriter(str(path))
+    for i in range(0, 9, 3):
+        writer.append(rows[i : i + 3])
+    copy = TailWriter._copy
+
+    def full_disk(self: TailWriter, start: int, target: str) -> None:
+        Path(target).write_bytes(b"partial")
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(TailWriter, "_copy", full_disk)
+    before = path.read_bytes()
+    writer.trim(1)
+    assert "could not trim the tail" in caplog.text
+    assert path.read_bytes() == before and not Path(str(path) + ".new").exists()
+    monkeypatch.setattr(TailWriter, "_copy", copy)
+    writer.append(rows[9:])
+    writer.trim(1)  # the second commit: the rewrite keeps the third and fourth
+    assert read_tail(path).rows == rows[6:]
+    writer.close()
+
+
+def test_a_fold_that_commits_arrive_during_leaves_a_complete_log(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Events committed while a fold runs stay in the (rewritten) tail, and the store reopens
+    with every event once, in order."""
+    monkeypatch.setattr(_tail_writer, "TAIL_REWRITE_BYTES", 100)
+    path = tmp_path / "runs.duckdb"
+    store = open_store(str(path), durability="batched")
+    appended = 0
+
+    def append(n: int) -> None:
+        nonlocal appended
+        for _ in range(n):
+            store.append("s", "session", elapsed=float(appended), session="x", payload="{}")
+            appended += 1
+        store.commit(force=True)
+
+    fold = store._table.fold
+
+    def fold_while_committing(*args: object, **kwargs: object) -> bool:
+        append(5)  # another commit lands while the fold inserts the earlier ones
+        return fold(*args, **kwargs)  # type: ignore[arg-type]
+
+    append(ARROW_LINE_ROWS + 10)
+    monkeypatch.setattr(store._table, "fold", fold_while_committing)
+    assert store._fold(5.0)
+    assert len(store._unfolded) == 5
+    assert [r[1] for r in read_tail(str(path) + ".tail").rows] == list(
+        range(ARROW_LINE_ROWS + 11, appended + 1)
+    )
+    append(3)
+    monkeypatch.undo()
+    store.close()
+    reopened = open_store(str(path), durability="batched")
+    seqs = [r[1] for r in table_rows(reopened.sql("SELECT * FROM events ORDER BY seq"))]
+    reopened.close()
+    assert seqs == list(range(1, appended + 1))
 
 
 def test_a_crash_in_reserved_space_leaves_a_hole_whose_write_is_dropped() -> None:

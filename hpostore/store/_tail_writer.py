@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 
@@ -20,8 +21,8 @@ TAIL_REWRITE_BYTES = 4 << 20
 #: (:mod:`hpostore.log.tail`). A durable trial writes ~1 KB, so each reserve serves a few
 #: hundred trials; kept small because a full disk fills that much sooner.
 RESERVE_BYTES = 256 << 10
-#: Rows per line when the tail is rewritten (a commit is one line, however many rows it has).
-REWRITE_BATCH = 10_000
+#: Bytes copied at a time when the tail is rewritten.
+COPY_CHUNK = 1 << 20
 
 
 class TailWriter:
@@ -42,6 +43,9 @@ class TailWriter:
         #: the file's length: ``size`` plus the NUL bytes reserved after it
         self.reserved = self.size
         self.failed: str | None = None
+        #: where each line appended since the file was empty (or rewritten) ends, oldest first:
+        #: one per commit the store has not folded yet, so a fold knows where its lines end
+        self._ends: list[int] = []
 
     def append(self, rows: list[Row]) -> pa.Table | None:
         """Write ``rows`` and fdatasync; raises :class:`HPOStoreError` with nothing of them kept.
@@ -69,6 +73,7 @@ class TailWriter:
                 "the store and resume the study later."
             ) from exc
         self.size = end
+        self._ends.append(end)
         return table
 
     def _reserve(self, end: int) -> None:
@@ -96,43 +101,80 @@ class TailWriter:
                 "everything committed before it is kept."
             )
 
-    def trim(self, unfolded: list[Row]) -> None:
-        """Drop the folded lines: empty the file, or (when large) rewrite it with ``unfolded``.
+    def trim(self, folded: int) -> None:
+        """Drop the lines of the oldest ``folded`` commits (now in the table): empty the file
+        when no other line is in it, or (when large) rewrite it with the lines after them.
 
         The caller holds the lock that commits take, so no append runs meanwhile. If this fails
         the folded lines stay; readers skip them by seq.
         """
+        if not folded:
+            return
+        keep_from, self._ends = self._ends[folded - 1], self._ends[folded:]
         if self.fd is None or self.failed is not None:
             return
         try:
-            if not unfolded:
+            if not self._ends:
                 os.ftruncate(self.fd, 0)
                 self.size = self.reserved = 0
             elif self.size > TAIL_REWRITE_BYTES:
-                self._rewrite(unfolded)
+                self._rewrite(keep_from)
         except OSError as exc:
             log.warning("%s: could not trim the tail (%s)", self.path, exc)
 
-    def _rewrite(self, rows: list[Row]) -> None:
+    def _rewrite(self, keep_from: int) -> None:
+        """Replace the file by a copy of its bytes from ``keep_from`` to :attr:`size`: the
+        unfolded commits' lines as they were written (no re-encoding, and their checksums
+        stay those that were made durable)."""
         assert self.fd is not None
         tmp = self.path + ".new"
-        with open(tmp, "wb") as f:
-            f.write(
-                b"".join(
-                    encode_commit(rows[i : i + REWRITE_BATCH])[0]
-                    for i in range(0, len(rows), REWRITE_BATCH)
-                )
-            )
-            os.fdatasync(f.fileno())
-        os.replace(tmp, self.path)
-        folder = os.open(os.path.dirname(os.path.abspath(self.path)), os.O_RDONLY)
         try:
-            os.fsync(folder)  # the rename is durable before any append goes to the new file
-        finally:
-            os.close(folder)
+            self._copy(keep_from, tmp)
+            fd = os.open(tmp, os.O_WRONLY)
+        except OSError:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise
+        try:
+            os.replace(tmp, self.path)
+        except OSError:
+            os.close(fd)
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise
         os.close(self.fd)
-        self.fd = os.open(self.path, os.O_WRONLY)
-        self.size = self.reserved = os.fstat(self.fd).st_size
+        self.fd = fd  # the appends go to the new file from now on, whatever follows
+        self.size = self.reserved = os.fstat(fd).st_size
+        self._ends = [end - keep_from for end in self._ends]
+        try:  # the rename is durable before any append goes to the new file
+            folder = os.open(os.path.dirname(os.path.abspath(self.path)), os.O_RDONLY)
+            try:
+                os.fsync(folder)
+            finally:
+                os.close(folder)
+        except OSError as exc:
+            self.failed = (
+                f"{self.path}: the tail was rewritten, but the rename could not be made durable "
+                f"({exc.strerror}); this store takes no more writes. Close it and open the file "
+                "again to resume: everything committed is in the tail or the table."
+            )
+
+    def _copy(self, start: int, target: str) -> None:
+        """Copy bytes ``start`` to :attr:`size` of the file into a new file ``target``, durably."""
+        source = os.open(self.path, os.O_RDONLY)
+        try:
+            with open(target, "wb") as f:
+                offset = start
+                while offset < self.size:
+                    chunk = os.pread(source, min(COPY_CHUNK, self.size - offset), offset)
+                    if not chunk:
+                        raise OSError(f"{self.path} ends at byte {offset}, before {self.size}")
+                    f.write(chunk)
+                    offset += len(chunk)
+                f.flush()
+                os.fdatasync(f.fileno())
+        finally:
+            os.close(source)
 
     def close(self) -> None:
         if self.fd is not None:

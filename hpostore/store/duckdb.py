@@ -273,7 +273,7 @@ class DuckDBStore(EventLog):
                 del self._unfolded[: len(rows)]
                 del self._commits[: len(commits)]
                 if self._tail is not None:
-                    self._tail.trim(self._unfolded)
+                    self._tail.trim(len(commits))
             if self._lock is not None:
                 self._lock.check_info()
             return True
