@@ -490,6 +490,22 @@ def test_objective_signature_mismatch_is_caught_before_anything_runs() -> None:
     assert "suggest" not in kinds(tuner.store, tuner.study)
 
 
+def test_a_hyperparameter_named_report_reaches_an_objective_without_a_report_parameter() -> None:
+    """Only the objective's own ``report`` parameter is the tuner's; a config entry of that name
+    is a hyperparameter like any other (it was once dropped without a word)."""
+    seen: list[dict[str, Any]] = []
+
+    def objective(**config: Any) -> float:
+        seen.append(config)
+        return float(config["x"])
+
+    space = {"x": stats.uniform(0, 1), "report": stats.randint(1, 4)}
+    tuner = HPOTuner(BasicScheduler(RandomSearcher(space, seed=1)), objective, verbose=False)
+    tuner.run(3)
+    assert [sorted(c) for c in seen] == [["report", "x"]] * 3
+    assert [c["report"] for c in seen] == [r["config"]["report"] for r in tuner.records]
+
+
 def test_keyboard_interrupt_logs_the_trial_as_interrupted_and_resume_reruns_it(
     store_path: str,
 ) -> None:

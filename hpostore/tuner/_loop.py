@@ -207,7 +207,8 @@ class TrialLoop:
             reporter = self.channel.reporter(trial, job.attempt)
         directory = self.checkpoints.dir(trial) if self.call.wants_checkpoint else None
         kwargs = {**config, **self.call.extra(None, directory)}
-        kwargs.pop("report", None)  # run_trial passes the reporter
+        if self.call.wants_report:
+            del kwargs["report"]  # extra's placeholder: run_trial passes the reporter
         generation = self.sup.generation
         job.generation = generation
         job.future = self.sup.submit(run_trial, self.call.objective, kwargs, reporter, *self._clock)
