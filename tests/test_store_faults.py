@@ -13,6 +13,7 @@ import textwrap
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import cast
 
 import duckdb
 import pytest
@@ -565,7 +566,7 @@ def test_a_forked_child_neither_writes_nor_flushes_the_parents_store(store_path:
 def test_a_stop_that_lands_while_the_fold_thread_is_about_to_fold_ends_the_thread() -> None:
     """Regression: a stop() between the fold thread's wait and its ``wake.clear()`` used to be
     lost, so the thread waited forever and ``close()`` hung in its join (seen 1 run in ~60)."""
-    from hpostore.store._folding import FoldThread
+    from hpostore.store._folding import Foldable, FoldThread
 
     folds: list[float] = []
 
@@ -578,14 +579,14 @@ def test_a_stop_that_lands_while_the_fold_thread_is_about_to_fold_ends_the_threa
 
     class Store:
         _table = Table()
-        _unfolded: list[tuple[object, ...]] = []
+        _unfolded: list[Row] = []
 
         def _fold(self, wait_s: float, *, background: bool = False) -> bool:
             folds.append(wait_s)
             return True
 
     store = Store()
-    fold_thread = FoldThread(store, "test fold")
+    fold_thread = FoldThread(cast(Foldable, store), "test fold")  # a stand-in for the store
     thread = fold_thread._thread
     assert thread is not None
     fold_thread.wake()
