@@ -9,19 +9,22 @@ rows are converted a batch at a time, so writing one costs memory in proportion 
 
 from __future__ import annotations
 
-import operator
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
+from itertools import chain
+from operator import attrgetter, itemgetter
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 
-from ._arrowcols import column, float64s, int64s, strings
+from ._arrowcols import column, from_numpy
 from ._snaptables import _SCHEMAS
 from .fold import StudyState
 from .trial import TrialState
 
 #: rows per record batch
 BATCH = 1 << 16
+_INT64, _FLOAT64, _STRING = pa.int64(), pa.float64(), pa.string()
 #: trial columns whose values repeat (dictionary-encoded)
 REPEATED = frozenset(("status", "worker", "session", "decision"))
 #: the fold's lists, by the snapshot table that holds them (in the table's column order)
@@ -59,21 +62,22 @@ def tables(state: StudyState, after: dict[str, int] | None) -> list[tuple[str, p
             own = getattr(state, "_" + name)  # what the fold appended: no thawing
             items[name] = own if after is None or name in pending else own[after[name] :]
     configs = {t.trial: t.config_json for t in trials}
+    trial_ids = np.fromiter(ids, dtype=np.int64, count=len(ids))
 
     def evaluations(rows: list[Any]) -> list[pa.Array]:
+        trial, config, error, runtime, resource = _transposed(rows, 5)
         # null: the trial's config in this snapshot (shared, as in the live fold)
-        return [
-            int64s([e[0] for e in rows]),
-            strings([None if configs.get(e[0]) == e[1] else e[1] for e in rows]),
-            float64s([e[2] for e in rows]),
-            float64s([e[3] for e in rows]),
-            float64s([e[4] for e in rows]),
-        ]
+        other = [None if c == own else c for c, own in zip(config, map(configs.get, trial))]
+        return [_array(trial, _INT64), _array(other, _STRING), _array(error, _FLOAT64),
+                _array(runtime, _FLOAT64), _array(resource, _FLOAT64)]  # fmt: skip
 
     convert: dict[str, Callable[[list[Any]], list[pa.Array]]] = {
         "calls": _calls, "evaluations": evaluations, "finished": _ints, "trajectory": _floats,
         "finished_elapsed": _floats, "decisions": _decisions,
     }  # fmt: skip
+
+    def points(attr: str, table: str) -> Iterator[pa.RecordBatch]:
+        return _points(trials, trial_ids, attr, SCHEMAS[table])
 
     def of_lists(table: str) -> Iterator[pa.RecordBatch]:
         names = LISTS[table]
@@ -86,47 +90,71 @@ def tables(state: StudyState, after: dict[str, int] | None) -> list[tuple[str, p
         ("trials", SCHEMAS["trials"], lambda: _trials(trials, SCHEMAS["trials"])),
         ("calls", SCHEMAS["calls"], lambda: of_lists("calls")),
         ("evaluations", SCHEMAS["evaluations"], lambda: of_lists("evaluations")),
-        ("curves", SCHEMAS["curves"], lambda: _points(trials, "curve", SCHEMAS["curves"])),
-        ("results", SCHEMAS["results"], lambda: _points(trials, "results", SCHEMAS["results"])),
+        ("curves", SCHEMAS["curves"], lambda: points("curve", "curves")),
+        ("results", SCHEMAS["results"], lambda: points("results", "results")),
         ("decisions", SCHEMAS["decisions"], lambda: of_lists("decisions")),
     ]
 
 
 def _trials(trials: list[TrialState], schema: pa.Schema) -> Iterator[pa.RecordBatch]:
-    getter = operator.attrgetter(*schema.names)
+    # an attribute of every trial at a time: no row tuples to build and transpose
+    getters = [(attrgetter(f.name), f.type) for f in schema]
     for lo in range(0, max(1, len(trials)), BATCH):
-        rows = [getter(t) for t in trials[lo : lo + BATCH]]
-        columns = list(zip(*rows)) if rows else [()] * len(schema)
-        yield pa.record_batch([column(v, f.type) for v, f in zip(columns, schema)], schema=schema)
+        part = trials[lo : lo + BATCH]
+        yield pa.record_batch([_array(list(map(g, part)), t) for g, t in getters], schema=schema)
 
 
-def _points(trials: list[TrialState], attr: str, schema: pa.Schema) -> Iterator[pa.RecordBatch]:
-    """(trial, resource, error) of each point of ``attr`` (``curve`` | ``results``)."""
-    rows = [(t.trial, r, e) for t in trials for r, e in getattr(t, attr)]
-    for lo in range(0, max(1, len(rows)), BATCH):
-        part = rows[lo : lo + BATCH]
+def _points(
+    trials: list[TrialState], ids: np.ndarray, attr: str, schema: pa.Schema
+) -> Iterator[pa.RecordBatch]:
+    """(trial, resource, error) of each point of ``attr`` (``curve`` | ``results``) of
+    ``trials`` (``ids``: their ids)."""
+    lists = list(map(attrgetter(attr), trials))
+    points = list(chain.from_iterable(lists))
+    # each point's trial: its trial's id repeated (no count of every trial's points when there
+    # are none: a study without curves)
+    counts = np.fromiter(map(len, lists), dtype=np.int64, count=len(lists)) if points else 0
+    trial = np.repeat(ids, counts)
+    for lo in range(0, max(1, len(points)), BATCH):
+        resource, error = _transposed(points[lo : lo + BATCH], 2)
         yield pa.record_batch(
-            [int64s([r[0] for r in part]), float64s([r[1] for r in part]),
-             float64s([r[2] for r in part])], schema=schema,
+            [from_numpy(trial[lo : lo + BATCH]), _array(resource, _FLOAT64),
+             _array(error, _FLOAT64)], schema=schema,
         )  # fmt: skip
 
 
 def _calls(items: list[Any]) -> list[pa.Array]:
-    return [int64s([c for c, _ in items], pa.int8()), int64s([i for _, i in items])]
+    # a Call code is one byte: bytes() reads the IntEnum members in C (numpy's fromiter goes
+    # through their __index__, several times slower)
+    codes = np.frombuffer(bytes(map(itemgetter(0), items)), dtype=np.int8)
+    return [from_numpy(codes), _array(list(map(itemgetter(1), items)), _INT64)]
 
 
 def _decisions(items: list[Any]) -> list[pa.Array]:
-    return [
-        int64s([d[0] for d in items]),
-        strings([d[1] for d in items]),
-        int64s([d[2] for d in items]),
-        strings([d[3] for d in items]),
-    ]
+    seq, kind, trial, payload = _transposed(items, 4)
+    return [_array(seq, _INT64), _array(kind, _STRING), _array(trial, _INT64),
+            _array(payload, _STRING)]  # fmt: skip
 
 
 def _ints(items: list[Any]) -> list[pa.Array]:
-    return [int64s(items)]
+    return [_array(items, _INT64)]
 
 
 def _floats(items: list[Any]) -> list[pa.Array]:
-    return [float64s(items)]
+    return [_array(items, _FLOAT64)]
+
+
+def _transposed(rows: list[tuple[Any, ...]], width: int) -> list[tuple[Any, ...]]:
+    """The columns of ``rows`` (tuples of ``width`` values)."""
+    return list(zip(*rows)) if rows else [()] * width
+
+
+def _array(values: Sequence[Any], typ: pa.DataType) -> pa.Array:
+    """``column(values, typ)``: the same array, and for a column of Nones alone (an attribute
+    the study never set: messages, payloads, metrics, resources) made without the builders'
+    passes."""
+    if values and (values[0] is not None or values.count(None) < len(values)):
+        return column(values, typ)
+    if pa.types.is_dictionary(typ):  # as column encodes them: null indices, no values
+        return pa.nulls(len(values), typ.value_type).dictionary_encode()
+    return pa.nulls(len(values), typ)
