@@ -23,7 +23,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from hpostore.log import _arrowcols
+from hpostore.log import _arrowcols, _snapstream
 from hpostore.log.events import SCHEMA, rows_to_table
 
 _STUDY = """
@@ -136,6 +136,19 @@ def test_builders_give_what_pa_array_gives(typ: pa.DataType, values: list[Any]) 
     got.validate(full=True)
     assert _same(got, _reference(values, typ))
     assert _same(_arrowcols.column(tuple(values), typ), got)  # a tuple (zip's) as a list
+
+
+@pytest.mark.parametrize(
+    "typ",
+    sorted({f.type for schema in [SCHEMA, *_snapstream.SCHEMAS.values()] for f in schema}, key=str),
+    ids=str,
+)
+def test_a_column_of_nones_alone_is_what_pa_array_gives(typ: pa.DataType) -> None:
+    # (made without the builders' passes: the events' resource, a trial's unset attributes)
+    for n in (0, 1, 70_000):
+        got = _arrowcols.column([None] * n, typ)
+        got.validate(full=True)
+        assert _same(got, _reference([None] * n, typ))
 
 
 @given(st.lists(st.one_of(st.none(), st.floats(), st.integers(-(2**53), 2**53))))

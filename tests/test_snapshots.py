@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pyarrow as pa
 import pytest
 from scipy import stats
 
@@ -23,9 +22,8 @@ from hpostore import (
     open_store,
     replay_table,
 )
-from hpostore.log import _snapcodec, _snapstream
+from hpostore.log import _snapcodec
 from hpostore.log import snapshot as snap
-from hpostore.log._arrowcols import column
 from hpostore.tuner import _snapshots
 from hpostore.tuner._snapshots import load_state
 
@@ -220,19 +218,3 @@ def test_a_user_searcher_resumes_by_reexecution_from_a_snapshot(tmp_path: Path) 
     with _textbook(None, "ref") as ref:
         ref.run(15)
         assert resumed == _stream(ref.store, "ref")
-
-
-def _ipc(array: pa.Array) -> bytes:
-    sink = pa.BufferOutputStream()
-    with pa.ipc.new_stream(sink, pa.schema([("c", array.type)])) as writer:
-        writer.write_batch(pa.record_batch([array], names=["c"]))
-    return bytes(sink.getvalue())
-
-
-@pytest.mark.parametrize(
-    "typ", sorted({f.type for s in _snapstream.SCHEMAS.values() for f in s}, key=str), ids=str
-)
-def test_a_column_of_nulls_is_written_as_the_builders_write_it(typ: pa.DataType) -> None:
-    # the snapshot makes a column of Nones with pa.nulls, not the builders: the same bytes
-    for n in (0, 1, 70_000):
-        assert _ipc(_snapstream._array([None] * n, typ)) == _ipc(column([None] * n, typ))

@@ -173,6 +173,10 @@ def column(values: Sequence[Any], typ: pa.DataType) -> pa.Array:
         if encoded.type != typ:  # dictionary_encode's indices are int32
             encoded = encoded.cast(typ)
         return encoded
+    if not values or (values[0] is None and values.count(None) == len(values)):
+        # Nones alone (an attribute never set, the resource of a study without fidelities):
+        # no builder's passes
+        return pa.nulls(len(values), typ)
     if pa.types.is_string(typ):
         return strings(values)
     if pa.types.is_floating(typ) and typ.bit_width == 64:

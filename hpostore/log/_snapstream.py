@@ -9,7 +9,7 @@ rows are converted a batch at a time, so writing one costs memory in proportion 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from itertools import chain
 from operator import attrgetter, itemgetter
 from typing import Any
@@ -68,8 +68,8 @@ def tables(state: StudyState, after: dict[str, int] | None) -> list[tuple[str, p
         trial, config, error, runtime, resource = _transposed(rows, 5)
         # null: the trial's config in this snapshot (shared, as in the live fold)
         other = [None if c == own else c for c, own in zip(config, map(configs.get, trial))]
-        return [_array(trial, _INT64), _array(other, _STRING), _array(error, _FLOAT64),
-                _array(runtime, _FLOAT64), _array(resource, _FLOAT64)]  # fmt: skip
+        return [column(trial, _INT64), column(other, _STRING), column(error, _FLOAT64),
+                column(runtime, _FLOAT64), column(resource, _FLOAT64)]  # fmt: skip
 
     convert: dict[str, Callable[[list[Any]], list[pa.Array]]] = {
         "calls": _calls, "evaluations": evaluations, "finished": _ints, "trajectory": _floats,
@@ -101,7 +101,7 @@ def _trials(trials: list[TrialState], schema: pa.Schema) -> Iterator[pa.RecordBa
     getters = [(attrgetter(f.name), f.type) for f in schema]
     for lo in range(0, max(1, len(trials)), BATCH):
         part = trials[lo : lo + BATCH]
-        yield pa.record_batch([_array(list(map(g, part)), t) for g, t in getters], schema=schema)
+        yield pa.record_batch([column(list(map(g, part)), t) for g, t in getters], schema=schema)
 
 
 def _points(
@@ -118,8 +118,8 @@ def _points(
     for lo in range(0, max(1, len(points)), BATCH):
         resource, error = _transposed(points[lo : lo + BATCH], 2)
         yield pa.record_batch(
-            [from_numpy(trial[lo : lo + BATCH]), _array(resource, _FLOAT64),
-             _array(error, _FLOAT64)], schema=schema,
+            [from_numpy(trial[lo : lo + BATCH]), column(resource, _FLOAT64),
+             column(error, _FLOAT64)], schema=schema,
         )  # fmt: skip
 
 
@@ -127,34 +127,23 @@ def _calls(items: list[Any]) -> list[pa.Array]:
     # a Call code is one byte: bytes() reads the IntEnum members in C (numpy's fromiter goes
     # through their __index__, several times slower)
     codes = np.frombuffer(bytes(map(itemgetter(0), items)), dtype=np.int8)
-    return [from_numpy(codes), _array(list(map(itemgetter(1), items)), _INT64)]
+    return [from_numpy(codes), column(list(map(itemgetter(1), items)), _INT64)]
 
 
 def _decisions(items: list[Any]) -> list[pa.Array]:
     seq, kind, trial, payload = _transposed(items, 4)
-    return [_array(seq, _INT64), _array(kind, _STRING), _array(trial, _INT64),
-            _array(payload, _STRING)]  # fmt: skip
+    return [column(seq, _INT64), column(kind, _STRING), column(trial, _INT64),
+            column(payload, _STRING)]  # fmt: skip
 
 
 def _ints(items: list[Any]) -> list[pa.Array]:
-    return [_array(items, _INT64)]
+    return [column(items, _INT64)]
 
 
 def _floats(items: list[Any]) -> list[pa.Array]:
-    return [_array(items, _FLOAT64)]
+    return [column(items, _FLOAT64)]
 
 
 def _transposed(rows: list[tuple[Any, ...]], width: int) -> list[tuple[Any, ...]]:
     """The columns of ``rows`` (tuples of ``width`` values)."""
     return list(zip(*rows)) if rows else [()] * width
-
-
-def _array(values: Sequence[Any], typ: pa.DataType) -> pa.Array:
-    """``column(values, typ)``: the same array, and for a column of Nones alone (an attribute
-    the study never set: messages, payloads, metrics, resources) made without the builders'
-    passes."""
-    if values and (values[0] is not None or values.count(None) < len(values)):
-        return column(values, typ)
-    if pa.types.is_dictionary(typ):  # as column encodes them: null indices, no values
-        return pa.nulls(len(values), typ.value_type).dictionary_encode()
-    return pa.nulls(len(values), typ)
