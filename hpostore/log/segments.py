@@ -31,6 +31,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from .._files import fsync_dir
 from ..errors import CorruptLogError, HPOStoreError
 from ._arrowcols import to_numpy
 from .events import COLUMNS, SCHEMA, check_study_name
@@ -302,11 +303,3 @@ def _link_no_replace(src: Path, dst: Path) -> None:
         if dst.exists():
             raise FileExistsError(errno.EEXIST, "segment exists", str(dst)) from exc
         os.rename(src, dst)
-
-
-def fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

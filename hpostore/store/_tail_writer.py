@@ -8,6 +8,7 @@ import os
 
 import pyarrow as pa
 
+from .._files import fsync_dir
 from ..errors import HPOStoreError
 from ..log.events import Row, encode_commit
 
@@ -147,11 +148,7 @@ class TailWriter:
         self.size = self.reserved = os.fstat(fd).st_size
         self._ends = [end - keep_from for end in self._ends]
         try:  # the rename is durable before any append goes to the new file
-            folder = os.open(os.path.dirname(os.path.abspath(self.path)), os.O_RDONLY)
-            try:
-                os.fsync(folder)
-            finally:
-                os.close(folder)
+            fsync_dir(os.path.dirname(os.path.abspath(self.path)))
         except OSError as exc:
             self.failed = (
                 f"{self.path}: the tail was rewritten, but the rename could not be made durable "
