@@ -217,35 +217,30 @@ class SchedulerDriver:
             text = state.enqueued[0]
             config = native_config(json.loads(text), trial=trial)
             self.call.check(config, trial)
-            self.recorder.append(Kind.SUGGEST, trial=trial, config=text,
-                                 payload=dumps({"origin": "enqueued"}))  # fmt: skip
-            self._suggested = (trial, config)
-            self.protocol.logged_config(trial, config)
-            return trial, config
-        suggestion = self.protocol.suggest_trial(trial)
-        if suggestion is None:
-            return None
-        if isinstance(suggestion, Suggestion):
-            if suggestion.resume:
-                return self._resume(suggestion)
-            config = native_config(suggestion.config, trial=trial)
-        else:  # a config alone: a new trial, nothing else (a textbook scheduler's suggest())
-            config = native_config(suggestion, trial=trial)
-        self.call.check(config, trial)
-        payload = None
-        if isinstance(suggestion, Suggestion):
-            if suggestion.promoted_from is not None:
+            payload: str | None = dumps({"origin": "enqueued"})
+        else:
+            suggestion = self.protocol.suggest_trial(trial)
+            if suggestion is None:
+                return None
+            if isinstance(suggestion, Suggestion):
+                if suggestion.resume:
+                    return self._resume(suggestion)
+                raw, source, reason = suggestion.config, suggestion.promoted_from, suggestion.reason
+                extra = suggestion.payload
+            else:  # a config alone: a new trial, nothing else (a textbook scheduler's suggest())
+                raw, source, reason, extra = suggestion, None, None, None
+            config = native_config(raw, trial=trial)
+            self.call.check(config, trial)
+            if source is not None:
                 self.recorder.append(
                     Kind.PROMOTE,
-                    trial=suggestion.promoted_from,
+                    trial=source,
                     resource=self.resource_of(config),
-                    payload=dumps({"reason": suggestion.reason or "", "to_trial": trial}),
+                    payload=dumps({"reason": reason or "", "to_trial": trial}),
                 )
-            if suggestion.payload:
-                payload = dumps(dict(suggestion.payload))
-        self.recorder.append(
-            Kind.SUGGEST, trial=trial, config=dumps_config(config), payload=payload
-        )
+            payload = dumps(dict(extra)) if extra else None
+            text = dumps_config(config)
+        self.recorder.append(Kind.SUGGEST, trial=trial, config=text, payload=payload)
         self._suggested = (trial, config)
         self.protocol.logged_config(trial, config)
         return trial, config
